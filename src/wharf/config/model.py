@@ -1,0 +1,93 @@
+"""Typed configuration: frozen dataclasses mirroring Distribution's ``config.yml``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+__all__ = [
+    "CatalogConfig",
+    "Config",
+    "HTTPConfig",
+    "LogConfig",
+    "StorageConfig",
+    "TLSConfig",
+    "UploadPurgingConfig",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"  # error | warn | info | debug
+    formatter: str = "text"  # text | json
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPurgingConfig:
+    enabled: bool = True
+    age: timedelta = timedelta(hours=168)
+    interval: timedelta = timedelta(hours=24)
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    driver: str = "filesystem"  # filesystem | inmemory | s3
+    parameters: dict[str, Any] = field(
+        default_factory=lambda: {"rootdirectory": "./wharf-data"}
+    )
+    delete_enabled: bool = False
+    readonly: bool = False
+    upload_purging: UploadPurgingConfig = field(default_factory=UploadPurgingConfig)
+    redirect_disabled: bool = False
+    cache_blobdescriptor: str | None = None  # inmemory | redis
+
+
+@dataclass(frozen=True, slots=True)
+class TLSConfig:
+    certificate: str
+    key: str
+    client_cas: tuple[str, ...] = ()
+    minimum_tls: str = "tls1.2"
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPConfig:
+    addr: str = ":5000"
+    net: str = "tcp"
+    secret: str = ""  # empty: a random secret per start (uploads then need a shared secret)
+    prefix: str = ""
+    host: str = ""
+    headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    tls: TLSConfig | None = None
+    workers: int = 0  # 0: one per core (forced to 1 on in-memory storage)
+    server: str = "granian"  # granian | uvicorn
+
+    @property
+    def bind_host(self) -> str:
+        host, _, _ = self.addr.rpartition(":")
+        return host.strip("[]") or "0.0.0.0"
+
+    @property
+    def bind_port(self) -> int:
+        return int(self.addr.rpartition(":")[2])
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    max_entries: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    version: str = "0.1"
+    log: LogConfig = field(default_factory=LogConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    http: HTTPConfig = field(default_factory=HTTPConfig)
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    #: Sections parsed by later subsystems (auth, notifications, redis, health), kept raw.
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: Where the configuration came from, for the first log line.
+    source: str = "defaults"

@@ -1,0 +1,29 @@
+"""The storage driver contract and its implementations.
+
+A driver stores opaque byte strings at slash-separated paths. It knows nothing of digests,
+repositories or manifests; ``wharf.storage.paths`` decides what goes where.
+"""
+
+from wharf.storage.driver.base import (
+    DriverError,
+    FileInfo,
+    FileReader,
+    FileWriter,
+    InvalidOffset,
+    InvalidPath,
+    PathNotFound,
+    StorageDriver,
+    UnsupportedMethod,
+)
+
+__all__ = [
+    "DriverError",
+    "FileInfo",
+    "FileReader",
+    "FileWriter",
+    "InvalidOffset",
+    "InvalidPath",
+    "PathNotFound",
+    "StorageDriver",
+    "UnsupportedMethod",
+]

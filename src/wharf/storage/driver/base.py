@@ -1,0 +1,195 @@
+"""The storage driver contract: a dozen async methods over opaque paths.
+
+Paths are absolute, slash-separated and made of ``[A-Za-z0-9._-]`` components; ``/`` is the
+root. Directories are implicit: a path is a directory when some file lies below it.
+
+Driver errors:
+
+    DriverError
+     ├── PathNotFound       nothing at that path
+     ├── InvalidPath        a path outside the grammar
+     ├── InvalidOffset      a read or append offset past the end or negative
+     └── UnsupportedMethod  the driver cannot do this (e.g. redirect URLs)
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+__all__ = [
+    "DriverError",
+    "FileInfo",
+    "FileReader",
+    "FileWriter",
+    "InvalidOffset",
+    "InvalidPath",
+    "PathNotFound",
+    "StorageDriver",
+    "UnsupportedMethod",
+    "check_path",
+]
+
+_PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
+
+
+class DriverError(Exception):
+    """Base of every error a storage driver raises."""
+
+    def __init__(self, message: str, *, path: str = "", driver: str = "") -> None:
+        self.path = path
+        self.driver = driver
+        super().__init__(f"{driver}: {message}" if driver else message)
+
+
+class PathNotFound(DriverError):
+    def __init__(self, path: str, *, driver: str = "") -> None:
+        super().__init__(f"path not found: {path}", path=path, driver=driver)
+
+
+class InvalidPath(DriverError):
+    def __init__(self, path: str, *, driver: str = "") -> None:
+        super().__init__(f"invalid path: {path[:300]!r}", path=path, driver=driver)
+
+
+class InvalidOffset(DriverError):
+    def __init__(self, path: str, offset: int, *, driver: str = "") -> None:
+        self.offset = offset
+        super().__init__(f"invalid offset {offset} for {path}", path=path, driver=driver)
+
+
+class UnsupportedMethod(DriverError):
+    pass
+
+
+def check_path(path: str, *, allow_root: bool = False) -> str:
+    """Raise InvalidPath unless ``path`` follows the driver path grammar."""
+    if allow_root and path == "/":
+        return path
+    if not _PATH_RE.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        raise InvalidPath(path)
+    return path
+
+
+@dataclass(frozen=True, slots=True)
+class FileInfo:
+    path: str
+    size: int
+    modified: datetime | None
+    is_dir: bool
+
+
+class FileReader(ABC):
+    """A sequential reader from an offset; ``read`` returns b"" at the end."""
+
+    @abstractmethod
+    async def read(self, size: int) -> bytes: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> FileReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def chunks(self, chunk_size: int, length: int | None = None) -> AsyncIterator[bytes]:
+        """Up to ``length`` bytes (all when None) in chunks of at most ``chunk_size``."""
+        remaining = length
+        while remaining is None or remaining > 0:
+            want = chunk_size if remaining is None else min(chunk_size, remaining)
+            data = await self.read(want)
+            if not data:
+                return
+            if remaining is not None:
+                remaining -= len(data)
+            yield data
+
+
+class FileWriter(ABC):
+    """Appends to a file. Written bytes become visible at ``path`` after ``commit``; ``close``
+    without commit keeps them for a later writer opened with ``append=True``."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Bytes in the file, including those of earlier writers appended to."""
+
+    @abstractmethod
+    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Flush and release; the file stays resumable."""
+
+    @abstractmethod
+    async def cancel(self) -> None:
+        """Discard everything written to this file."""
+
+    @abstractmethod
+    async def commit(self) -> None:
+        """Make the written bytes durable and final; no write may follow."""
+
+
+class StorageDriver(ABC):
+    """The contract every storage backend implements."""
+
+    name: str = "base"
+
+    @abstractmethod
+    async def get_content(self, path: str) -> bytes:
+        """The whole content of a small file."""
+
+    @abstractmethod
+    async def put_content(self, path: str, content: bytes) -> None:
+        """Replace the file at ``path`` atomically: readers see the old or the new content."""
+
+    @abstractmethod
+    async def reader(self, path: str, offset: int = 0) -> FileReader:
+        """A reader from ``offset``; InvalidOffset past the end."""
+
+    @abstractmethod
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        """A writer to ``path``, continuing the uncommitted file when ``append``."""
+
+    @abstractmethod
+    async def stat(self, path: str) -> FileInfo: ...
+
+    @abstractmethod
+    async def list(self, path: str) -> list[str]:
+        """Full paths of the direct children of a directory; PathNotFound when empty."""
+
+    @abstractmethod
+    async def move(self, source: str, destination: str) -> None:
+        """Move a file, replacing ``destination``."""
+
+    @abstractmethod
+    async def delete(self, path: str) -> None:
+        """Delete a file or a whole directory tree; PathNotFound when nothing is there."""
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        """Every file and directory below ``path``, depth first, in lexical order."""
+        try:
+            children = sorted(await self.list(path))
+        except PathNotFound:
+            return
+        for child in children:
+            try:
+                info = await self.stat(child)
+            except PathNotFound:
+                continue
+            yield info
+            if info.is_dir:
+                async for below in self.walk(child):
+                    yield below
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        """A URL a client may fetch the file from directly, or None to serve it ourselves."""
+        return None
+
+    async def close(self) -> None:
+        """Release connections and threads."""

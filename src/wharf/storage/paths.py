@@ -1,0 +1,161 @@
+"""The storage layout: the only module that knows where anything lives.
+
+Byte-compatible with Distribution's, so either registry serves the other's data::
+
+    <root>/docker/registry/v2/
+      blobs/<alg>/<hex[0:2]>/<hex>/data
+      repositories/<name>/
+        _layers/<alg>/<hex>/link                         holds "<alg>:<hex>"
+        _manifests/revisions/<alg>/<hex>/link
+        _manifests/tags/<tag>/current/link
+        _manifests/tags/<tag>/index/<alg>/<hex>/link
+        _uploads/<id>/data
+        _uploads/<id>/startedat                          RFC 3339 time
+        _uploads/<id>/hashstates/<alg>/<offset>          Go's binary hash state
+        _referrers/<alg>/<hex>/<alg>/<hex>/descriptor    wharf only: the referrer's
+                                                         descriptor, under its subject
+
+Distribution skips every ``_``-prefixed directory it does not know, so ``_referrers`` is
+invisible to it. Every function takes validated value types, never raw request strings.
+"""
+
+from __future__ import annotations
+
+from wharf.reference import Digest, RepositoryName, Tag
+
+__all__ = [
+    "ROOT",
+    "blob_data",
+    "blob_dir",
+    "blobs_algorithm_dir",
+    "blobs_dir",
+    "layer_link",
+    "layers_dir",
+    "link_content",
+    "manifest_revision_link",
+    "manifest_revisions_dir",
+    "manifests_dir",
+    "parse_link",
+    "referrer_descriptor",
+    "referrers_dir",
+    "repositories_dir",
+    "repository_dir",
+    "tag_current_link",
+    "tag_dir",
+    "tag_index_link",
+    "tags_dir",
+    "upload_data",
+    "upload_dir",
+    "upload_hash_state",
+    "upload_hash_states_dir",
+    "upload_started_at",
+    "uploads_dir",
+]
+
+ROOT = "/docker/registry/v2"
+
+
+def _digest_dir(digest: Digest) -> str:
+    return f"{digest.algorithm}/{digest.hex}"
+
+
+def blobs_dir() -> str:
+    return f"{ROOT}/blobs"
+
+
+def blobs_algorithm_dir(algorithm: str) -> str:
+    return f"{ROOT}/blobs/{algorithm}"
+
+
+def blob_dir(digest: Digest) -> str:
+    return f"{ROOT}/blobs/{digest.algorithm}/{digest.hex[:2]}/{digest.hex}"
+
+
+def blob_data(digest: Digest) -> str:
+    return f"{blob_dir(digest)}/data"
+
+
+def repositories_dir() -> str:
+    return f"{ROOT}/repositories"
+
+
+def repository_dir(name: RepositoryName) -> str:
+    return f"{ROOT}/repositories/{name.value}"
+
+
+def layers_dir(name: RepositoryName) -> str:
+    return f"{repository_dir(name)}/_layers"
+
+
+def layer_link(name: RepositoryName, digest: Digest) -> str:
+    return f"{layers_dir(name)}/{_digest_dir(digest)}/link"
+
+
+def manifests_dir(name: RepositoryName) -> str:
+    return f"{repository_dir(name)}/_manifests"
+
+
+def manifest_revisions_dir(name: RepositoryName) -> str:
+    return f"{manifests_dir(name)}/revisions"
+
+
+def manifest_revision_link(name: RepositoryName, digest: Digest) -> str:
+    return f"{manifest_revisions_dir(name)}/{_digest_dir(digest)}/link"
+
+
+def tags_dir(name: RepositoryName) -> str:
+    return f"{manifests_dir(name)}/tags"
+
+
+def tag_dir(name: RepositoryName, tag: Tag) -> str:
+    return f"{tags_dir(name)}/{tag.value}"
+
+
+def tag_current_link(name: RepositoryName, tag: Tag) -> str:
+    return f"{tag_dir(name, tag)}/current/link"
+
+
+def tag_index_link(name: RepositoryName, tag: Tag, digest: Digest) -> str:
+    return f"{tag_dir(name, tag)}/index/{_digest_dir(digest)}/link"
+
+
+def uploads_dir(name: RepositoryName) -> str:
+    return f"{repository_dir(name)}/_uploads"
+
+
+def upload_dir(name: RepositoryName, upload_id: str) -> str:
+    return f"{uploads_dir(name)}/{upload_id}"
+
+
+def upload_data(name: RepositoryName, upload_id: str) -> str:
+    return f"{upload_dir(name, upload_id)}/data"
+
+
+def upload_started_at(name: RepositoryName, upload_id: str) -> str:
+    return f"{upload_dir(name, upload_id)}/startedat"
+
+
+def upload_hash_states_dir(name: RepositoryName, upload_id: str, algorithm: str) -> str:
+    return f"{upload_dir(name, upload_id)}/hashstates/{algorithm}"
+
+
+def upload_hash_state(name: RepositoryName, upload_id: str, algorithm: str, offset: int) -> str:
+    return f"{upload_hash_states_dir(name, upload_id, algorithm)}/{offset}"
+
+
+def referrers_dir(name: RepositoryName, subject: Digest) -> str:
+    return f"{repository_dir(name)}/_referrers/{_digest_dir(subject)}"
+
+
+def referrer_descriptor(name: RepositoryName, subject: Digest, referrer: Digest) -> str:
+    return f"{referrers_dir(name, subject)}/{_digest_dir(referrer)}/descriptor"
+
+
+def link_content(digest: Digest) -> bytes:
+    """What a link file holds."""
+    return str(digest).encode()
+
+
+def parse_link(content: bytes) -> Digest:
+    """The digest a link file points to; DigestInvalid when it is not one."""
+    return Digest.parse(content.decode("utf-8", "replace").strip())
