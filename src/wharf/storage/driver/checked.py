@@ -1,0 +1,171 @@
+"""The one wrapper around every driver, as Distribution's ``base`` package: drivers stay plain.
+
+It checks every path against the grammar before the driver sees it (``list``, ``walk`` and
+``stat`` also take ``/``), names the driver in every DriverError passing through, and turns any
+other OSError a driver lets out into a DriverError raised ``from`` it, so that the layers above
+handle one family of errors. Readers and writers are wrapped the same way, since a full disk
+shows up in ``write``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from wharf.storage.driver.base import (
+    DriverError,
+    FileInfo,
+    FileReader,
+    FileWriter,
+    InvalidPath,
+    StorageDriver,
+    check_path,
+)
+
+__all__ = ["CheckedDriver"]
+
+
+class _Translate:
+    """Context manager naming DriverErrors and mapping OSErrors; cheaper than a generator."""
+
+    __slots__ = ("_driver", "_operation", "_path")
+
+    def __init__(self, driver: str, operation: str, path: str) -> None:
+        self._driver = driver
+        self._operation = operation
+        self._path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, DriverError):
+            _name(exc, self._driver)
+        elif isinstance(exc, OSError):
+            message = f"{self._operation} {self._path}: {exc.strerror or exc}"
+            raise DriverError(message, path=self._path, driver=self._driver) from exc
+
+
+def _name(exc: DriverError, driver: str) -> None:
+    if not exc.driver:
+        exc.driver = driver
+        if exc.args:
+            exc.args = (f"{driver}: {exc.args[0]}", *exc.args[1:])
+
+
+class CheckedDriver(StorageDriver):
+    """Wraps ``inner``; its ``name`` is the inner driver's."""
+
+    def __init__(self, inner: StorageDriver) -> None:
+        self.inner = inner
+        self.name = inner.name
+
+    def _check(self, path: str, *, allow_root: bool = False) -> None:
+        try:
+            check_path(path, allow_root=allow_root)
+        except InvalidPath as exc:
+            _name(exc, self.name)
+            raise
+
+    async def get_content(self, path: str) -> bytes:
+        self._check(path)
+        with _Translate(self.name, "get_content", path):
+            return await self.inner.get_content(path)
+
+    async def put_content(self, path: str, content: bytes) -> None:
+        self._check(path)
+        with _Translate(self.name, "put_content", path):
+            await self.inner.put_content(path, content)
+
+    async def reader(self, path: str, offset: int = 0) -> FileReader:
+        self._check(path)
+        with _Translate(self.name, "reader", path):
+            return _CheckedReader(await self.inner.reader(path, offset), self.name, path)
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        self._check(path)
+        with _Translate(self.name, "writer", path):
+            return _CheckedWriter(await self.inner.writer(path, append), self.name, path)
+
+    async def stat(self, path: str) -> FileInfo:
+        self._check(path, allow_root=True)
+        with _Translate(self.name, "stat", path):
+            return await self.inner.stat(path)
+
+    async def list(self, path: str) -> list[str]:
+        self._check(path, allow_root=True)
+        with _Translate(self.name, "list", path):
+            return await self.inner.list(path)
+
+    async def move(self, source: str, destination: str) -> None:
+        self._check(source)
+        self._check(destination)
+        with _Translate(self.name, "move", f"{source} -> {destination}"):
+            await self.inner.move(source, destination)
+
+    async def delete(self, path: str) -> None:
+        self._check(path)
+        with _Translate(self.name, "delete", path):
+            await self.inner.delete(path)
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        self._check(path, allow_root=True)
+        with _Translate(self.name, "walk", path):
+            async for info in self.inner.walk(path):
+                yield info
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        self._check(path)
+        with _Translate(self.name, "redirect_url", path):
+            return await self.inner.redirect_url(path, method)
+
+    async def close(self) -> None:
+        with _Translate(self.name, "close", "/"):
+            await self.inner.close()
+
+
+class _CheckedReader(FileReader):
+    def __init__(self, inner: FileReader, driver: str, path: str) -> None:
+        self._inner = inner
+        self._driver = driver
+        self._path = path
+
+    async def read(self, size: int) -> bytes:
+        with _Translate(self._driver, "read", self._path):
+            return await self._inner.read(size)
+
+    async def close(self) -> None:
+        with _Translate(self._driver, "close", self._path):
+            await self._inner.close()
+
+
+class _CheckedWriter(FileWriter):
+    def __init__(self, inner: FileWriter, driver: str, path: str) -> None:
+        self._inner = inner
+        self._driver = driver
+        self._path = path
+
+    @property
+    def size(self) -> int:
+        return self._inner.size
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        with _Translate(self._driver, "write", self._path):
+            await self._inner.write(data)
+
+    async def close(self) -> None:
+        with _Translate(self._driver, "close", self._path):
+            await self._inner.close()
+
+    async def cancel(self) -> None:
+        with _Translate(self._driver, "cancel", self._path):
+            await self._inner.cancel()
+
+    async def commit(self) -> None:
+        with _Translate(self._driver, "commit", self._path):
+            await self._inner.commit()

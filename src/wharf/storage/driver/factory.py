@@ -1,0 +1,73 @@
+"""Build the configured storage driver, wrapped once in CheckedDriver.
+
+Each driver registers a factory in ``_FACTORIES`` under its configuration name; a factory takes
+the ``parameters`` mapping of the ``storage`` section, rejects what it does not know with a
+one-line ValueError, and returns the bare driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from wharf.config.model import StorageConfig
+from wharf.storage.driver.base import StorageDriver
+from wharf.storage.driver.checked import CheckedDriver
+from wharf.storage.driver.filesystem import (
+    DEFAULT_MAX_THREADS,
+    DEFAULT_ROOT_DIRECTORY,
+    FilesystemDriver,
+)
+from wharf.storage.driver.inmemory import InMemoryDriver
+
+__all__ = ["DriverFactory", "check_parameters", "create_driver"]
+
+DriverFactory = Callable[[Mapping[str, Any]], StorageDriver]
+
+
+def check_parameters(driver: str, parameters: Mapping[str, Any], allowed: set[str]) -> None:
+    """ValueError naming the first parameter of ``parameters`` not in ``allowed``."""
+    for key in parameters:
+        if key not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise ValueError(
+                f"unknown parameter {key!r} for storage driver {driver!r} (allowed: {known})"
+            )
+
+
+def _inmemory(parameters: Mapping[str, Any]) -> StorageDriver:
+    check_parameters("inmemory", parameters, set())
+    return InMemoryDriver()
+
+
+def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
+    check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads"})
+    root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
+    if not isinstance(root, str) or not root:
+        raise ValueError(
+            f"storage driver 'filesystem': rootdirectory must be a non-empty string, not {root!r}"
+        )
+    threads = parameters.get("maxthreads", DEFAULT_MAX_THREADS)
+    # Environment overrides arrive as strings.
+    if isinstance(threads, str) and threads.strip().isdigit():
+        threads = int(threads)
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(
+            f"storage driver 'filesystem': maxthreads must be a positive integer, not {threads!r}"
+        )
+    return FilesystemDriver(root, maxthreads=threads)
+
+
+_FACTORIES: dict[str, DriverFactory] = {
+    "filesystem": _filesystem,
+    "inmemory": _inmemory,
+}
+
+
+def create_driver(storage: StorageConfig) -> StorageDriver:
+    """The driver ``storage`` names, ready to use; ValueError for an unknown driver or parameter."""
+    factory = _FACTORIES.get(storage.driver)
+    if factory is None:
+        known = ", ".join(sorted(_FACTORIES))
+        raise ValueError(f"unknown storage driver {storage.driver!r} (known: {known})")
+    return CheckedDriver(factory(storage.parameters))
