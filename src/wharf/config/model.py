@@ -64,6 +64,9 @@ class HTTPConfig:
     tls: TLSConfig | None = None
     workers: int = 0  # 0: one per core (forced to 1 on in-memory storage)
     server: str = "granian"  # granian | uvicorn
+    relative_urls: bool = False  # Location headers without scheme and host
+    #: How long a stop waits for requests in flight; None waits for all of them.
+    drain_timeout: timedelta | None = None
 
     @property
     def bind_host(self) -> str:

@@ -1,0 +1,598 @@
+"""Load a Distribution-compatible ``config.yml`` (version 0.1) into a typed :class:`Config`.
+
+Three steps, as Distribution's ``configuration.Parse`` does them:
+
+1. the YAML file (``path``, else ``$REGISTRY_CONFIGURATION_PATH``, else no file: the defaults);
+2. ``REGISTRY_<SECTION>_<KEY>...`` environment overrides, applied in lexical order of the
+   variable names so that ``REGISTRY_STORAGE`` lands before
+   ``REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY``; each value is parsed as YAML;
+3. conversion into the frozen dataclasses of :mod:`wharf.config.model`, where every bad value
+   raises :class:`ConfigError` naming its key and every unknown key becomes a warning.
+
+Deliberate differences from Distribution: a missing storage driver means the default
+(filesystem under ``./wharf-data``) instead of an error; ``REGISTRY_STORAGE=<driver>`` keeps
+the ``delete``/``maintenance``/``redirect``/``cache`` options instead of dropping them; a
+duration needs a unit (``168`` would be 168 ns in Go, which is never what was meant).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any, TypeVar
+
+import yaml
+
+from wharf.config.model import (
+    CatalogConfig,
+    Config,
+    HTTPConfig,
+    LogConfig,
+    StorageConfig,
+    TLSConfig,
+    UploadPurgingConfig,
+)
+
+__all__ = [
+    "CONFIG_PATH_ENV",
+    "DEFAULT_SOURCE",
+    "ConfigError",
+    "load_config",
+    "load_config_with_warnings",
+    "parse_duration",
+]
+
+CONFIG_PATH_ENV = "REGISTRY_CONFIGURATION_PATH"
+#: ``Config.source`` when no file was read; a file's source is always an absolute path.
+DEFAULT_SOURCE = "defaults"
+
+_ENV_PREFIX = "REGISTRY_"
+_DEFAULT_ROOT = "./wharf-data"
+_STORAGE_DRIVERS = ("filesystem", "inmemory", "s3")
+_STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache")
+#: Sections that later subsystems parse themselves; kept raw in ``Config.extra``.
+_RAW_SECTIONS = (
+    "auth",
+    "notifications",
+    "redis",
+    "health",
+    "middleware",
+    "reporting",
+    "proxy",
+    "validation",
+    "compatibility",
+    "policy",
+)
+_LOG_LEVELS = ("error", "warn", "info", "debug")
+_TLS_VERSIONS = ("tls1.0", "tls1.1", "tls1.2", "tls1.3")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+_T = TypeVar("_T")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; the message is one line and names the key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(message.split()))
+
+
+def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
+    """Load the configuration; warnings about unknown keys are dropped."""
+    return load_config_with_warnings(path, environ)[0]
+
+
+def load_config_with_warnings(
+    path: str | None, environ: Mapping[str, str]
+) -> tuple[Config, list[str]]:
+    """Load the configuration and the warnings (unknown or unsupported keys) to log at start."""
+    path = path or environ.get(CONFIG_PATH_ENV) or None
+    tree = _read_file(path) if path is not None else {}
+    context = _Context()
+    _apply_environment(tree, environ, context)
+    source = os.path.abspath(path) if path is not None else DEFAULT_SOURCE
+    config = _build(tree, context, source, from_file=path is not None)
+    return config, context.warnings
+
+
+# --- durations -----------------------------------------------------------------------------
+
+_DURATION_ELEMENT = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_MICROSECONDS = {
+    "ns": Decimal("0.001"),
+    "us": Decimal(1),
+    "µs": Decimal(1),
+    "μs": Decimal(1),
+    "ms": Decimal(1000),
+    "s": Decimal(1_000_000),
+    "m": Decimal(60_000_000),
+    "h": Decimal(3_600_000_000),
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse Go's ``time.ParseDuration`` format: ``"168h"``, ``"1h30m"``, ``"500ms"``, ``"0"``."""
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.removeprefix("+"))
+    if body == "0":
+        return timedelta(0)
+    if not body:
+        raise ValueError(f"invalid duration {text!r}")
+    total = Decimal(0)
+    position = 0
+    while position < len(body):
+        match = _DURATION_ELEMENT.match(body, position)
+        if match is None:
+            raise ValueError(f"invalid duration {text!r} (examples: 168h, 1h30m, 500ms)")
+        try:
+            total += Decimal(match[1]) * _MICROSECONDS[match[2]]
+        except InvalidOperation as exc:
+            raise ValueError(f"invalid duration {text!r}") from exc
+        position = match.end()
+    return timedelta(microseconds=sign * int(total))
+
+
+# --- file and environment ------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    warnings: list[str] = field(default_factory=list)
+    #: dotted key -> the environment variable that set it (for messages).
+    origins: dict[str, str] = field(default_factory=dict)
+    #: dotted key -> the variable's text, so string settings keep "0.10" or "0123" verbatim.
+    env_text: dict[str, str] = field(default_factory=dict)
+
+    def origin(self, key: str) -> str | None:
+        parts = key.split(".")
+        for end in range(len(parts), 0, -1):
+            found = self.origins.get(".".join(parts[:end]))
+            if found is not None:
+                return found
+        return None
+
+    def describe(self, key: str) -> str:
+        origin = self.origin(key)
+        return f"{key} (from {origin})" if origin else key
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.describe(key)}: {message}")
+
+    def warn(self, key: str, message: str) -> None:
+        self.warnings.append(f"{self.describe(key)}: {message}")
+
+
+def _read_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            document = yaml.safe_load(stream)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read configuration {path}: not UTF-8 text") from exc
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"invalid YAML in {path}{where}: {problem}") from exc
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: the configuration must be a YAML mapping")
+    for name in ("storage", "auth"):
+        if name in document:
+            document[name] = _one_key_form(document[name])
+    return document
+
+
+def _one_key_form(value: Any) -> Any:
+    # Distribution accepts `storage: inmemory` and `auth: silly` for a type without parameters.
+    return {value: {}} if isinstance(value, str) else value
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        # Go fails here; a secret such as "@abc" or "`x" is more useful kept as text.
+        return text
+
+
+def _apply_environment(tree: dict[str, Any], environ: Mapping[str, str], ctx: _Context) -> None:
+    for name in sorted(environ):
+        if not name.startswith(_ENV_PREFIX) or name == CONFIG_PATH_ENV:
+            continue
+        parts = name[len(_ENV_PREFIX) :].split("_")
+        if not all(parts):
+            ctx.warnings.append(f"{name}: not a configuration key, ignored")
+            continue
+        if parts == ["VERSION"]:
+            ctx.warnings.append(f"{name}: the version cannot be overridden, ignored")
+            continue
+        text = environ[name]
+        value = _parse_env_value(text)
+        if parts == ["STORAGE"] and isinstance(value, str):
+            tree["storage"] = _select_driver(tree.get("storage"), value)
+            ctx.origins["storage"] = name
+            continue
+        if len(parts) == 1 and parts[0] == "AUTH":
+            value = _one_key_form(value)
+        key = _set_path(tree, parts, value)
+        if key is None:
+            ctx.warnings.append(f"{name}: does not address a configuration key, ignored")
+            continue
+        ctx.origins[key] = name
+        ctx.env_text[key] = text
+
+
+def _select_driver(storage: Any, driver: str) -> dict[str, Any]:
+    old = storage if isinstance(storage, dict) else {}
+    selected = {key: value for key, value in old.items() if key in _STORAGE_OPTIONS}
+    params = old.get(driver)
+    selected[driver] = params if isinstance(params, dict) else {}
+    return selected
+
+
+def _set_path(tree: dict[str, Any], parts: list[str], value: Any) -> str | None:
+    """Set ``value`` at the case-insensitive key path; returns the dotted key or None."""
+    node: dict[str, Any] | list[Any] = tree
+    keys: list[str] = []
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        child: Any
+        if isinstance(node, list):
+            # Lists are addressed by index, and index == len appends (as Distribution does).
+            if not part.isdigit() or int(part) > len(node):
+                return None
+            slot = int(part)
+            if slot == len(node):
+                node.append(None)
+            keys.append(part)
+            if last:
+                node[slot] = value
+                break
+            child = node[slot]
+            if not isinstance(child, dict | list):
+                child = node[slot] = _container_for(parts[index + 1])
+        else:
+            name = next((k for k in node if isinstance(k, str) and k.upper() == part), part.lower())
+            keys.append(name)
+            if last:
+                node[name] = value
+                break
+            child = node.get(name)
+            if not isinstance(child, dict | list):
+                child = node[name] = _container_for(parts[index + 1])
+        node = child
+    return ".".join(keys)
+
+
+def _container_for(part: str) -> dict[str, Any] | list[Any]:
+    # Without Go's struct types, a numeric next part is the only hint that a list is meant
+    # (REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME).
+    return [] if part.isdigit() else {}
+
+
+# --- typed conversion ----------------------------------------------------------------------
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class _Section:
+    """Typed reads from one mapping; keys never read are reported as unknown by ``finish``."""
+
+    def __init__(self, data: Any, path: str, ctx: _Context) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ctx.error(path, f"expected a mapping, got {_show(data)}")
+        self.data: dict[Any, Any] = data
+        self.path = path
+        self.ctx = ctx
+        self._read: set[Any] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return self.ctx.error(self.key(name), message)
+
+    def get(self, name: str) -> Any:
+        self._read.add(name)
+        return self.data.get(name)
+
+    def has(self, name: str) -> bool:
+        return self.data.get(name) is not None
+
+    def ignore(self, *names: str, why: str = "not supported by wharf, ignored") -> None:
+        for name in names:
+            if name in self.data:
+                self._read.add(name)
+                self.ctx.warn(self.key(name), why)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.get(name), self.key(name), self.ctx)
+
+    def raw(self, name: str) -> Any:
+        return copy.deepcopy(self.get(name))
+
+    def mapping(self, name: str) -> dict[str, Any]:
+        value = self.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error(name, f"expected a mapping, got {_show(value)}")
+        return {str(key): item for key, item in copy.deepcopy(value).items()}
+
+    def string(self, name: str, default: str) -> str:
+        value = self.get(name)
+        if value is None:
+            return default
+        text = self.ctx.env_text.get(self.key(name))
+        if text is not None:
+            return text
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(name, f"expected a string, got {_show(value)}")
+        return str(value)
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(name, default).strip().lower()
+        if value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}, got {_show(value)}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(name, f"expected true or false, got {_show(value)}")
+        return value
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        value = self.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(name, f"expected an integer, got {_show(value)}")
+        if value < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {value}")
+        return value
+
+    def duration(self, name: str, default: _T, *, positive: bool = False) -> timedelta | _T:
+        value = self.get(name)
+        if value is None:
+            return default
+        if isinstance(value, int) and not isinstance(value, bool) and value == 0:
+            result = timedelta(0)
+        elif isinstance(value, str):
+            try:
+                result = parse_duration(value.strip())
+            except ValueError as exc:
+                raise self.error(name, str(exc)) from None
+        else:
+            raise self.error(name, f"expected a duration with a unit like 24h, got {_show(value)}")
+        if result < timedelta(0) or (positive and result == timedelta(0)):
+            raise self.error(name, f"must be {'positive' if positive else 'zero or more'}")
+        return result
+
+    def finish(self) -> None:
+        for name in self.data:
+            if name not in self._read:
+                self.ctx.warn(self.key(str(name)), "unknown key, ignored")
+
+
+def _build(tree: dict[str, Any], ctx: _Context, source: str, *, from_file: bool) -> Config:
+    top = _Section(tree, "", ctx)
+    version = top.string("version", "")
+    if from_file and version != "0.1":
+        got = f"got {_show(version)}" if version else "it is missing"
+        raise top.error("version", f'must be "0.1", {got}')
+    config = Config(
+        log=_log(top),
+        storage=_storage(top.section("storage")),
+        http=_http(top.section("http")),
+        catalog=_catalog(top.section("catalog")),
+        extra={name: top.raw(name) for name in _RAW_SECTIONS if top.has(name)},
+        source=source,
+    )
+    top.finish()
+    return config
+
+
+def _log(top: _Section) -> LogConfig:
+    section = top.section("log")
+    deprecated = top.choice("loglevel", "info", _LOG_LEVELS)
+    level = section.choice("level", deprecated, _LOG_LEVELS)
+    formatter = section.choice("formatter", "text", ("text", "json", "logstash"))
+    if formatter == "logstash":
+        section.ctx.warn(section.key("formatter"), "logstash is written as json")
+        formatter = "json"
+    fields = section.mapping("fields")
+    section.ignore("accesslog", "hooks", "reportcaller")
+    section.finish()
+    return LogConfig(level=level, formatter=formatter, fields=fields)
+
+
+def _storage(section: _Section) -> StorageConfig:
+    drivers = [name for name in section.data if name not in _STORAGE_OPTIONS]
+    if len(drivers) > 1:
+        names = ", ".join(str(name) for name in drivers)
+        raise section.ctx.error("storage", f"exactly one driver allowed, got {names}")
+    driver = str(drivers[0]) if drivers else "filesystem"
+    if driver not in _STORAGE_DRIVERS:
+        raise section.error(
+            driver, f"unknown storage driver, use one of {', '.join(_STORAGE_DRIVERS)}"
+        )
+    params = section.section(driver)
+    parameters = _driver_parameters(driver, params)
+
+    delete = section.section("delete")
+    delete_enabled = delete.boolean("enabled", False)
+    delete.finish()
+
+    maintenance = section.section("maintenance")
+    readonly = maintenance.section("readonly")
+    readonly_enabled = readonly.boolean("enabled", False)
+    readonly.finish()
+    purging = _upload_purging(maintenance.section("uploadpurging"))
+    maintenance.finish()
+
+    redirect = section.section("redirect")
+    redirect_disabled = redirect.boolean("disable", False)
+    redirect.finish()
+
+    cache = section.section("cache")
+    layerinfo = cache.string("layerinfo", "")  # Distribution's older name for blobdescriptor
+    blobdescriptor = cache.string("blobdescriptor", "") or layerinfo
+    if blobdescriptor and blobdescriptor not in ("inmemory", "redis"):
+        raise cache.error(
+            "blobdescriptor", f"must be inmemory or redis, got {_show(blobdescriptor)}"
+        )
+    cache.ignore("blobdescriptorsize")
+    cache.finish()
+    section.finish()
+    return StorageConfig(
+        driver=driver,
+        parameters=parameters,
+        delete_enabled=delete_enabled,
+        readonly=readonly_enabled,
+        upload_purging=purging,
+        redirect_disabled=redirect_disabled,
+        cache_blobdescriptor=blobdescriptor or None,
+    )
+
+
+def _driver_parameters(driver: str, params: _Section) -> dict[str, Any]:
+    if driver == "s3":
+        # Validated by the S3 driver itself; every key is kept, none is "unknown" here.
+        return {str(key): value for key, value in copy.deepcopy(params.data).items()}
+    if driver == "inmemory":
+        params.finish()
+        return {}
+    root = params.string("rootdirectory", _DEFAULT_ROOT)
+    if not root.strip():
+        raise params.error("rootdirectory", "must not be empty")
+    parameters: dict[str, Any] = {"rootdirectory": root}
+    if params.has("maxthreads"):
+        parameters["maxthreads"] = params.integer("maxthreads", 100, minimum=1)
+    params.finish()
+    return parameters
+
+
+def _upload_purging(section: _Section) -> UploadPurgingConfig:
+    defaults = UploadPurgingConfig()
+    purging = UploadPurgingConfig(
+        enabled=section.boolean("enabled", defaults.enabled),
+        age=section.duration("age", defaults.age, positive=True),
+        interval=section.duration("interval", defaults.interval, positive=True),
+        dry_run=section.boolean("dryrun", defaults.dry_run),
+    )
+    section.finish()
+    return purging
+
+
+def _http(section: _Section) -> HTTPConfig:
+    defaults = HTTPConfig()
+    net = section.choice("net", defaults.net, ("tcp", "unix"))
+    addr = section.string("addr", defaults.addr).strip()
+    if net == "tcp":
+        _check_addr(section, addr)
+    elif not addr:
+        raise section.error("addr", "a unix socket path is required when net is unix")
+    prefix = section.string("prefix", "")
+    if prefix and not prefix.startswith("/"):
+        raise section.error("prefix", f"must start with '/', got {_show(prefix)}")
+    host = section.string("host", "")
+    if host:
+        parsed = urllib.parse.urlsplit(host)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise section.error(
+                "host", f"must be a URL like https://registry.example, got {_show(host)}"
+            )
+    config = HTTPConfig(
+        addr=addr,
+        net=net,
+        secret=section.string("secret", ""),
+        prefix=prefix,
+        host=host,
+        headers=_headers(section),
+        tls=_tls(section.section("tls")),
+        workers=section.integer("workers", defaults.workers, minimum=0),
+        server=section.choice("server", defaults.server, ("granian", "uvicorn")),
+        relative_urls=section.boolean("relativeurls", False),
+        drain_timeout=section.duration("draintimeout", None),
+    )
+    section.ignore("debug", "http2")
+    section.finish()
+    return config
+
+
+def _check_addr(section: _Section, addr: str) -> None:
+    host, colon, port = addr.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if not colon or not port.isdigit() or int(port) > 65535 or (":" in host and not bracketed):
+        raise section.error(
+            "addr", f"must be host:port such as :5000 or [::1]:5000, got {_show(addr)}"
+        )
+
+
+def _headers(section: _Section) -> dict[str, tuple[str, ...]]:
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, value in section.mapping("headers").items():
+        key = f"{section.key('headers')}.{name}"
+        if not _HEADER_NAME.match(name):
+            raise section.ctx.error(key, "not a valid header name")
+        values = value if isinstance(value, list) else [value]
+        if not all(
+            isinstance(item, str | int | float) and not isinstance(item, bool) for item in values
+        ):
+            raise section.ctx.error(key, f"expected a list of strings, got {_show(value)}")
+        headers[name] = tuple(str(item) for item in values)
+    return headers
+
+
+def _tls(section: _Section) -> TLSConfig | None:
+    certificate = section.string("certificate", "")
+    key = section.string("key", "")
+    clientcas = section.get("clientcas")
+    if isinstance(clientcas, str):
+        clientcas = [clientcas]
+    if clientcas is not None and not (
+        isinstance(clientcas, list) and all(isinstance(item, str) for item in clientcas)
+    ):
+        raise section.error("clientcas", f"expected a list of file names, got {_show(clientcas)}")
+    minimum = section.choice("minimumtls", "tls1.2", _TLS_VERSIONS)
+    section.ignore("ciphersuites", "letsencrypt")
+    section.finish()
+    if not certificate and not key:
+        if section.data:
+            section.ctx.warn(section.path, "no certificate and key, serving plain HTTP")
+        return None
+    for name, value in (("certificate", certificate), ("key", key)):
+        if not value:
+            raise section.error(name, "required when http.tls is used")
+        if not os.path.isfile(value):
+            raise section.error(name, f"no such file: {value}")
+    for ca in clientcas or ():
+        if not os.path.isfile(ca):
+            raise section.error("clientcas", f"no such file: {ca}")
+    return TLSConfig(
+        certificate=certificate, key=key, client_cas=tuple(clientcas or ()), minimum_tls=minimum
+    )
+
+
+def _catalog(section: _Section) -> CatalogConfig:
+    catalog = CatalogConfig(max_entries=section.integer("maxentries", 1000, minimum=1))
+    section.finish()
+    return catalog
