@@ -98,7 +98,11 @@ class DigestInvalid(RegistryError):
 
 
 class ManifestBlobUnknown(RegistryError):
-    code, status, message = "MANIFEST_BLOB_UNKNOWN", 400, "manifest references a blob unknown to registry"
+    code, status, message = (
+        "MANIFEST_BLOB_UNKNOWN",
+        400,
+        "manifest references a blob unknown to registry",
+    )
 
 
 class ManifestInvalid(RegistryError):

@@ -92,15 +92,18 @@ class _OpenSSLHasher:
         self.size = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data).cast("B")
-        if not view.nbytes:
+        size = memoryview(data).nbytes
+        if not size:
             return
-        if view.readonly:
-            pointer = ctypes.cast(ctypes.c_char_p(bytes(view) if not isinstance(data, bytes) else data), ctypes.c_void_p)
+        if isinstance(data, bytes):
+            self._update(self._ctx, data, size)  # passed as a pointer, without a copy
         else:
-            pointer = ctypes.addressof(ctypes.c_char.from_buffer(view))
-        self._update(self._ctx, pointer, view.nbytes)
-        self.size += view.nbytes
+            view = memoryview(data).cast("B")
+            if view.readonly:
+                self._update(self._ctx, bytes(view), size)
+            else:
+                self._update(self._ctx, (ctypes.c_char * size).from_buffer(view), size)
+        self.size += size
 
     def hexdigest(self) -> str:
         spec = self._spec
@@ -140,7 +143,9 @@ class _OpenSSLHasher:
         pending = size % spec.block
         ctx = bytearray(spec.ctx_size)
         struct.pack_into("<8" + spec.word, ctx, 0, *words)
-        struct.pack_into("<2" + spec.word, ctx, word_bytes, bits & mask, (bits >> (spec.word_size * 8)) & mask)
+        struct.pack_into(
+            "<2" + spec.word, ctx, word_bytes, bits & mask, (bits >> (spec.word_size * 8)) & mask
+        )
         offset = word_bytes + 2 * spec.word_size
         ctx[offset : offset + pending] = block[:pending]
         struct.pack_into("<2I", ctx, offset + spec.block, pending, spec.digest_size)

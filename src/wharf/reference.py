@@ -85,11 +85,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         algorithm, sep, encoded = text.partition(":")
-        if (
-            not sep
-            or not _ALGORITHM_RE.fullmatch(algorithm)
-            or not _ENCODED_RE.fullmatch(encoded)
-        ):
+        if not sep or not _ALGORITHM_RE.fullmatch(algorithm) or not _ENCODED_RE.fullmatch(encoded):
             raise DigestInvalid({"digest": text[:200]}, message="invalid digest")
         return cls(algorithm, encoded)
 

@@ -29,14 +29,17 @@ __all__ = [
     "blob_dir",
     "blobs_algorithm_dir",
     "blobs_dir",
+    "layer_dir",
     "layer_link",
     "layers_dir",
     "link_content",
+    "manifest_revision_dir",
     "manifest_revision_link",
     "manifest_revisions_dir",
     "manifests_dir",
     "parse_link",
     "referrer_descriptor",
+    "referrer_dir",
     "referrers_dir",
     "repositories_dir",
     "repository_dir",
@@ -87,8 +90,12 @@ def layers_dir(name: RepositoryName) -> str:
     return f"{repository_dir(name)}/_layers"
 
 
+def layer_dir(name: RepositoryName, digest: Digest) -> str:
+    return f"{layers_dir(name)}/{_digest_dir(digest)}"
+
+
 def layer_link(name: RepositoryName, digest: Digest) -> str:
-    return f"{layers_dir(name)}/{_digest_dir(digest)}/link"
+    return f"{layer_dir(name, digest)}/link"
 
 
 def manifests_dir(name: RepositoryName) -> str:
@@ -99,8 +106,12 @@ def manifest_revisions_dir(name: RepositoryName) -> str:
     return f"{manifests_dir(name)}/revisions"
 
 
+def manifest_revision_dir(name: RepositoryName, digest: Digest) -> str:
+    return f"{manifest_revisions_dir(name)}/{_digest_dir(digest)}"
+
+
 def manifest_revision_link(name: RepositoryName, digest: Digest) -> str:
-    return f"{manifest_revisions_dir(name)}/{_digest_dir(digest)}/link"
+    return f"{manifest_revision_dir(name, digest)}/link"
 
 
 def tags_dir(name: RepositoryName) -> str:
@@ -147,8 +158,12 @@ def referrers_dir(name: RepositoryName, subject: Digest) -> str:
     return f"{repository_dir(name)}/_referrers/{_digest_dir(subject)}"
 
 
+def referrer_dir(name: RepositoryName, subject: Digest, referrer: Digest) -> str:
+    return f"{referrers_dir(name, subject)}/{_digest_dir(referrer)}"
+
+
 def referrer_descriptor(name: RepositoryName, subject: Digest, referrer: Digest) -> str:
-    return f"{referrers_dir(name, subject)}/{_digest_dir(referrer)}/descriptor"
+    return f"{referrer_dir(name, subject, referrer)}/descriptor"
 
 
 def link_content(digest: Digest) -> bytes:

@@ -1,0 +1,171 @@
+"""The ASGI application: routing, the one error handler, and the services' lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+
+from wharf.api.context import AppContext
+from wharf.api.http import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    error_response,
+)
+from wharf.api.routes import match_route
+from wharf.api.upload_state import UploadStateSigner
+from wharf.config import Config
+from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
+from wharf.registry.cache import RegistryCache
+from wharf.registry.generations import Generations
+from wharf.registry.namespace import Registry
+from wharf.registry.purge import purge_uploads
+from wharf.storage.driver.base import DriverError
+from wharf.storage.driver.factory import create_driver
+
+__all__ = ["WharfApp", "create_app"]
+
+log = logging.getLogger("wharf.api")
+
+#: Environment set by the server launcher for its workers.
+SHARED_STATE_ENV = "WHARF_SHARED_STATE"
+SECRET_ENV = "WHARF_GENERATED_SECRET"
+
+_API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+_BASE_BODY = b"{}"
+
+
+class WharfApp:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        driver = create_driver(config.storage)
+        self.generations = Generations(os.environ.get(SHARED_STATE_ENV) or None)
+        cache = RegistryCache(self.generations)
+        self.hash_executor = ThreadPoolExecutor(
+            max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="wharf-hash"
+        )
+        registry = Registry(driver, cache, self.hash_executor)
+        secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
+        prefix = config.http.prefix.rstrip("/")
+        self.context = AppContext(config, registry, UploadStateSigner(secret), prefix)
+        self._extra_headers = [_API_VERSION] + [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, values in config.http.headers.items()
+            for value in values
+        ]
+        self._background: list[asyncio.Task[None]] = []
+
+    @property
+    def registry(self) -> Registry:
+        return self.context.registry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        prefix = self.context.prefix
+        if prefix:
+            if not path.startswith(prefix + "/"):
+                await self._not_found(send)
+                return
+            path = path[len(prefix) :]
+        request = Request(scope, receive, path)
+        head = scope["method"] == "HEAD"
+        try:
+            response = await self._dispatch(request, path)
+        except RegistryError as error:
+            response = error_response(error)
+        except ClientDisconnected:
+            return
+        except DriverError as error:
+            log.error("storage error on %s %s: %s", scope["method"], path, error)
+            response = error_response(Unknown(message="storage error"))
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], path)
+            response = error_response(Unknown())
+        await response.send(send, head=head, extra=self._extra_headers)
+
+    async def _dispatch(self, request: Request, path: str) -> Response:
+        if path in ("/v2/", "/v2"):
+            if request.method not in ("GET", "HEAD"):
+                raise Unsupported()
+            return Response(200, _BASE_BODY, {"Content-Type": "application/json"})
+        found = match_route(path)
+        if found is None:
+            if path.startswith("/v2/") and len(path) > 4096:
+                raise NameInvalid(message="request path too long")
+            return Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
+        route, name, reference = found
+        handler = route.methods.get(request.method)
+        if handler is None:
+            raise Unsupported(
+                {"method": request.method},
+                message="method not allowed",
+            )
+        return await handler(self.context, request, name, reference)
+
+    async def _not_found(self, send: Send) -> None:
+        response = Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
+        await response.send(send, head=False, extra=self._extra_headers)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.start_background()
+                except Exception as error:  # pragma: no cover - reported to the server
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def start_background(self) -> None:
+        purging = self.config.storage.upload_purging
+        if purging.enabled and not self.config.storage.readonly:
+            self._background.append(asyncio.get_running_loop().create_task(self._purge_loop()))
+
+    async def _purge_loop(self) -> None:
+        purging = self.config.storage.upload_purging
+        # Workers start together; spread their first runs so they do not walk at once.
+        await asyncio.sleep(secrets.randbelow(60) + 1)
+        while True:
+            try:
+                await purge_uploads(
+                    self.registry.driver,
+                    self.registry.catalog,
+                    purging.age,
+                    dry_run=purging.dry_run,
+                )
+            except Exception:
+                log.exception("upload purge failed")
+            await asyncio.sleep(max(purging.interval.total_seconds(), 1.0))
+
+    async def aclose(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background.clear()
+        await self.registry.driver.close()
+        self.hash_executor.shutdown(wait=False)
+        self.generations.close()
+
+
+def create_app(config: Config) -> WharfApp:
+    return WharfApp(config)

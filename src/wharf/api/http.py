@@ -1,0 +1,185 @@
+"""Minimal request and response types over raw ASGI, so hot routes pay for nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from wharf.errors import RegistryError, SizeInvalid
+
+__all__ = [
+    "ASGIApp",
+    "ClientDisconnected",
+    "Receive",
+    "Request",
+    "Response",
+    "Scope",
+    "Send",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: Largest header value wharf reads (bytes); longer values are refused.
+MAX_HEADER_VALUE = 8192
+
+
+class ClientDisconnected(Exception):
+    """The client went away before its request body was complete."""
+
+
+class Request:
+    __slots__ = ("_body_started", "_headers", "_query", "path", "receive", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive, path: str) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.path = path
+        self._headers: dict[str, str] | None = None
+        self._query: dict[str, list[str]] | None = None
+        self._body_started = False
+
+    @property
+    def method(self) -> str:
+        return str(self.scope["method"])
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        if self._headers is None:
+            headers: dict[str, str] = {}
+            for raw_name, raw_value in self.scope["headers"]:
+                name = raw_name.decode("latin-1").lower()
+                value = raw_value.decode("latin-1")
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            self._headers = headers
+        return self._headers
+
+    def header(self, name: str) -> str | None:
+        value = self.headers.get(name)
+        if value is not None and len(value) > MAX_HEADER_VALUE:
+            raise SizeInvalid({"header": name}, message="header too large", status=431)
+        return value
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        if self._query is None:
+            raw = self.scope.get("query_string", b"").decode("latin-1")
+            self._query = parse_qs(raw, keep_blank_values=True, max_num_fields=64) if raw else {}
+        return self._query
+
+    def query_value(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.header("content-length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            raise SizeInvalid(
+                {"content-length": value[:40]}, message="invalid Content-Length"
+            ) from None
+        if length < 0:
+            raise SizeInvalid({"content-length": value[:40]}, message="invalid Content-Length")
+        return length
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """The request body as it arrives."""
+        self._body_started = True
+        while True:
+            message = await self.receive()
+            kind = message["type"]
+            if kind == "http.request":
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+                if not message.get("more_body", False):
+                    return
+            elif kind == "http.disconnect":
+                raise ClientDisconnected()
+
+    async def body(self, limit: int) -> bytes:
+        """The whole body, refused with 413 when over ``limit`` bytes."""
+        declared = self.content_length
+        if declared is not None and declared > limit:
+            raise SizeInvalid({"limit": limit}, message="request body too large", status=413)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise SizeInvalid({"limit": limit}, message="request body too large", status=413)
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def drain(self, limit: int = 1 << 20) -> None:
+        """Read and drop an unread body, so the connection can be reused."""
+        if self._body_started:
+            return
+        size = 0
+        async for chunk in self.stream():
+            size += len(chunk)
+            if size > limit:
+                raise SizeInvalid({"limit": limit}, message="unexpected request body", status=413)
+
+
+class Response:
+    __slots__ = ("body", "headers", "status", "stream")
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        headers: Mapping[str, str] | None = None,
+        *,
+        stream: AsyncIterator[bytes] | None = None,
+        content_length: int | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.stream = stream
+        self.headers: dict[str, str] = dict(headers or {})
+        if stream is None:
+            self.headers.setdefault("Content-Length", str(len(body)))
+        elif content_length is not None:
+            self.headers["Content-Length"] = str(content_length)
+
+    async def send(self, send: Send, *, head: bool, extra: list[tuple[bytes, bytes]]) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw.extend(extra)
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        if head or self.stream is None:
+            if self.stream is not None:
+                await _close(self.stream)
+            await send({"type": "http.response.body", "body": b"" if head else self.body})
+            return
+        try:
+            async for chunk in self.stream:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        finally:
+            await _close(self.stream)
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _close(stream: AsyncIterator[bytes]) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def error_response(error: RegistryError) -> Response:
+    import json
+
+    body = json.dumps({"errors": [error.as_dict()]}, default=str).encode()
+    headers = {"Content-Type": "application/json; charset=utf-8", **error.headers}
+    return Response(error.http_status, body, headers)
+
+
+__all__ += ["error_response"]

@@ -1,0 +1,83 @@
+"""Listings: ``/v2/<name>/tags/list``, ``/v2/_catalog`` and ``/v2/<name>/referrers/<digest>``."""
+
+from __future__ import annotations
+
+import bisect
+import json
+from urllib.parse import quote
+
+from wharf.api.context import AppContext
+from wharf.api.http import Request, Response
+from wharf.errors import PaginationNumberInvalid
+from wharf.reference import Digest
+from wharf.registry import media
+
+__all__ = ["get_catalog", "get_referrers", "list_tags"]
+
+_JSON = "application/json"
+
+
+def _page_size(request: Request, cap: int) -> int | None:
+    """The ``n`` a client asked for, capped; None when it asked for none."""
+    value = request.query_value("n")
+    if value is None or value == "":
+        return None
+    if not value.isdigit() or len(value) > 12:
+        raise PaginationNumberInvalid({"n": value[:40]})
+    return min(int(value), cap)
+
+
+def _paginate(
+    items: list[str], limit: int | None, last: str | None
+) -> tuple[list[str], str | None]:
+    start = bisect.bisect_right(items, last) if last else 0
+    if limit is None:
+        return items[start:], None
+    chunk = items[start : start + limit]
+    more = start + limit < len(items) and limit > 0
+    return chunk, (chunk[-1] if more and chunk else None)
+
+
+def _link(ctx: AppContext, path: str, limit: int, last: str) -> str:
+    return f'<{ctx.url(path)}?n={limit}&last={quote(last, safe="")}>; rel="next"'
+
+
+async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Response:
+    repository = ctx.repository(name)
+    tags = await repository.tags.all()
+    limit = _page_size(request, max(ctx.config.catalog.max_entries, 10_000))
+    chunk, next_last = _paginate(tags, limit, request.query_value("last"))
+    headers = {"Content-Type": _JSON}
+    if next_last is not None and limit is not None:
+        headers["Link"] = _link(ctx, f"/v2/{name}/tags/list", limit, next_last)
+    body = json.dumps({"name": name, "tags": chunk}, separators=(",", ":")).encode()
+    return Response(200, body, headers)
+
+
+async def get_catalog(ctx: AppContext, request: Request, _name: str, _ref: str) -> Response:
+    cap = ctx.config.catalog.max_entries
+    limit = _page_size(request, cap)
+    if limit is None:
+        limit = cap
+    names = await ctx.registry.catalog.all()
+    chunk, next_last = _paginate(names, limit, request.query_value("last"))
+    headers = {"Content-Type": _JSON}
+    if next_last is not None:
+        headers["Link"] = _link(ctx, "/v2/_catalog", limit, next_last)
+    body = json.dumps({"repositories": chunk}, separators=(",", ":")).encode()
+    return Response(200, body, headers)
+
+
+async def get_referrers(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
+    repository = ctx.repository(name)
+    subject = Digest.parse(reference)
+    artifact_type = request.query_value("artifactType")
+    descriptors = await repository.referrers.find(subject, artifact_type or None)
+    headers = {"Content-Type": media.OCI_INDEX}
+    if artifact_type:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": media.OCI_INDEX, "manifests": descriptors},
+        separators=(",", ":"),
+    ).encode()
+    return Response(200, body, headers)

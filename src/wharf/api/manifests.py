@@ -1,0 +1,106 @@
+"""``/v2/<name>/manifests/<reference>``: GET, HEAD, PUT and DELETE."""
+
+from __future__ import annotations
+
+import json
+from contextlib import suppress
+
+from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
+from wharf.api.http import Request, Response
+from wharf.errors import ManifestUnknown, RegistryError
+from wharf.reference import Digest, Tag, parse_reference
+from wharf.registry import media
+from wharf.registry.manifests import StoredManifest
+from wharf.registry.namespace import Repository
+
+__all__ = ["delete_manifest", "get_manifest", "put_manifest"]
+
+_OCI_TYPES = {media.OCI_MANIFEST, media.OCI_INDEX}
+_LIST_TYPES = {media.OCI_INDEX, media.DOCKER_MANIFEST_LIST}
+
+
+def _accepted(request: Request) -> set[str] | None:
+    """The media types the client accepts; None when it accepts anything."""
+    header = request.header("accept")
+    if not header:
+        return None
+    types = {part.split(";", 1)[0].strip().lower() for part in header.split(",")}
+    if "*/*" in types:
+        return None
+    return types
+
+
+async def _negotiate(
+    repository: Repository, stored: StoredManifest, accepted: set[str] | None, by_tag: bool
+) -> StoredManifest:
+    """Distribution's rules: a list the client cannot read falls back to its linux/amd64
+    image; OCI content a client does not accept is unknown to it."""
+    if accepted is None or stored.media_type in accepted:
+        return stored
+    if by_tag and stored.media_type in _LIST_TYPES:
+        fallback = await _default_platform(repository, stored)
+        if fallback is not None and (fallback.media_type in accepted):
+            return fallback
+    if stored.media_type in _OCI_TYPES:
+        kind = "index" if stored.media_type == media.OCI_INDEX else "manifest"
+        raise ManifestUnknown(
+            message=f"OCI {kind} found, but accept header does not support OCI {kind}s"
+        )
+    return stored
+
+
+async def _default_platform(
+    repository: Repository, stored: StoredManifest
+) -> StoredManifest | None:
+    with suppress(ValueError, RegistryError):
+        for entry in json.loads(stored.body).get("manifests", []):
+            platform = entry.get("platform") or {}
+            if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+                return await repository.manifests.get(Digest.parse(entry["digest"]))
+    return None
+
+
+async def get_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
+    repository = ctx.repository(name)
+    ref = parse_reference(reference)
+    stored = await repository.manifests.resolve(ref)
+    stored = await _negotiate(repository, stored, _accepted(request), isinstance(ref, Tag))
+    etag = f'"{stored.digest}"'
+    headers = {
+        "Content-Type": stored.media_type,
+        "Docker-Content-Digest": str(stored.digest),
+        "ETag": etag,
+    }
+    if request.header("if-none-match") == etag:
+        return Response(304, headers=headers)
+    if request.method == "HEAD":
+        return Response(200, headers={**headers, "Content-Length": str(len(stored.body))})
+    return Response(200, stored.body, headers)
+
+
+async def put_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
+    ctx.require_writable()
+    repository = ctx.repository(name)
+    ref = parse_reference(reference)
+    body = await request.body(MANIFEST_MAX_BYTES)
+    manifest = await repository.manifests.put(body, request.header("content-type"), ref)
+    repository.changed()
+    headers = {
+        "Location": ctx.url(f"/v2/{name}/manifests/{manifest.digest}"),
+        "Docker-Content-Digest": str(manifest.digest),
+    }
+    if manifest.subject is not None:
+        headers["OCI-Subject"] = str(manifest.subject.digest)
+    return Response(201, headers=headers)
+
+
+async def delete_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
+    ctx.require_delete()
+    repository = ctx.repository(name)
+    ref = parse_reference(reference)
+    if isinstance(ref, Tag):
+        await repository.tags.untag(ref)
+    else:
+        await repository.manifests.delete(ref)
+    repository.changed()
+    return Response(202)

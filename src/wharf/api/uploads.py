@@ -1,0 +1,161 @@
+"""``/v2/<name>/blobs/uploads/``: opening, feeding, completing and cancelling uploads."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+from wharf.api.context import AppContext
+from wharf.api.http import Request, Response
+from wharf.errors import (
+    BlobUploadInvalid,
+    DigestInvalid,
+    RangeInvalid,
+    RegistryError,
+)
+from wharf.reference import Digest, RepositoryName
+from wharf.registry.namespace import Repository
+
+__all__ = ["cancel_upload", "complete_upload", "patch_upload", "start_upload", "upload_status"]
+
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def _session_headers(ctx: AppContext, name: str, upload_id: str, size: int) -> dict[str, str]:
+    state = ctx.signer.sign(name, upload_id)
+    return {
+        "Location": ctx.url(f"/v2/{name}/blobs/uploads/{upload_id}?_state={state}"),
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+def _blob_created(ctx: AppContext, name: str, digest: Digest) -> Response:
+    return Response(
+        201,
+        headers={
+            "Location": ctx.url(f"/v2/{name}/blobs/{digest}"),
+            "Docker-Content-Digest": str(digest),
+        },
+    )
+
+
+def _check_state(ctx: AppContext, request: Request, name: str, upload_id: str) -> None:
+    state = request.query_value("_state")
+    if state is not None and not ctx.signer.verify(state, name, upload_id):
+        raise BlobUploadInvalid({"upload": upload_id[:100]}, message="invalid upload state")
+
+
+def _digest_param(request: Request) -> Digest:
+    value = request.query_value("digest")
+    if not value:
+        raise DigestInvalid(message="digest parameter missing")
+    return Digest.parse(value)
+
+
+async def _body_or_none(request: Request) -> AsyncIterator[bytes] | None:
+    return None if request.content_length == 0 else request.stream()
+
+
+async def _try_mount(ctx: AppContext, target: Repository, request: Request) -> Digest | None:
+    mount = request.query_value("mount")
+    if not mount:
+        return None
+    try:
+        digest = Digest.parse(mount)
+        source = request.query_value("from")
+        if source is not None:
+            if source == target.name.value:
+                return None
+            await ctx.registry.repository(RepositoryName(source)).blobs.stat(digest)
+        else:
+            # Automatic mount: any blob the registry holds (OCI 1.1 content discovery).
+            await ctx.registry.blobs.stat(digest)
+    except RegistryError:
+        return None  # not mountable: the client gets an upload session instead
+    await target.blobs.link(digest)
+    return digest
+
+
+async def start_upload(ctx: AppContext, request: Request, name: str, _: str) -> Response:
+    ctx.require_writable()
+    repository = ctx.repository(name)
+    mounted = await _try_mount(ctx, repository, request)
+    if mounted is not None:
+        await request.drain()
+        repository.changed()
+        return _blob_created(ctx, name, mounted)
+    if request.query_value("digest") is not None:
+        digest = _digest_param(request)
+        upload_id = await repository.uploads.create()
+        info = await repository.uploads.complete(upload_id, digest, request.stream())
+        repository.changed()
+        return _blob_created(ctx, name, info.digest)
+    await request.drain()
+    upload_id = await repository.uploads.create()
+    return Response(202, headers=_session_headers(ctx, name, upload_id, 0))
+
+
+async def upload_status(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
+    repository = ctx.repository(name)
+    _check_state(ctx, request, name, upload_id)
+    size = await repository.uploads.size(upload_id)
+    return Response(204, headers=_session_headers(ctx, name, upload_id, size))
+
+
+def _content_range(request: Request) -> tuple[int, int] | None:
+    header = request.header("content-range")
+    if header is None:
+        return None
+    match = _CONTENT_RANGE_RE.fullmatch(header.strip())
+    if match is None:
+        raise RangeInvalid({"content-range": header[:100]}, message="malformed Content-Range")
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start:
+        raise RangeInvalid({"content-range": header[:100]}, message="malformed Content-Range")
+    return start, end
+
+
+async def patch_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
+    ctx.require_writable()
+    repository = ctx.repository(name)
+    _check_state(ctx, request, name, upload_id)
+    content_range = _content_range(request)
+    start = length = None
+    if content_range is not None:
+        start = content_range[0]
+        length = content_range[1] - content_range[0] + 1
+        declared = request.content_length
+        if declared is not None and declared != length:
+            raise RangeInvalid(
+                {
+                    "content-range": f"{content_range[0]}-{content_range[1]}",
+                    "content-length": declared,
+                },
+                message="Content-Range does not match Content-Length",
+            )
+    size = await repository.uploads.append(upload_id, request.stream(), start=start, length=length)
+    return Response(202, headers=_session_headers(ctx, name, upload_id, size))
+
+
+async def complete_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
+    ctx.require_writable()
+    repository = ctx.repository(name)
+    _check_state(ctx, request, name, upload_id)
+    digest = _digest_param(request)
+    content_range = _content_range(request)
+    if content_range is not None:
+        current = await repository.uploads.size(upload_id)
+        if content_range[0] != current:
+            raise RangeInvalid({"expected": current, "got": content_range[0]})
+    info = await repository.uploads.complete(upload_id, digest, await _body_or_none(request))
+    repository.changed()
+    return _blob_created(ctx, name, info.digest)
+
+
+async def cancel_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
+    ctx.require_writable()
+    repository = ctx.repository(name)
+    _check_state(ctx, request, name, upload_id)
+    await repository.uploads.cancel(upload_id)
+    return Response(204)

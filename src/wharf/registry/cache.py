@@ -1,0 +1,97 @@
+"""In-process caches of repository state, checked against change tokens on every read.
+
+An entry is served only while the change token it was read under is still current (see
+``generations``), so a tag moved or deleted through any worker is never served stale.
+Immutable content (manifest bytes by digest) is cached without tokens, bounded by bytes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+from wharf.registry.generations import Generations, Token
+
+__all__ = ["ContentCache", "RegistryCache", "TokenCache"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class TokenCache(Generic[K, V]):
+    """An LRU map whose entries are valid only under the token they were stored with."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._entries: OrderedDict[K, tuple[Token, V]] = OrderedDict()
+        self._max = max_entries
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: K, token: Token) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None or entry[0] != token:
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: K, token: Token, value: V) -> None:
+        self._entries[key] = (token, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def discard(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+
+class ContentCache(Generic[K, V]):
+    """An LRU map of immutable values bounded by their total size in bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
+        self._max = max_bytes
+        self._bytes = 0
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: K, size: int, value: V) -> None:
+        if size > self._max // 4:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[0]
+        self._entries[key] = (size, value)
+        self._bytes += size
+        while self._bytes > self._max:
+            _, (dropped, _) = self._entries.popitem(last=False)
+            self._bytes -= dropped
+
+    def discard(self, key: K) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[0]
+
+
+class RegistryCache:
+    """The caches one worker keeps, all invalidated through one ``Generations``."""
+
+    def __init__(
+        self,
+        generations: Generations,
+        *,
+        max_entries: int = 100_000,
+        max_manifest_bytes: int = 64 << 20,
+    ) -> None:
+        self.generations = generations
+        self.tags: TokenCache[tuple[str, str], str] = TokenCache(max_entries)
+        self.links: TokenCache[tuple[str, str, str], bool] = TokenCache(max_entries)
+        self.tag_lists: TokenCache[str, list[str]] = TokenCache(1024)
+        self.catalog: TokenCache[str, list[str]] = TokenCache(1)
+        self.manifests: ContentCache[str, tuple[bytes, str]] = ContentCache(max_manifest_bytes)

@@ -1,0 +1,55 @@
+"""The registry: the shared blob store, and each repository's services over it."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+
+from wharf.reference import RepositoryName
+from wharf.registry.blobs import BlobStore, RepositoryBlobs
+from wharf.registry.cache import RegistryCache
+from wharf.registry.catalog import CATALOG_KEY, Catalog
+from wharf.registry.manifests import Manifests
+from wharf.registry.referrers import Referrers
+from wharf.registry.tags import Tags
+from wharf.registry.uploads import Uploads
+from wharf.storage.driver import StorageDriver
+
+__all__ = ["Registry", "Repository"]
+
+
+class Repository:
+    def __init__(self, registry: Registry, name: RepositoryName) -> None:
+        self.registry = registry
+        self.name = name
+        driver, cache = registry.driver, registry.cache
+        self.blobs = RepositoryBlobs(registry.blobs, name)
+        self.tags = Tags(driver, name, cache)
+        self.referrers = Referrers(driver, name)
+        self.manifests = Manifests(
+            driver, registry.blobs, self.blobs, self.tags, self.referrers, cache
+        )
+        self.uploads = Uploads(driver, self.blobs, registry.blobs, registry.hash_executor)
+
+    def changed(self) -> None:
+        """Call after every durable write to this repository: other workers drop their caches."""
+        self.registry.cache.generations.changed(self.name.value)
+        if self.name.value not in self.registry.known_repositories:
+            self.registry.cache.generations.changed(CATALOG_KEY)
+            self.registry.known_repositories.add(self.name.value)
+
+
+class Registry:
+    def __init__(
+        self, driver: StorageDriver, cache: RegistryCache, hash_executor: Executor
+    ) -> None:
+        self.driver = driver
+        self.cache = cache
+        self.hash_executor = hash_executor
+        self.blobs = BlobStore(driver)
+        self.catalog = Catalog(driver, cache)
+        #: Repositories this process has written to, so the catalog's token changes only
+        #: when a repository may be new.
+        self.known_repositories: set[str] = set()
+
+    def repository(self, name: RepositoryName) -> Repository:
+        return Repository(self, name)

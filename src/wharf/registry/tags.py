@@ -1,0 +1,84 @@
+"""Tags: ``_manifests/tags/<tag>/current/link`` names the manifest a tag points to."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from wharf.errors import ManifestUnknown, NameUnknown, RegistryError
+from wharf.reference import Digest, RepositoryName, Tag
+from wharf.registry.cache import RegistryCache
+from wharf.storage import paths
+from wharf.storage.driver import PathNotFound, StorageDriver
+
+__all__ = ["Tags"]
+
+
+class Tags:
+    def __init__(self, driver: StorageDriver, name: RepositoryName, cache: RegistryCache) -> None:
+        self.driver = driver
+        self.name = name
+        self.cache = cache
+
+    async def get(self, tag: Tag) -> Digest:
+        token = self.cache.generations.token(self.name.value)
+        key = (self.name.value, tag.value)
+        cached = self.cache.tags.get(key, token)
+        if cached is not None:
+            return Digest.parse(cached)
+        try:
+            digest = paths.parse_link(
+                await self.driver.get_content(paths.tag_current_link(self.name, tag))
+            )
+        except (PathNotFound, RegistryError):
+            raise ManifestUnknown({"tag": tag.value}) from None
+        self.cache.tags.put(key, token, str(digest))
+        return digest
+
+    async def tag(self, tag: Tag, digest: Digest) -> None:
+        # The index entry first, so a tag never points at a revision it has no record of.
+        await self.driver.put_content(
+            paths.tag_index_link(self.name, tag, digest), paths.link_content(digest)
+        )
+        await self.driver.put_content(
+            paths.tag_current_link(self.name, tag), paths.link_content(digest)
+        )
+
+    async def untag(self, tag: Tag) -> None:
+        try:
+            await self.driver.delete(paths.tag_dir(self.name, tag))
+        except PathNotFound:
+            raise ManifestUnknown({"tag": tag.value}) from None
+
+    async def all(self) -> list[str]:
+        """Every tag, sorted; NameUnknown when the repository has none."""
+        token = self.cache.generations.token(self.name.value)
+        cached = self.cache.tag_lists.get(self.name.value, token)
+        if cached is not None:
+            return cached
+        try:
+            children = await self.driver.list(paths.tags_dir(self.name))
+        except PathNotFound:
+            raise NameUnknown({"name": self.name.value}) from None
+        tags = sorted(child.rpartition("/")[2] for child in children)
+        self.cache.tag_lists.put(self.name.value, token, tags)
+        return tags
+
+    async def lookup(self, digest: Digest) -> list[str]:
+        """The tags currently pointing at ``digest``."""
+        try:
+            names = await self.all()
+        except NameUnknown:
+            return []
+
+        async def points_here(name: str) -> bool:
+            with contextlib.suppress(RegistryError):
+                return await self.get(Tag(name)) == digest
+            return False
+
+        found: list[str] = []
+        for start in range(0, len(names), 64):
+            batch = names[start : start + 64]
+            hits = await asyncio.gather(*(points_here(name) for name in batch))
+            found.extend(name for name, hit in zip(batch, hits, strict=True) if hit)
+        return found

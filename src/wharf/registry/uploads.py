@@ -1,0 +1,335 @@
+"""Resumable blob uploads.
+
+An upload session is ``_uploads/<id>/`` in the repository: ``startedat``, the ``data``
+received so far, and the hash state after the last completed request under
+``hashstates/<alg>/<offset>``. Everything a request needs is in storage, so any process
+sharing it can continue a session, also after a restart.
+
+Received bytes are hashed and written in a pipeline: batches go to a hashing thread and to the
+driver's writer concurrently, with a bounded number of batches in flight, so neither the
+event loop nor the client waits for the other. Completion is the sequence of Distribution's
+blob writer, each step safe to repeat: make the data durable, verify size and digest, move it
+into the content-addressed store (an existing blob counts as success), link it into the
+repository, remove the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+import weakref
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+
+from wharf.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
+from wharf.hashing import Hasher, new_hasher, restore_hasher
+from wharf.reference import Digest, RepositoryName
+from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
+from wharf.storage import paths
+from wharf.storage.driver import FileWriter, InvalidOffset, PathNotFound, StorageDriver
+
+__all__ = ["BATCH_SIZE", "UploadSession", "Uploads", "format_started_at", "parse_started_at"]
+
+#: Bytes gathered from the request before a batch is hashed and written.
+BATCH_SIZE = 1 << 20
+#: Batches in flight between receiving and hashing/writing.
+PIPELINE_DEPTH = 4
+_UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_CANONICAL = "sha256"
+
+_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def format_started_at(moment: datetime) -> bytes:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+
+
+def parse_started_at(content: bytes) -> datetime | None:
+    text = content.decode("ascii", "replace").strip()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class UploadSession:
+    """An open session: the writer appending to its data and the hash of what it holds."""
+
+    def __init__(self, upload_id: str, writer: FileWriter, hasher: Hasher | None) -> None:
+        self.id = upload_id
+        self.writer = writer
+        self.hasher = hasher
+
+    @property
+    def size(self) -> int:
+        return self.writer.size
+
+
+class Uploads:
+    """The upload sessions of one repository."""
+
+    def __init__(
+        self,
+        driver: StorageDriver,
+        blobs: RepositoryBlobs,
+        store: BlobStore,
+        hash_executor: Executor,
+    ) -> None:
+        self.driver = driver
+        self.blobs = blobs
+        self.store = store
+        self.name: RepositoryName = blobs.name
+        self.executor = hash_executor
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    async def create(self) -> str:
+        upload_id = str(uuid.uuid4())
+        await self.driver.put_content(
+            paths.upload_started_at(self.name, upload_id), format_started_at(datetime.now(UTC))
+        )
+        return upload_id
+
+    def _check_id(self, upload_id: str) -> None:
+        if not _UPLOAD_ID_RE.fullmatch(upload_id):
+            raise BlobUploadUnknown({"upload": upload_id[:100]})
+
+    async def _require(self, upload_id: str) -> None:
+        self._check_id(upload_id)
+        try:
+            await self.driver.stat(paths.upload_started_at(self.name, upload_id))
+        except PathNotFound:
+            raise BlobUploadUnknown({"upload": upload_id}) from None
+
+    async def size(self, upload_id: str) -> int:
+        """Bytes received so far; BlobUploadUnknown for an unknown session."""
+        await self._require(upload_id)
+        writer = await self._writer(upload_id)
+        size = writer.size
+        await writer.close()
+        return size
+
+    async def _writer(self, upload_id: str) -> FileWriter:
+        # Uncommitted data is visible only through a writer (an S3 multipart upload has no
+        # object yet), so the size of a session is always asked of one.
+        data_path = paths.upload_data(self.name, upload_id)
+        try:
+            return await self.driver.writer(data_path, append=True)
+        except PathNotFound:
+            return await self.driver.writer(data_path, append=False)
+
+    def lock(self, upload_id: str) -> asyncio.Lock:
+        """Serialises requests to one session within this process."""
+        key = (self.name.value, upload_id)
+        lock = _locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            _locks[key] = lock
+        return lock
+
+    async def _open(self, upload_id: str, algorithm: str = _CANONICAL) -> UploadSession:
+        await self._require(upload_id)
+        writer = await self._writer(upload_id)
+        try:
+            hasher = await self._resume_hasher(upload_id, writer.size, algorithm)
+        except BaseException:
+            await writer.close()
+            raise
+        return UploadSession(upload_id, writer, hasher)
+
+    async def _resume_hasher(self, upload_id: str, size: int, algorithm: str) -> Hasher | None:
+        """The hash of the session's first ``size`` bytes, or None when it cannot be had
+        before the data is committed (it is then computed from storage at completion)."""
+        if not size:
+            return new_hasher(algorithm)
+        states_dir = paths.upload_hash_states_dir(self.name, upload_id, _CANONICAL)
+        offsets = sorted(
+            (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
+            reverse=True,
+        )
+        hasher: Hasher | None = None
+        for offset in (o for o in offsets if o <= size):
+            with contextlib.suppress(PathNotFound):
+                state = await self.driver.get_content(
+                    paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
+                )
+                hasher = restore_hasher(_CANONICAL, state)
+                if hasher is not None and hasher.size == offset:
+                    break
+                hasher = None
+        if hasher is None:
+            hasher = new_hasher(_CANONICAL)
+        if hasher.size < size:
+            # The last request ended before its hash state was saved: catch up from storage
+            # where the driver can read uncommitted data.
+            try:
+                await self._hash_stored(upload_id, hasher, hasher.size, size)
+            except (PathNotFound, InvalidOffset):
+                return None
+        return hasher
+
+    async def _list(self, path: str) -> list[str]:
+        try:
+            return await self.driver.list(path)
+        except PathNotFound:
+            return []
+
+    async def _hash_stored(self, upload_id: str, hasher: Hasher, start: int, end: int) -> None:
+        loop = asyncio.get_running_loop()
+        async with await self.driver.reader(paths.upload_data(self.name, upload_id), start) as r:
+            async for chunk in r.chunks(BATCH_SIZE, end - start):
+                await loop.run_in_executor(self.executor, hasher.update, chunk)
+
+    async def _save_hash_state(self, session: UploadSession) -> None:
+        if session.hasher is None or session.hasher.algorithm != _CANONICAL:
+            return
+        state = session.hasher.state()
+        if state is None:
+            return
+        states_dir = paths.upload_hash_states_dir(self.name, session.id, _CANONICAL)
+        previous = [p for p in await self._list(states_dir) if _is_offset(p)]
+        await self.driver.put_content(
+            paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
+        )
+        for path in previous:
+            if int(_basename(path)) != session.size:
+                with contextlib.suppress(PathNotFound):
+                    await self.driver.delete(path)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    async def append(
+        self,
+        upload_id: str,
+        body: AsyncIterator[bytes],
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """Append a request body; ``start`` (from Content-Range) must be the current size."""
+        async with self.lock(upload_id):
+            session = await self._open(upload_id)
+            try:
+                if start is not None and start != session.size:
+                    raise RangeInvalid(
+                        {"expected": session.size, "got": start},
+                        message="content range does not start at the end of the upload",
+                    )
+                received = await self._pump(session, body)
+                if length is not None and received != length:
+                    raise RangeInvalid(
+                        {"expected": length, "got": received},
+                        message="content range does not match the body",
+                    )
+            except BaseException:
+                await session.writer.close()
+                raise
+            await session.writer.close()
+            await self._save_hash_state(session)
+            return session.size
+
+    async def complete(
+        self, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None = None
+    ) -> BlobInfo:
+        """Receive the last bytes, verify them against ``digest`` and publish the blob."""
+        async with self.lock(upload_id):
+            session = await self._open(upload_id, digest.algorithm)
+            try:
+                if body is not None:
+                    await self._pump(session, body)
+                await session.writer.commit()
+            except BaseException:
+                await session.writer.close()
+                raise
+            size = session.size
+            if session.hasher is not None and session.hasher.algorithm == digest.algorithm:
+                actual = session.hasher.hexdigest()
+            else:
+                rehash = new_hasher(digest.algorithm)
+                await self._hash_stored(upload_id, rehash, 0, size)
+                actual = rehash.hexdigest()
+            if actual != digest.hex:
+                await self._remove(upload_id)
+                raise DigestInvalid(
+                    {"expected": str(digest), "computed": f"{digest.algorithm}:{actual}"}
+                )
+            data_path = paths.upload_data(self.name, upload_id)
+            if await self.store.exists(digest):
+                pass  # someone stored the same bytes: theirs are as good as ours
+            else:
+                await self.driver.move(data_path, paths.blob_data(digest))
+            await self.blobs.link(digest)
+            await self._remove(upload_id)
+            return BlobInfo(digest, size)
+
+    async def cancel(self, upload_id: str) -> None:
+        await self._require(upload_id)
+        async with self.lock(upload_id):
+            await self._remove(upload_id)
+
+    async def _remove(self, upload_id: str) -> None:
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.upload_dir(self.name, upload_id))
+
+    async def _pump(self, session: UploadSession, body: AsyncIterator[bytes]) -> int:
+        """Hash and write the body in batches; returns the bytes received."""
+        loop = asyncio.get_running_loop()
+        hash_queue: asyncio.Queue[bytes | None] = asyncio.Queue(PIPELINE_DEPTH)
+        write_queue: asyncio.Queue[bytes | None] = asyncio.Queue(PIPELINE_DEPTH)
+        received = 0
+
+        async def consume(
+            queue: asyncio.Queue[bytes | None], step: Callable[[bytes], object]
+        ) -> None:
+            while (batch := await queue.get()) is not None:
+                result = step(batch)
+                if asyncio.isfuture(result) or asyncio.iscoroutine(result):
+                    await result
+
+        hasher = session.hasher
+
+        def hash_step(batch: bytes) -> asyncio.Future[None] | None:
+            if hasher is None:
+                return None
+            return loop.run_in_executor(self.executor, hasher.update, batch)
+
+        async def produce() -> None:
+            # On failure the task group cancels the consumers: no end marker is needed then.
+            nonlocal received
+            parts: list[bytes] = []
+            pending = 0
+            async for chunk in body:
+                if not chunk:
+                    continue
+                parts.append(chunk)
+                pending += len(chunk)
+                received += len(chunk)
+                if pending >= BATCH_SIZE:
+                    batch = parts[0] if len(parts) == 1 else b"".join(parts)
+                    parts, pending = [], 0
+                    await hash_queue.put(batch)
+                    await write_queue.put(batch)
+            if parts:
+                batch = b"".join(parts)
+                await hash_queue.put(batch)
+                await write_queue.put(batch)
+            await hash_queue.put(None)
+            await write_queue.put(None)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(produce())
+            group.create_task(consume(hash_queue, hash_step))
+            group.create_task(consume(write_queue, session.writer.write))
+        return received
+
+
+def _basename(path: str) -> str:
+    return path.rpartition("/")[2]
+
+
+def _is_offset(path: str) -> bool:
+    return _basename(path).isdigit()

@@ -1,0 +1,237 @@
+from __future__ import annotations
+
+import os
+
+import httpx
+import pytest
+
+from tests.api.conftest import AppFactory
+from tests.api.helpers import error_codes, push_blob, sha256
+
+pytestmark = pytest.mark.asyncio
+
+
+async def _start(client: httpx.AsyncClient, name: str) -> httpx.Response:
+    response = await client.post(f"/v2/{name}/blobs/uploads/")
+    assert response.status_code == 202, response.text
+    return response
+
+
+async def test_open_session_headers(client: httpx.AsyncClient) -> None:
+    response = await _start(client, "up")
+    assert response.headers["Range"] == "0-0"
+    upload_id = response.headers["Docker-Upload-UUID"]
+    assert f"/v2/up/blobs/uploads/{upload_id}" in response.headers["Location"]
+    assert response.headers["Content-Length"] == "0"
+
+
+async def test_monolithic_put(client: httpx.AsyncClient) -> None:
+    data = os.urandom(100_000)
+    location = (await _start(client, "mono")).headers["Location"]
+    response = await client.put(location, params={"digest": sha256(data)}, content=data)
+    assert response.status_code == 201, response.text
+    assert response.headers["Location"].endswith(f"/v2/mono/blobs/{sha256(data)}")
+    assert response.headers["Docker-Content-Digest"] == sha256(data)
+    assert (await client.get(f"/v2/mono/blobs/{sha256(data)}")).content == data
+
+
+async def test_chunked_upload_with_status(client: httpx.AsyncClient) -> None:
+    data = os.urandom(3_000_000)
+    chunks = [data[:1_000_000], data[1_000_000:2_500_000], data[2_500_000:]]
+    location = (await _start(client, "chunky")).headers["Location"]
+    offset = 0
+    for chunk in chunks[:-1]:
+        response = await client.patch(
+            location,
+            content=chunk,
+            headers={
+                "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert response.status_code == 202, response.text
+        offset += len(chunk)
+        assert response.headers["Range"] == f"0-{offset - 1}"
+        location = response.headers["Location"]
+        status = await client.get(location)
+        assert status.status_code == 204
+        assert status.headers["Range"] == f"0-{offset - 1}"
+    response = await client.put(
+        location,
+        params={"digest": sha256(data)},
+        content=chunks[-1],
+        headers={"Content-Range": f"{offset}-{len(data) - 1}"},
+    )
+    assert response.status_code == 201, response.text
+    assert (await client.get(f"/v2/chunky/blobs/{sha256(data)}")).content == data
+
+
+async def test_streamed_patch_without_content_range(client: httpx.AsyncClient) -> None:
+    data = os.urandom(2_500_000)
+
+    async def body() -> object:
+        for start in range(0, len(data), 65536):
+            yield data[start : start + 65536]
+
+    location = (await _start(client, "stream")).headers["Location"]
+    response = await client.patch(location, content=body())  # type: ignore[arg-type]
+    assert response.status_code == 202
+    assert response.headers["Range"] == f"0-{len(data) - 1}"
+    done = await client.put(response.headers["Location"], params={"digest": sha256(data)})
+    assert done.status_code == 201
+    assert (await client.get(f"/v2/stream/blobs/{sha256(data)}")).content == data
+
+
+async def test_out_of_order_chunk_is_416(client: httpx.AsyncClient) -> None:
+    location = (await _start(client, "order")).headers["Location"]
+    first = await client.patch(location, content=b"a" * 10, headers={"Content-Range": "0-9"})
+    assert first.status_code == 202
+    skipped = await client.patch(
+        first.headers["Location"], content=b"b" * 10, headers={"Content-Range": "20-29"}
+    )
+    assert skipped.status_code == 416
+    assert error_codes(skipped) == ["RANGE_INVALID"]
+    replayed = await client.patch(
+        first.headers["Location"], content=b"a" * 10, headers={"Content-Range": "0-9"}
+    )
+    assert replayed.status_code == 416
+    status = await client.get(first.headers["Location"])
+    assert status.headers["Range"] == "0-9"
+
+
+async def test_content_range_must_match_length(client: httpx.AsyncClient) -> None:
+    location = (await _start(client, "mismatch")).headers["Location"]
+    response = await client.patch(location, content=b"x" * 10, headers={"Content-Range": "0-19"})
+    assert response.status_code in (400, 416)
+
+
+async def test_digest_mismatch_is_digest_invalid_and_ends_session(
+    client: httpx.AsyncClient,
+) -> None:
+    location = (await _start(client, "bad")).headers["Location"]
+    response = await client.put(location, params={"digest": sha256(b"other")}, content=b"actual")
+    assert response.status_code == 400
+    assert error_codes(response) == ["DIGEST_INVALID"]
+    assert (await client.get(f"/v2/bad/blobs/{sha256(b'other')}")).status_code == 404
+    assert (await client.get(location)).status_code == 404
+
+
+async def test_missing_digest_on_completion(client: httpx.AsyncClient) -> None:
+    location = (await _start(client, "nodigest")).headers["Location"]
+    response = await client.put(location, content=b"data")
+    assert response.status_code == 400
+    assert error_codes(response) == ["DIGEST_INVALID"]
+
+
+async def test_cancel_upload(client: httpx.AsyncClient) -> None:
+    location = (await _start(client, "cancel")).headers["Location"]
+    await client.patch(location, content=b"partial")
+    response = await client.delete(location)
+    assert response.status_code == 204
+    gone = await client.get(location)
+    assert gone.status_code == 404
+    assert error_codes(gone) == ["BLOB_UPLOAD_UNKNOWN"]
+    assert (await client.delete(location)).status_code == 404
+
+
+async def test_unknown_and_malformed_sessions(client: httpx.AsyncClient) -> None:
+    for upload_id in ("00000000-0000-4000-8000-000000000000", "not-a-uuid", "%2e%2e"):
+        response = await client.get(f"/v2/repo/blobs/uploads/{upload_id}")
+        assert response.status_code == 404, upload_id
+        assert error_codes(response) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+async def test_tampered_state_is_refused(client: httpx.AsyncClient) -> None:
+    upload_id = (await _start(client, "state")).headers["Docker-Upload-UUID"]
+    response = await client.get(f"/v2/state/blobs/uploads/{upload_id}?_state=forged")
+    assert response.status_code == 400
+    assert error_codes(response) == ["BLOB_UPLOAD_INVALID"]
+
+
+async def test_cross_repository_mount(client: httpx.AsyncClient) -> None:
+    digest = await push_blob(client, "source/repo", b"shared layer")
+    response = await client.post(
+        "/v2/target/repo/blobs/uploads/", params={"mount": digest, "from": "source/repo"}
+    )
+    assert response.status_code == 201
+    assert response.headers["Location"].endswith(f"/v2/target/repo/blobs/{digest}")
+    assert (await client.get(f"/v2/target/repo/blobs/{digest}")).content == b"shared layer"
+
+
+async def test_mount_of_unknown_blob_opens_session(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v2/target/blobs/uploads/", params={"mount": sha256(b"nowhere"), "from": "source"}
+    )
+    assert response.status_code == 202
+    assert "Docker-Upload-UUID" in response.headers
+
+
+async def test_automatic_mount_without_from(client: httpx.AsyncClient) -> None:
+    digest = await push_blob(client, "elsewhere", b"known somewhere")
+    response = await client.post("/v2/auto/blobs/uploads/", params={"mount": digest})
+    assert response.status_code == 201
+    assert (await client.get(f"/v2/auto/blobs/{digest}")).status_code == 200
+
+
+async def test_zero_byte_blob(client: httpx.AsyncClient) -> None:
+    digest = await push_blob(client, "empty", b"")
+    response = await client.get(f"/v2/empty/blobs/{digest}")
+    assert response.status_code == 200
+    assert response.content == b""
+    assert response.headers["Content-Length"] == "0"
+
+
+async def test_pushing_existing_blob_again(client: httpx.AsyncClient) -> None:
+    data = b"twice" * 1000
+    await push_blob(client, "again", data)
+    await push_blob(client, "again", data)
+    await push_blob(client, "again2", data)
+    assert (await client.get(f"/v2/again2/blobs/{sha256(data)}")).content == data
+
+
+async def test_session_survives_restart(make_app: AppFactory) -> None:
+    first = make_app()
+    if first.config.storage.driver == "inmemory":
+        pytest.skip("in-memory data does not outlive its app")
+    data = os.urandom(2_000_000)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=first), base_url="http://w"
+    ) as c:
+        location = (await _start(c, "restart")).headers["Location"]
+        response = await c.patch(location, content=data[:1_200_000])
+        assert response.status_code == 202
+    await first.aclose()
+    second = make_app()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=second), base_url="http://w"
+    ) as c:
+        status = await c.get(location)
+        assert status.headers["Range"] == f"0-{1_200_000 - 1}"
+        response = await c.patch(
+            location,
+            content=data[1_200_000:],
+            headers={"Content-Range": f"1200000-{len(data) - 1}"},
+        )
+        assert response.status_code == 202
+        done = await c.put(location, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+        assert (await c.get(f"/v2/restart/blobs/{sha256(data)}")).content == data
+
+
+async def test_resume_without_saved_hash_state(make_app: AppFactory) -> None:
+    """A request that died before its hash state was saved is caught up from the data."""
+    app = make_app()
+    data = os.urandom(1_500_000)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        start = await _start(c, "catchup")
+        upload_id = start.headers["Docker-Upload-UUID"]
+        await c.patch(start.headers["Location"], content=data[:700_000])
+        from wharf.reference import RepositoryName
+        from wharf.storage import paths
+
+        states = paths.upload_hash_states_dir(RepositoryName("catchup"), upload_id, "sha256")
+        await app.registry.driver.delete(states)
+        response = await c.patch(start.headers["Location"], content=data[700_000:])
+        assert response.status_code == 202
+        done = await c.put(start.headers["Location"], params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
