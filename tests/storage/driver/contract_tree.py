@@ -1,0 +1,220 @@
+"""The contract for directories: list, walk, move, delete and stat (see ``contract``)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from tests.storage.driver.contract_support import (
+    ContractSettings,
+    assert_error,
+    random_bytes,
+    random_name,
+    random_path,
+)
+from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+
+__all__ = ["TreeContract"]
+
+
+class TreeContract(ContractSettings):
+    """Every test takes a fresh ``driver``; subclasses provide that fixture."""
+
+    # -- directories ------------------------------------------------------------------------
+
+    @pytest.mark.parametrize("files", [1, "many"])
+    async def test_list(self, driver: StorageDriver, files: int | str) -> None:
+        count = self.many_files if files == "many" else int(files)
+        root = "/" + random_name(8)
+        missing = root + "/nonexistent"
+        with pytest.raises(PathNotFound) as exc:
+            await driver.list(missing)
+        assert_error(exc, driver, missing)
+        parent = root + "/" + random_name(8)
+        children = sorted({f"{parent}/{random_name(12)}" for _ in range(count)})
+        await asyncio.gather(*(driver.put_content(child, random_bytes(8)) for child in children))
+        assert await driver.list("/") == [root]
+        assert await driver.list(root) == [parent]
+        assert sorted(await driver.list(parent)) == children
+
+    async def test_list_children_only(self, driver: StorageDriver) -> None:
+        for path in ("/r/a", "/r/b/c", "/r/b/d/e", "/r/bc", "/rr/x"):
+            await driver.put_content(path, b"x")
+        assert sorted(await driver.list("/r")) == ["/r/a", "/r/b", "/r/bc"]
+        assert sorted(await driver.list("/r/b")) == ["/r/b/c", "/r/b/d"]
+        with pytest.raises(PathNotFound):
+            await driver.list("/r/a")  # a file
+
+    async def test_walk(self, driver: StorageDriver) -> None:
+        files = {"/r/a": 1, "/r/b/c": 2, "/r/b/d/e": 3, "/r/b/d/f": 4, "/r/bc": 5, "/r/z/y": 6}
+        for path, size in files.items():
+            await driver.put_content(path, random_bytes(size))
+        await driver.put_content("/s", b"outside")
+        walked = [info async for info in driver.walk("/r")]
+        expected = ["/r/a", "/r/b", "/r/b/c", "/r/b/d", "/r/b/d/e", "/r/b/d/f", "/r/bc", "/r/z"]
+        assert [info.path for info in walked] == [*expected, "/r/z/y"]
+        for info in walked:
+            assert info.is_dir == (info.path not in files)
+            assert info.size == files.get(info.path, 0)
+        assert [info.path async for info in driver.walk("/nonexistent")] == []
+        assert [info.path async for info in driver.walk("/")][:2] == ["/r", "/r/a"]
+
+    async def test_walk_branching(self, driver: StorageDriver) -> None:
+        root = "/" + random_name(8)
+        files = {root + random_path(random.randint(8, 40)) for _ in range(20)}
+        files = {f for f in files if not any(o.startswith(f + "/") for o in files)}
+        for path in files:
+            await driver.put_content(path, random_bytes(8))
+        directories = {p.rsplit("/", i)[0] for p in files for i in range(1, p.count("/") - 1)}
+        infos = [info async for info in driver.walk(root)]
+        assert {i.path for i in infos if not i.is_dir} == files
+        assert {i.path for i in infos if i.is_dir} == directories - {root}
+
+    # -- move -------------------------------------------------------------------------------
+
+    async def test_move(self, driver: StorageDriver) -> None:
+        source, destination, contents = random_path(), random_path(), random_bytes(32)
+        await driver.put_content(source, contents)
+        await driver.move(source, destination)
+        assert await driver.get_content(destination) == contents
+        with pytest.raises(PathNotFound) as exc:
+            await driver.get_content(source)
+        assert_error(exc, driver, source)
+
+    async def test_move_overwrite(self, driver: StorageDriver) -> None:
+        source, destination = random_path(), random_path()
+        contents = random_bytes(32)
+        await driver.put_content(source, contents)
+        await driver.put_content(destination, random_bytes(64))
+        await driver.move(source, destination)
+        assert await driver.get_content(destination) == contents
+        with pytest.raises(PathNotFound):
+            await driver.get_content(source)
+
+    async def test_move_nonexistent(self, driver: StorageDriver) -> None:
+        source, destination, contents = random_path(), random_path(), random_bytes(32)
+        await driver.put_content(destination, contents)
+        with pytest.raises(PathNotFound) as exc:
+            await driver.move(source, destination)
+        assert_error(exc, driver, source)
+        assert await driver.get_content(destination) == contents
+
+    async def test_move_invalid(self, driver: StorageDriver) -> None:
+        await driver.put_content("/notadir", random_bytes(32))
+        with pytest.raises(DriverError):
+            await driver.move("/notadir/foo", "/notadir/bar")
+
+    async def test_move_to_deeper_path(self, driver: StorageDriver) -> None:
+        contents = random_bytes(32)
+        await driver.put_content("/a/upload/data", contents)
+        await driver.move("/a/upload/data", "/a/blobs/sha256/ab/abcd/data")
+        assert await driver.get_content("/a/blobs/sha256/ab/abcd/data") == contents
+        with pytest.raises(PathNotFound):
+            await driver.get_content("/a/upload/data")
+
+    # -- delete -----------------------------------------------------------------------------
+
+    async def test_delete(self, driver: StorageDriver) -> None:
+        path = random_path()
+        await driver.put_content(path, random_bytes(32))
+        await driver.delete(path)
+        with pytest.raises(PathNotFound) as exc:
+            await driver.get_content(path)
+        assert_error(exc, driver, path)
+
+    @pytest.mark.parametrize("files", [1, "many"])
+    async def test_delete_dir(self, driver: StorageDriver, files: int | str) -> None:
+        count = self.many_files if files == "many" else int(files)
+        parent = f"/{random_name(8)}/{random_name(8)}"
+        children = {f"{parent}/{random_name(12)}" for _ in range(count)}
+        await asyncio.gather(*(driver.put_content(child, random_bytes(8)) for child in children))
+        await driver.delete(parent)
+        for child in sorted(children):
+            with pytest.raises(PathNotFound):
+                await driver.get_content(child)
+
+    async def test_delete_nonexistent(self, driver: StorageDriver) -> None:
+        path = random_path()
+        with pytest.raises(PathNotFound) as exc:
+            await driver.delete(path)
+        assert_error(exc, driver, path)
+
+    async def test_delete_folder(self, driver: StorageDriver) -> None:
+        directory = random_path()
+        names = [random_path() for _ in range(3)]
+        for name in names:
+            await driver.put_content(directory + name, random_bytes(32))
+        await driver.delete(directory + names[0])
+        with pytest.raises(PathNotFound):
+            await driver.get_content(directory + names[0])
+        for name in names[1:]:
+            await driver.get_content(directory + name)
+        await driver.delete(directory)
+        for name in names:
+            with pytest.raises(PathNotFound):
+                await driver.get_content(directory + name)
+
+    async def test_delete_only_deletes_subpaths(self, driver: StorageDriver) -> None:
+        directory, name = random_path(), random_path()
+        paths = [
+            directory + name,
+            directory + name + "suffix",
+            directory + directory + name,
+            directory + directory + "suffix" + name,
+        ]
+        for path in paths:
+            await driver.put_content(path, random_bytes(32))
+        await driver.delete(paths[0])
+        with pytest.raises(PathNotFound):
+            await driver.get_content(paths[0])
+        await driver.get_content(paths[1])
+        await driver.delete(directory + directory)
+        with pytest.raises(PathNotFound):
+            await driver.get_content(paths[2])
+        await driver.get_content(paths[3])
+
+    async def test_delete_prefix_of_a_sibling(self, driver: StorageDriver) -> None:
+        await driver.put_content("/a/b", b"b")
+        await driver.put_content("/a/bc", b"bc")
+        await driver.put_content("/a/b.d/e", b"e")
+        await driver.delete("/a/b")
+        assert await driver.get_content("/a/bc") == b"bc"
+        assert await driver.get_content("/a/b.d/e") == b"e"
+
+    async def test_delete_file_named_as_its_folder(self, driver: StorageDriver) -> None:
+        path = random_path(8) + "/Maryna/Maryna"
+        await driver.put_content(path, random_bytes(32))
+        await driver.delete(path)
+        with pytest.raises(PathNotFound):
+            await driver.get_content(path)
+
+    # -- stat and the rest ------------------------------------------------------------------
+
+    async def test_stat(self, driver: StorageDriver) -> None:
+        directory, name = random_path(), random_name(32)
+        path = f"{directory}/{name}"
+        for missing in (directory, path):
+            with pytest.raises(PathNotFound) as exc:
+                await driver.stat(missing)
+            assert_error(exc, driver, missing)
+        await driver.put_content(path, random_bytes(4096))
+        info = await driver.stat(path)
+        assert (info.path, info.size, info.is_dir) == (path, 4096, False)
+        assert info.modified is not None
+        assert info.modified.utcoffset() is not None
+        await asyncio.sleep(self.mtime_resolution)
+        await driver.put_content(path, random_bytes(100))
+        changed = await driver.stat(path)
+        assert changed.size == 100
+        assert changed.modified is not None
+        assert changed.modified > info.modified
+        info = await driver.stat(directory)
+        assert (info.path, info.size, info.is_dir) == (directory, 0, True)
+
+    async def test_redirect_url(self, driver: StorageDriver) -> None:
+        path = random_path()
+        await driver.put_content(path, random_bytes(32))
+        url = await driver.redirect_url(path)
+        assert url is None or url.startswith(("http://", "https://"))

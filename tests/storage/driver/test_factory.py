@@ -1,0 +1,61 @@
+"""create_driver: known drivers wrapped once, unknown names and parameters refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wharf.config.model import StorageConfig
+from wharf.storage.driver.checked import CheckedDriver
+from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.filesystem import DEFAULT_ROOT_DIRECTORY, FilesystemDriver
+from wharf.storage.driver.inmemory import InMemoryDriver
+
+
+async def test_inmemory() -> None:
+    driver = create_driver(StorageConfig("inmemory", {}))
+    assert isinstance(driver, CheckedDriver)
+    assert isinstance(driver.inner, InMemoryDriver)
+    assert driver.name == "inmemory"
+
+
+async def test_filesystem(tmp_path: Path) -> None:
+    config = StorageConfig("filesystem", {"rootdirectory": str(tmp_path), "maxthreads": "25"})
+    driver = create_driver(config)
+    assert isinstance(driver, CheckedDriver)
+    assert isinstance(driver.inner, FilesystemDriver)
+    assert (driver.name, driver.inner.root) == ("filesystem", str(tmp_path))
+    await driver.close()
+
+
+async def test_filesystem_default_root() -> None:
+    driver = create_driver(StorageConfig("filesystem", {}))
+    assert isinstance(driver, CheckedDriver)
+    assert isinstance(driver.inner, FilesystemDriver)
+    assert driver.inner.root == DEFAULT_ROOT_DIRECTORY
+    await driver.close()
+
+
+def test_unknown_driver() -> None:
+    with pytest.raises(ValueError, match="unknown storage driver 'azure'"):
+        create_driver(StorageConfig("azure", {}))
+
+
+@pytest.mark.parametrize(
+    ("driver", "parameters", "message"),
+    [
+        ("inmemory", {"rootdirectory": "/x"}, "unknown parameter 'rootdirectory'.*inmemory"),
+        ("filesystem", {"root": "/x"}, "unknown parameter 'root'.*filesystem"),
+        ("filesystem", {"rootdirectory": 5}, "rootdirectory must be a non-empty string"),
+        ("filesystem", {"rootdirectory": ""}, "rootdirectory must be a non-empty string"),
+        ("filesystem", {"maxthreads": 0}, "maxthreads must be a positive integer"),
+        ("filesystem", {"maxthreads": True}, "maxthreads must be a positive integer"),
+        ("filesystem", {"maxthreads": "many"}, "maxthreads must be a positive integer"),
+    ],
+)
+def test_bad_parameters(driver: str, parameters: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message) as exc:
+        create_driver(StorageConfig(driver, parameters))
+    assert "\n" not in str(exc.value)

@@ -1,0 +1,179 @@
+"""The filesystem driver: the contract, Distribution's layout, and crash safety."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.storage.driver.contract import DriverContract, random_bytes
+from wharf.config.model import StorageConfig
+from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.filesystem import FilesystemDriver
+
+SRC = Path(__file__).resolve().parents[3] / "src"
+
+
+@pytest.fixture
+async def driver(tmp_path: Path) -> AsyncIterator[StorageDriver]:
+    driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "r")}))
+    yield driver
+    await driver.close()
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return tmp_path / "r"
+
+
+class TestFilesystemContract(DriverContract):
+    pass
+
+
+def _file_names(root: Path) -> list[str]:
+    return sorted(name for _, _, names in os.walk(root) for name in names)
+
+
+async def test_layout_matches_distribution(driver: StorageDriver, root: Path) -> None:
+    path = "/docker/registry/v2/repositories/library/alpine/_manifests/tags/3/current/link"
+    await driver.put_content(path, b"sha256:abc")
+    assert (root / path.lstrip("/")).read_bytes() == b"sha256:abc"
+    writer = await driver.writer("/docker/registry/v2/blobs/sha256/ab/abc/data")
+    await writer.write(b"blob")
+    await writer.commit()
+    assert (root / "docker/registry/v2/blobs/sha256/ab/abc/data").read_bytes() == b"blob"
+    assert _file_names(root) == ["data", "link"]
+
+
+async def test_reads_files_written_by_others(driver: StorageDriver, root: Path) -> None:
+    (root / "docker/registry").mkdir(parents=True)
+    (root / "docker/registry/x").write_bytes(b"from distribution")
+    assert await driver.get_content("/docker/registry/x") == b"from distribution"
+    assert await driver.list("/docker") == ["/docker/registry"]
+    info = await driver.stat("/docker/registry/x")
+    assert (info.size, info.is_dir) == (17, False)
+
+
+async def test_unlisted_names_stay_hidden(driver: StorageDriver, root: Path) -> None:
+    await driver.put_content("/a/b", b"x")
+    (root / "a/b#0123456789abcdef.tmp").write_bytes(b"left by a crash")
+    (root / "lost+found").mkdir()
+    assert await driver.list("/") == ["/a"]
+    assert await driver.list("/a") == ["/a/b"]
+    assert [info.path async for info in driver.walk("/")] == ["/a", "/a/b"]
+
+
+async def test_root_missing_lists_empty(tmp_path: Path) -> None:
+    driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "no")}))
+    assert await driver.list("/") == []
+    assert [info async for info in driver.walk("/")] == []
+    with pytest.raises(PathNotFound):
+        await driver.list("/a")
+    await driver.close()
+
+
+async def test_empty_directories_stay_as_in_distribution(driver: StorageDriver, root: Path) -> None:
+    await driver.put_content("/a/b/c", b"x")
+    await driver.delete("/a/b/c")
+    assert (root / "a/b").is_dir()
+    assert await driver.list("/a/b") == []
+
+
+async def test_writer_appends_to_the_file_itself(driver: StorageDriver, root: Path) -> None:
+    (root / "up").mkdir(parents=True)
+    (root / "up/data").write_bytes(b"12345")
+    writer = await driver.writer("/up/data", append=True)
+    assert writer.size == 5
+    await writer.write(b"6" * (2 << 20))  # large: written through at once
+    assert (root / "up/data").stat().st_size == 5 + (2 << 20)
+    await writer.write(b"7")  # small: gathered until close
+    await writer.close()
+    assert (root / "up/data").read_bytes() == b"12345" + b"6" * (2 << 20) + b"7"
+    writer = await driver.writer("/up/data", append=True)
+    await writer.cancel()
+    assert not (root / "up/data").exists()
+
+
+async def test_put_content_leaves_no_temporary(driver: StorageDriver, root: Path) -> None:
+    for _ in range(3):
+        await driver.put_content("/a/b", random_bytes(100))
+    assert os.listdir(root / "a") == ["b"]
+
+
+async def test_put_content_onto_a_directory_fails_cleanly(
+    driver: StorageDriver, root: Path
+) -> None:
+    await driver.put_content("/a/b/c", b"x")
+    with pytest.raises(DriverError) as exc:
+        await driver.put_content("/a/b", b"y")
+    assert isinstance(exc.value.__cause__, OSError)
+    assert os.listdir(root / "a") == ["b"]
+
+
+async def test_closed_driver_refuses_work(tmp_path: Path) -> None:
+    driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path)}))
+    await driver.close()
+    await driver.close()
+    with pytest.raises(DriverError, match="closed"):
+        await driver.get_content("/a")
+
+
+def test_relative_root_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    driver = FilesystemDriver("data")
+    assert driver.root == str(tmp_path / "data")
+    assert driver.full_path("/a/b") == str(tmp_path / "data/a/b")
+    assert driver.full_path("/") == str(tmp_path / "data")
+
+
+_CRASH_WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from wharf.storage.driver.filesystem import FilesystemDriver
+
+    async def main() -> None:
+        driver = FilesystemDriver(sys.argv[1])
+        contents = [bytes([65 + i]) * (256 * 1024 + i) for i in range(2)]
+        i = 0
+        while True:
+            await asyncio.gather(*(
+                driver.put_content(f"/d/f{n}", contents[(i + n) % 2]) for n in range(8)
+            ))
+            if i == 0:
+                print("ready", flush=True)
+            i += 1
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+def test_killed_during_put_content_leaves_old_or_new(tmp_path: Path) -> None:
+    good = {bytes([65 + i]) * (256 * 1024 + i) for i in range(2)}
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    for attempt in range(5):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CRASH_WRITER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ready\n"
+        time.sleep(0.05 + 0.07 * attempt)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+        names = sorted(os.listdir(tmp_path / "d"))
+        finals = [name for name in names if "#" not in name]
+        assert finals == [f"f{n}" for n in range(8)]
+        for name in finals:
+            assert (tmp_path / "d" / name).read_bytes() in good
