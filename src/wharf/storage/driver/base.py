@@ -154,7 +154,8 @@ class StorageDriver(ABC):
 
     @abstractmethod
     async def writer(self, path: str, append: bool = False) -> FileWriter:
-        """A writer to ``path``, continuing the uncommitted file when ``append``."""
+        """A writer to ``path``, continuing the uncommitted file when ``append``
+        (PathNotFound when there is nothing to continue)."""
 
     @abstractmethod
     async def stat(self, path: str) -> FileInfo: ...
@@ -191,5 +192,5 @@ class StorageDriver(ABC):
         """A URL a client may fetch the file from directly, or None to serve it ourselves."""
         return None
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional: most drivers hold nothing
         """Release connections and threads."""
