@@ -165,9 +165,10 @@ async def test_invalid_tag_is_tag_invalid(client: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 400
     assert error_codes(response) == ["TAG_INVALID"]
-    long_tag = "a" * 129
-    response = await client.get(f"/v2/t/manifests/{long_tag}")
-    assert error_codes(response) == ["TAG_INVALID"]
+    for reference in ("a" * 129, ".INVALID_MANIFEST_NAME"):
+        response = await client.get(f"/v2/t/manifests/{reference}")
+        assert response.status_code == 404
+        assert error_codes(response) == ["MANIFEST_UNKNOWN"]
 
 
 async def test_unknown_manifest(client: httpx.AsyncClient) -> None:
@@ -209,9 +210,7 @@ async def test_manifest_list_falls_back_to_linux_amd64(client: httpx.AsyncClient
     amd64, amd64_body = await push_image(
         client, "fat", "amd64", seed="amd", media_type=DOCKER_MANIFEST
     )
-    _, arm64_body = await push_image(
-        client, "fat", "arm64", seed="arm", media_type=DOCKER_MANIFEST
-    )
+    _, arm64_body = await push_image(client, "fat", "arm64", seed="arm", media_type=DOCKER_MANIFEST)
     manifest_list = json.dumps(
         {
             "schemaVersion": 2,
@@ -263,6 +262,9 @@ async def test_delete_by_tag_keeps_manifest(client: httpx.AsyncClient) -> None:
     digest, _ = await push_image(client, "deltag", "v1")
     response = await client.delete("/v2/deltag/manifests/v1")
     assert response.status_code == 202
+    tags = await client.get("/v2/deltag/tags/list")
+    assert tags.status_code == 200
+    assert tags.json() == {"name": "deltag", "tags": []}
     assert (await client.get("/v2/deltag/manifests/v1")).status_code == 404
     assert (await client.get(f"/v2/deltag/manifests/{digest}")).status_code == 200
     assert (await client.delete("/v2/deltag/manifests/v1")).status_code == 404

@@ -22,7 +22,6 @@ import pytest
 from tests.conformance.content import ERROR_CODES, MANIFEST_MEDIA_TYPE, Content
 
 __all__ = [
-    "IGNORE_LEAKED_SERVER_LOG",
     "OciClient",
     "Settings",
     "Suite",
@@ -38,12 +37,6 @@ __all__ = [
 
 USER_AGENT = "distribution-spec-conformance-tests"
 
-#: WharfServer.start() leaves its log file object open; its ResourceWarning (raised in a
-#: finaliser, so reported as unraisable) is not a finding of this suite. Remove once fixed.
-IGNORE_LEAKED_SERVER_LOG = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <_io.FileIO name='[^']*wharf-test-"
-    ":pytest.PytestUnraisableExceptionWarning"
-)
 DEFAULT_NAMESPACE = "oci-conformance/testrepo"
 
 

@@ -24,7 +24,6 @@ from tests.conformance.content import (
     Blob,
 )
 from tests.conformance.fixtures import (
-    IGNORE_LEAKED_SERVER_LOG,
     Suite,
     Workflow,
     describe,
@@ -36,7 +35,7 @@ from tests.conformance.fixtures import (
     tag_list,
 )
 
-pytestmark = [pytest.mark.server, IGNORE_LEAKED_SERVER_LOG]
+pytestmark = [pytest.mark.server]
 
 
 @dataclass

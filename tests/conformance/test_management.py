@@ -12,7 +12,6 @@ import pytest
 
 from tests.conformance.content import TEST_TAG_NAME
 from tests.conformance.fixtures import (
-    IGNORE_LEAKED_SERVER_LOG,
     Suite,
     Workflow,
     error_codes,
@@ -22,7 +21,7 @@ from tests.conformance.fixtures import (
     tag_list,
 )
 
-pytestmark = [pytest.mark.server, IGNORE_LEAKED_SERVER_LOG]
+pytestmark = [pytest.mark.server]
 
 
 @dataclass

@@ -12,7 +12,6 @@ import pytest
 
 from tests.conformance.content import MANIFEST_MEDIA_TYPE, NONEXISTENT_MANIFEST, TEST_TAG_NAME
 from tests.conformance.fixtures import (
-    IGNORE_LEAKED_SERVER_LOG,
     Suite,
     Workflow,
     error_codes,
@@ -23,7 +22,7 @@ from tests.conformance.fixtures import (
     run_only_if_not,
 )
 
-pytestmark = [pytest.mark.server, IGNORE_LEAKED_SERVER_LOG]
+pytestmark = [pytest.mark.server]
 
 ACCEPT_MANIFEST = {"Accept": MANIFEST_MEDIA_TYPE}
 

@@ -18,7 +18,6 @@ from tests.conformance.content import (
     NONEXISTENT_MANIFEST,
 )
 from tests.conformance.fixtures import (
-    IGNORE_LEAKED_SERVER_LOG,
     Suite,
     Workflow,
     expect_2xx,
@@ -28,7 +27,7 @@ from tests.conformance.fixtures import (
     run_only_if_not,
 )
 
-pytestmark = [pytest.mark.server, IGNORE_LEAKED_SERVER_LOG]
+pytestmark = [pytest.mark.server]
 
 OCTET_STREAM = {"Content-Type": "application/octet-stream"}
 

@@ -89,14 +89,14 @@ class WharfServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> WharfServer:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "wharf", "serve", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=self.env,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "wharf", "serve", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
         try:
             wait_for_http(self.url + "/v2/", process=self.process)
         except Exception:

@@ -7,7 +7,7 @@ from contextlib import suppress
 
 from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
 from wharf.api.http import Request, Response
-from wharf.errors import ManifestUnknown, RegistryError
+from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
 from wharf.registry.manifests import StoredManifest
@@ -60,9 +60,17 @@ async def _default_platform(
     return None
 
 
+def _existing_reference(reference: str) -> Tag | Digest:
+    """A reference to look up: a tag that cannot exist is simply unknown."""
+    try:
+        return parse_reference(reference)
+    except TagInvalid:
+        raise ManifestUnknown({"tag": reference[:200]}) from None
+
+
 async def get_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
     repository = ctx.repository(name)
-    ref = parse_reference(reference)
+    ref = _existing_reference(reference)
     stored = await repository.manifests.resolve(ref)
     stored = await _negotiate(repository, stored, _accepted(request), isinstance(ref, Tag))
     etag = f'"{stored.digest}"'
@@ -97,7 +105,7 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
 async def delete_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
     ctx.require_delete()
     repository = ctx.repository(name)
-    ref = parse_reference(reference)
+    ref = _existing_reference(reference)
     if isinstance(ref, Tag):
         await repository.tags.untag(ref)
     else:

@@ -61,7 +61,8 @@ async def purge_uploads(
 async def _started_at(
     driver: StorageDriver, name: RepositoryName, upload_id: str
 ) -> datetime | None:
-    """When the session started; its directory's time when ``startedat`` is missing."""
+    """When the session started; without ``startedat`` (a session no request can use), the
+    time of its data, so that a session being written is not taken away."""
     with contextlib.suppress(PathNotFound):
         started = parse_started_at(
             await driver.get_content(paths.upload_started_at(name, upload_id))
@@ -69,5 +70,5 @@ async def _started_at(
         if started is not None:
             return started
     with contextlib.suppress(PathNotFound):
-        return (await driver.stat(paths.upload_dir(name, upload_id))).modified
+        return (await driver.stat(paths.upload_data(name, upload_id))).modified
     return None

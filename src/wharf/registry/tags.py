@@ -59,7 +59,13 @@ class Tags:
         try:
             children = await self.driver.list(paths.tags_dir(self.name))
         except PathNotFound:
-            raise NameUnknown({"name": self.name.value}) from None
+            # Some drivers drop a directory with its last entry: a repository whose last
+            # tag was deleted still exists, with no tags.
+            try:
+                await self.driver.stat(paths.repository_dir(self.name))
+            except PathNotFound:
+                raise NameUnknown({"name": self.name.value}) from None
+            children = []
         tags = sorted(child.rpartition("/")[2] for child in children)
         self.cache.tag_lists.put(self.name.value, token, tags)
         return tags
