@@ -32,18 +32,9 @@ class Referrers:
         self.name = name
 
     async def add(self, subject: Digest, manifest: ParsedManifest) -> None:
-        descriptor: dict[str, Any] = {
-            "mediaType": manifest.media_type,
-            "digest": str(manifest.digest),
-            "size": manifest.size,
-        }
-        if manifest.artifact_type:
-            descriptor["artifactType"] = manifest.artifact_type
-        if manifest.annotations:
-            descriptor["annotations"] = dict(manifest.annotations)
         await self.driver.put_content(
             paths.referrer_descriptor(self.name, subject, manifest.digest),
-            json.dumps(descriptor, separators=(",", ":"), sort_keys=True).encode(),
+            json.dumps(manifest.descriptor().to_json(), separators=(",", ":")).encode(),
         )
 
     async def remove(self, subject: Digest, referrer: Digest) -> None:
