@@ -27,7 +27,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_http(url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+def wait_for_http(
+    url: str, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -61,13 +63,19 @@ class WharfServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="wharf-test-")
         self.root = Path(self._tmp.name) / "data"
         self.port = port or free_port()
-        storage = storage if storage is not None else {"filesystem": {"rootdirectory": str(self.root)}}
+        storage = (
+            storage if storage is not None else {"filesystem": {"rootdirectory": str(self.root)}}
+        )
         storage = {"delete": {"enabled": True}, **storage}
         document: dict[str, Any] = {
             "version": "0.1",
             "log": {"level": "warn"},
             "storage": storage,
-            "http": {"addr": f"127.0.0.1:{self.port}", "secret": "wharf-test-secret", "workers": workers},
+            "http": {
+                "addr": f"127.0.0.1:{self.port}",
+                "secret": "wharf-test-secret",
+                "workers": workers,
+            },
         }
         for key, value in (config or {}).items():
             if isinstance(value, dict) and isinstance(document.get(key), dict):
@@ -101,7 +109,9 @@ class WharfServer:
             wait_for_http(self.url + "/v2/", process=self.process)
         except Exception:
             self.stop()
-            raise RuntimeError("wharf did not start:\n" + self.log_path.read_text()[-4000:]) from None
+            raise RuntimeError(
+                "wharf did not start:\n" + self.log_path.read_text()[-4000:]
+            ) from None
         return self
 
     def stop(self) -> None:
