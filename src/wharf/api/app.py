@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from wharf.api.context import AppContext
@@ -21,8 +22,10 @@ from wharf.api.http import (
 )
 from wharf.api.routes import match_route
 from wharf.api.upload_state import UploadStateSigner
+from wharf.auth.factory import create_access_controller
 from wharf.config import Config
 from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
+from wharf.reference import RepositoryName
 from wharf.registry.cache import RegistryCache
 from wharf.registry.generations import Generations
 from wharf.registry.namespace import Registry
@@ -54,7 +57,15 @@ class WharfApp:
         registry = Registry(driver, cache, self.hash_executor)
         secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         prefix = config.http.prefix.rstrip("/")
-        self.context = AppContext(config, registry, UploadStateSigner(secret), prefix)
+        self.context = AppContext(
+            config,
+            registry,
+            UploadStateSigner(secret),
+            prefix,
+            access=create_access_controller(config.extra.get("auth")),
+        )
+        #: Endpoints outside ``/v2`` (such as a token service), by exact path.
+        self.extra_routes: dict[str, Callable[[AppContext, Request], Awaitable[Response]]] = {}
         self._extra_headers = [_API_VERSION] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, values in config.http.headers.items()
@@ -98,10 +109,16 @@ class WharfApp:
         await response.send(send, head=head, extra=self._extra_headers)
 
     async def _dispatch(self, request: Request, path: str) -> Response:
+        access = self.context.access
         if path in ("/v2/", "/v2"):
             if request.method not in ("GET", "HEAD"):
                 raise Unsupported()
+            if access is not None:
+                await access.authorize(request.headers, ())
             return Response(200, _BASE_BODY, {"Content-Type": "application/json"})
+        extra = self.extra_routes.get(path)
+        if extra is not None:
+            return await extra(self.context, request)
         found = match_route(path)
         if found is None:
             if path.startswith("/v2/") and len(path) > 4096:
@@ -110,10 +127,11 @@ class WharfApp:
         route, name, reference = found
         handler = route.methods.get(request.method)
         if handler is None:
-            raise Unsupported(
-                {"method": request.method},
-                message="method not allowed",
-            )
+            raise Unsupported({"method": request.method}, message="method not allowed")
+        if access is not None:
+            if name:
+                RepositoryName(name)  # a scope names only valid repositories
+            await access.authorize(request.headers, route.accesses(request.method, name))
         return await handler(self.context, request, name, reference)
 
     async def _not_found(self, send: Send) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from wharf.api.http import Request
 from wharf.api.upload_state import UploadStateSigner
+from wharf.auth import Access, AccessController
 from wharf.config import Config
-from wharf.errors import Unsupported
+from wharf.errors import Denied, Unauthorized, Unsupported
 from wharf.reference import RepositoryName
 from wharf.registry.namespace import Registry, Repository
 
@@ -22,6 +24,7 @@ class AppContext:
     registry: Registry
     signer: UploadStateSigner
     prefix: str = ""
+    access: AccessController | None = None
 
     def repository(self, name: str) -> Repository:
         return self.registry.repository(RepositoryName(name))
@@ -30,6 +33,16 @@ class AppContext:
         """A Location for ``path`` (which starts with /v2/), under the configured prefix."""
         host = self.config.http.host.rstrip("/")
         return f"{host}{self.prefix}{path}"
+
+    async def may(self, request: Request, *accesses: Access) -> bool:
+        """Whether the caller of ``request`` holds ``accesses`` (always, without auth)."""
+        if self.access is None:
+            return True
+        try:
+            await self.access.authorize(request.headers, accesses)
+        except (Unauthorized, Denied):
+            return False
+        return True
 
     def require_writable(self) -> None:
         if self.config.storage.readonly:

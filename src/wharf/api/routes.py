@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from wharf.api import blobs, listings, manifests, uploads
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
+from wharf.auth import Access
 
 __all__ = ["ROUTES", "Handler", "Route", "match_route"]
 
@@ -25,6 +26,17 @@ class Route:
     name: str
     pattern: re.Pattern[str]
     methods: dict[str, Handler]
+
+    def accesses(self, method: str, name: str) -> tuple[Access, ...]:
+        """What a request needs, by Distribution's rule: reads pull, writes pull and push,
+        deletes delete; the catalog needs ``registry:catalog:*``."""
+        if self.name == "catalog":
+            return (Access("registry", "catalog", "*"),)
+        if method in ("GET", "HEAD"):
+            return (Access("repository", name, "pull"),)
+        if method == "DELETE":
+            return (Access("repository", name, "delete"),)
+        return (Access("repository", name, "pull"), Access("repository", name, "push"))
 
 
 def _route(name: str, pattern: str, methods: dict[str, Handler]) -> Route:

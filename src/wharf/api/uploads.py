@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
+from wharf.auth import Access
 from wharf.errors import (
     BlobUploadInvalid,
     DigestInvalid,
@@ -67,10 +68,16 @@ async def _try_mount(ctx: AppContext, target: Repository, request: Request) -> D
         if source is not None:
             if source == target.name.value:
                 return None
-            await ctx.registry.repository(RepositoryName(source)).blobs.stat(digest)
-        else:
-            # Automatic mount: any blob the registry holds (OCI 1.1 content discovery).
+            source_name = RepositoryName(source)
+            if not await ctx.may(request, Access("repository", source_name.value, "pull")):
+                return None
+            await ctx.registry.repository(source_name).blobs.stat(digest)
+        elif ctx.access is None:
+            # Automatic mount: any blob the registry holds. Knowing a digest is no proof of
+            # access, so with access control on a mount needs a source the caller may pull.
             await ctx.registry.blobs.stat(digest)
+        else:
+            return None
     except RegistryError:
         return None  # not mountable: the client gets an upload session instead
     await target.blobs.link(digest)
