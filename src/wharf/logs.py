@@ -24,8 +24,12 @@ _LEVELS = {
 }
 #: Loggers of the servers we run, routed to our handler instead of their own.
 _SERVER_LOGGERS = ("_granian", "granian.access", "uvicorn", "uvicorn.error", "uvicorn.access")
-#: LogRecord attributes that are not user-supplied ``extra=`` fields.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+#: LogRecord attributes that are not user-supplied ``extra=`` fields (uvicorn adds the last).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def level_number(level: str) -> int:

@@ -1,0 +1,110 @@
+"""``wharf`` command line: ``wharf serve [CONFIG]``, ``wharf --version``.
+
+Each subcommand is one entry of ``COMMANDS``: its help, a function adding its arguments and
+the function running it (returning the exit status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from wharf import __version__
+from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config_with_warnings
+from wharf.config.model import Config
+from wharf.logs import setup_logging
+
+__all__ = ["COMMANDS", "Command", "main"]
+
+log = logging.getLogger("wharf")
+
+#: Exit status for a configuration that cannot be used (argparse uses 2 for usage errors).
+EXIT_CONFIG = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "config",
+        nargs="?",
+        help=f"Distribution-style config.yml (default: ${CONFIG_PATH_ENV}, else built-in defaults)",
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from wharf import server  # imports granian/uvicorn, which other commands do not need
+
+    try:
+        config, warnings = load_config_with_warnings(args.config, os.environ)
+        where = server.listener(config)
+        storage = _prepare_storage(config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    setup_logging(config.log)
+    for warning in warnings:
+        log.warning("config: %s", warning)
+    workers = server.worker_count(config)
+    log.info(
+        "wharf %s listening on %s, storage %s, %d worker%s (config: %s)",
+        __version__,
+        str(where).removeprefix("http://"),
+        storage,
+        workers,
+        "" if workers == 1 else "s",
+        config.source,
+    )
+    server.run(config)
+    return 0
+
+
+def _prepare_storage(config: Config) -> str:
+    """Describe the storage for the first log line; create a filesystem root at start, so
+    that a root that cannot be created is reported now rather than on the first push."""
+    storage = config.storage
+    if storage.driver == "filesystem":
+        root = os.path.abspath(str(storage.parameters["rootdirectory"]))
+        try:
+            os.makedirs(root, exist_ok=True)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise ConfigError(
+                f"storage.filesystem.rootdirectory: cannot create {root}: {reason}"
+            ) from exc
+        return f"filesystem at {root}"
+    if storage.driver == "s3":
+        return f"s3 bucket {storage.parameters.get('bucket', '?')}"
+    return storage.driver
+
+
+def _fail(message: str) -> int:
+    print(f"wharf: error: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+COMMANDS: dict[str, Command] = {
+    "serve": Command("run the registry", _serve_arguments, _serve),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wharf", description="A container registry.")
+    parser.add_argument("--version", action="version", version=f"wharf {__version__}")
+    subcommands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, command in COMMANDS.items():
+        command.arguments(subcommands.add_parser(name, help=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return COMMANDS[args.command].run(args)

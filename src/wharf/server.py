@@ -1,0 +1,354 @@
+"""Run the ASGI app under granian (default) or uvicorn, one app per worker process.
+
+Worker processes build their own app from the same configuration. Before the workers start,
+the parent exports (and the workers inherit, together with every ``REGISTRY_*`` override):
+
+``WHARF_CONFIG``         absolute path of the config file, empty when running on the defaults
+``WHARF_CONFIG_DIGEST``  digest of the parent's Config; a worker that loads another one stops
+``WHARF_APP_FACTORY``    ``module:function`` building the ASGI app from a Config
+``WHARF_WORKERS``        how many worker processes serve requests
+``WHARF_SHARED_STATE``   a 64 KiB file (in /dev/shm when possible) that all workers may map,
+                         for cross-worker cache invalidation; removed when the server stops
+
+SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
+most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import ipaddress
+import logging
+import math
+import os
+import signal
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
+from wharf.config.model import Config, TLSConfig
+from wharf.logs import level_number, logging_config
+
+__all__ = [
+    "APP_FACTORY_ENV",
+    "CONFIG_DIGEST_ENV",
+    "CONFIG_ENV",
+    "DEFAULT_APP_FACTORY",
+    "SHARED_STATE_ENV",
+    "SHARED_STATE_SIZE",
+    "WORKERS_ENV",
+    "ASGIApp",
+    "Listener",
+    "config_digest",
+    "listener",
+    "run",
+    "worker_app",
+    "worker_count",
+]
+
+CONFIG_ENV = "WHARF_CONFIG"
+CONFIG_DIGEST_ENV = "WHARF_CONFIG_DIGEST"
+APP_FACTORY_ENV = "WHARF_APP_FACTORY"
+WORKERS_ENV = "WHARF_WORKERS"
+SHARED_STATE_ENV = "WHARF_SHARED_STATE"
+SHARED_STATE_SIZE = 64 * 1024
+DEFAULT_APP_FACTORY = "wharf.api.app:create_app"
+#: What granian and uvicorn import in each worker: a factory, so the app is built there.
+_WORKER_TARGET = "wharf.server:worker_app"
+
+ASGIApp = Callable[
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[MutableMapping[str, Any]]],
+        Callable[[MutableMapping[str, Any]], Awaitable[None]],
+    ],
+    Awaitable[None],
+]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    host: str = ""
+    port: int = 0
+    uds: str | None = None
+    tls: bool = False
+
+    def __str__(self) -> str:
+        if self.uds is not None:
+            return f"unix:{self.uds}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+
+def listener(config: Config) -> Listener:
+    """Where the server will listen; a host name is resolved, as the servers need an IP."""
+    http = config.http
+    if http.net == "unix":
+        return Listener(uds=os.path.abspath(http.addr), tls=http.tls is not None)
+    host, port = http.bind_host, http.bind_port
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except OSError as exc:
+            raise ConfigError(f"http.addr: cannot resolve {host!r}: {exc}") from exc
+        host = str(infos[0][4][0])
+    return Listener(host=host, port=port, tls=http.tls is not None)
+
+
+def worker_count(config: Config) -> int:
+    """``http.workers`` (0: one per core), but 1 for in-memory storage, which one process owns."""
+    if config.storage.driver == "inmemory":
+        return 1
+    return config.http.workers or os.cpu_count() or 1
+
+
+def config_digest(config: Config) -> str:
+    return hashlib.sha256(repr(config).encode()).hexdigest()
+
+
+def worker_app() -> ASGIApp:
+    """Build this worker's app from the configuration the parent process exported."""
+    path = os.environ.get(CONFIG_ENV, "")
+    config = load_config(path or None, os.environ)
+    expected = os.environ.get(CONFIG_DIGEST_ENV)
+    if expected and config_digest(config) != expected:
+        # A worker respawned after the file was edited would otherwise serve other settings
+        # than its siblings and than the start-up line announced.
+        raise RuntimeError(f"{config.source} changed since wharf started; restart wharf to use it")
+    module_name, _, function = (os.environ.get(APP_FACTORY_ENV) or DEFAULT_APP_FACTORY).partition(
+        ":"
+    )
+    factory: Callable[[Config], ASGIApp] = getattr(importlib.import_module(module_name), function)
+    return factory(config)
+
+
+def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
+    """Serve until SIGTERM or SIGINT; the caller has set up logging."""
+    workers = worker_count(config)
+    wanted = config.http.workers or os.cpu_count() or 1
+    if workers < wanted:
+        log.info("in-memory storage cannot be shared between processes: 1 worker, not %d", wanted)
+    with contextlib.ExitStack() as stack:
+        if threading.current_thread() is threading.main_thread():
+            stack.enter_context(_stop_early_on_sigterm())
+        state = stack.enter_context(_shared_state())
+        log.debug("shared state for %d worker(s) in %s", workers, state)
+        client_ca = stack.enter_context(_client_ca_bundle(config.http.tls))
+        source = "" if config.source == DEFAULT_SOURCE else config.source
+        stack.enter_context(
+            _environment(
+                {
+                    CONFIG_ENV: source,
+                    CONFIG_DIGEST_ENV: config_digest(config),
+                    APP_FACTORY_ENV: app_factory,
+                    WORKERS_ENV: str(workers),
+                    SHARED_STATE_ENV: state,
+                }
+            )
+        )
+        if config.http.server == "uvicorn":
+            _run_uvicorn(config, workers, client_ca)
+        else:
+            _run_granian(config, workers, client_ca)
+
+
+def _drain_seconds(config: Config) -> int | None:
+    drain = config.http.drain_timeout
+    # Both servers take whole seconds, and granian reads 0 as "no limit".
+    return None if drain is None else max(1, math.ceil(drain.total_seconds()))
+
+
+def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.log import LogLevels
+
+    where = listener(config)
+    tls = config.http.tls
+    tls_options: dict[str, Any] = {}
+    if tls is not None:
+        minimum = SSLProtocols.tls13 if tls.minimum_tls == "tls1.3" else SSLProtocols.tls12
+        if tls.minimum_tls in ("tls1.0", "tls1.1"):
+            log.warning("granian accepts TLS 1.2 or later, not %s", tls.minimum_tls)
+        tls_options = {
+            "ssl_cert": Path(tls.certificate),
+            "ssl_key": Path(tls.key),
+            "ssl_protocol_min": minimum,
+            "ssl_ca": Path(client_ca) if client_ca else None,
+            "ssl_client_verify": client_ca is not None,
+        }
+    server = Granian(
+        _WORKER_TARGET,
+        factory=True,
+        address=where.host or "0.0.0.0",
+        port=where.port,
+        uds=Path(where.uds) if where.uds else None,
+        interface=Interfaces.ASGI,  # with lifespan
+        workers=workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.auto,
+        websockets=False,
+        log_level=LogLevels(config.log.level),
+        log_dictconfig=logging_config(config.log),
+        respawn_failed_workers=True,
+        workers_kill_timeout=_drain_seconds(config),
+        **tls_options,
+    )
+    os.register_at_fork(after_in_child=_default_stop_signals)
+    try:
+        server.serve()
+    except SystemExit as exc:
+        # When the stop signal reaches the workers directly (kill of the process group,
+        # systemd), they may exit before granian marks them as stopped on purpose; granian
+        # then reports failure although everything stopped as asked.
+        if exc.code == 1 and server.interrupt_signal:
+            return
+        raise
+
+
+def _default_stop_signals() -> None:
+    # A forked granian worker inherits the parent's Python handler for SIGTERM, which only
+    # flags the parent's server object: a signal arriving before the worker installs its own
+    # handler would be swallowed, and the parent would wait for that worker for ever. Until
+    # then, a stop signal ends the worker at once (it is not serving anything yet).
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
+    import uvicorn
+
+    where = listener(config)
+    tls = config.http.tls
+    options: dict[str, Any] = {}
+    if where.uds is not None:
+        options["uds"] = where.uds
+    else:
+        options.update(host=where.host or "0.0.0.0", port=where.port)
+    if tls is not None:
+        options.update(
+            ssl_certfile=tls.certificate,
+            ssl_keyfile=tls.key,
+            ssl_ca_certs=client_ca,
+            ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
+            ssl_context_factory=partial(_uvicorn_tls_context, minimum=tls.minimum_tls),
+        )
+    uvicorn.run(
+        _WORKER_TARGET,
+        factory=True,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        log_config=logging_config(config.log),
+        log_level=level_number(config.log.level),
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,  # the app reads X-Forwarded-* itself, the same under both servers
+        timeout_keep_alive=75,  # clients reuse connections between layers; avoid reset races
+        timeout_graceful_shutdown=_drain_seconds(config),
+        **options,
+    )
+
+
+_TLS_VERSIONS = {
+    "tls1.0": ssl.TLSVersion.TLSv1,
+    "tls1.1": ssl.TLSVersion.TLSv1_1,
+    "tls1.2": ssl.TLSVersion.TLSv1_2,
+    "tls1.3": ssl.TLSVersion.TLSv1_3,
+}
+
+
+def _uvicorn_tls_context(
+    _config: object, default: Callable[[], ssl.SSLContext], *, minimum: str
+) -> ssl.SSLContext:
+    context = default()
+    context.minimum_version = _TLS_VERSIONS[minimum]
+    return context
+
+
+@contextlib.contextmanager
+def _shared_state() -> Iterator[str]:
+    owner = os.getpid()
+    fd, path = _make_state_file()
+    try:
+        try:
+            os.ftruncate(fd, SHARED_STATE_SIZE)
+        finally:
+            os.close(fd)
+        yield path
+    finally:
+        if os.getpid() == owner:  # a forked worker unwinding must not remove it
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+
+def _make_state_file() -> tuple[int, str]:
+    # /dev/shm keeps the pages in memory; a regular temporary directory works the same.
+    for directory in ("/dev/shm", tempfile.gettempdir()):
+        with contextlib.suppress(OSError):
+            return tempfile.mkstemp(prefix="wharf-", suffix=".state", dir=directory)
+    return tempfile.mkstemp(prefix="wharf-", suffix=".state")
+
+
+@contextlib.contextmanager
+def _client_ca_bundle(tls: TLSConfig | None) -> Iterator[str | None]:
+    """The servers take one CA file; several ``clientcas`` are concatenated into one."""
+    if tls is None or not tls.client_cas:
+        yield None
+        return
+    if len(tls.client_cas) == 1:
+        yield tls.client_cas[0]
+        return
+    fd, path = tempfile.mkstemp(prefix="wharf-clientcas-", suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as bundle:
+            for name in tls.client_cas:
+                bundle.write(Path(name).read_bytes().rstrip(b"\n") + b"\n")
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _stop_early_on_sigterm() -> Iterator[None]:
+    """Until the server installs its own handler, SIGTERM still removes our files."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
