@@ -35,9 +35,7 @@ class UploadPurgingConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     driver: str = "filesystem"  # filesystem | inmemory | s3
-    parameters: dict[str, Any] = field(
-        default_factory=lambda: {"rootdirectory": "./wharf-data"}
-    )
+    parameters: dict[str, Any] = field(default_factory=lambda: {"rootdirectory": "./wharf-data"})
     delete_enabled: bool = False
     readonly: bool = False
     upload_purging: UploadPurgingConfig = field(default_factory=UploadPurgingConfig)
