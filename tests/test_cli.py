@@ -7,6 +7,7 @@ import importlib.util
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -180,3 +181,22 @@ def test_serve_warns_about_unknown_keys_and_forces_one_inmemory_worker(tmp_path:
         assert not (tmp_path / "wharf-data").exists()
     finally:
         serving.kill()
+
+
+@pytest.mark.server
+def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = wharf_command(
+            "serve",
+            cwd=tmp_path,
+            REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
+            REGISTRY_STORAGE="inmemory",
+            REGISTRY_LOG_LEVEL="warn",
+        )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert f"cannot listen on http://127.0.0.1:{port}: " in lines[0]

@@ -24,6 +24,8 @@ log = logging.getLogger("wharf")
 
 #: Exit status for a configuration that cannot be used (argparse uses 2 for usage errors).
 EXIT_CONFIG = 2
+#: Exit status when the server cannot start although the configuration is valid.
+EXIT_FAILURE = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,11 @@ def _serve(args: argparse.Namespace) -> int:
         "" if workers == 1 else "s",
         config.source,
     )
-    server.run(config)
+    try:
+        server.run(config)
+    except server.ListenError as exc:
+        log.error("%s", exc)
+        return EXIT_FAILURE
     return 0
 
 

@@ -48,6 +48,7 @@ __all__ = [
     "SHARED_STATE_SIZE",
     "WORKERS_ENV",
     "ASGIApp",
+    "ListenError",
     "Listener",
     "config_digest",
     "listener",
@@ -76,6 +77,10 @@ ASGIApp = Callable[
 ]
 
 log = logging.getLogger(__name__)
+
+
+class ListenError(RuntimeError):
+    """The server could not open its socket (address in use, not allowed, ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +216,13 @@ def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
     os.register_at_fork(after_in_child=_default_stop_signals)
     try:
         server.serve()
+    except RuntimeError as exc:
+        # granian reports a socket it cannot bind as a RuntimeError from Rust ("Address
+        # already in use (os error 98)"), with a Rust backtrace when RUST_BACKTRACE is set.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "os error" not in reason and "address" not in reason.lower():
+            raise
+        raise ListenError(f"cannot listen on {where}: {reason}") from None
     except SystemExit as exc:
         # When the stop signal reaches the workers directly (kill of the process group,
         # systemd), they may exit before granian marks them as stopped on purpose; granian
