@@ -194,6 +194,7 @@ def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
             cwd=tmp_path,
             REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
             REGISTRY_STORAGE="inmemory",
+            REGISTRY_HTTP_SECRET="secret",
             REGISTRY_LOG_LEVEL="warn",
         )
     assert result.returncode == 1

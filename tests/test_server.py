@@ -33,6 +33,7 @@ from wharf.server import (
     APP_FACTORY_ENV,
     CONFIG_DIGEST_ENV,
     CONFIG_ENV,
+    GENERATED_SECRET_ENV,
     SHARED_STATE_ENV,
     SHARED_STATE_SIZE,
     WORKERS_ENV,
@@ -60,6 +61,7 @@ def _record_start(config: Config) -> None:
         "config": os.environ[CONFIG_ENV],
         "digest": config_digest(config),
         "secret": config.http.secret,
+        "generated_secret": os.environ.get(GENERATED_SECRET_ENV),
     }
     probe = Path(os.environ[PROBE_DIR_ENV])
     (probe / f"started-{os.getpid()}.json").write_text(json.dumps(report))
@@ -195,6 +197,7 @@ def test_workers_share_configuration_environment_and_state(
     expected = load_config(str(config_path), started.env)
     assert {report["workers"] for report in reports} == {"2"}
     assert {report["secret"] for report in reports} == {"s3cret"}
+    assert {report["generated_secret"] for report in reports} == {None}
     assert {report["config"] for report in reports} == {str(config_path)}
     assert {report["digest"] for report in reports} == {config_digest(expected)}
     states = {report["state"] for report in reports}
@@ -217,6 +220,17 @@ def test_workers_share_configuration_environment_and_state(
     assert time.monotonic() - begun < 10
     assert len(started.stopped_pids()) == 2  # each worker ran its lifespan shutdown
     assert not os.path.exists(state)
+
+
+@pytest.mark.server
+def test_workers_share_a_generated_secret(probe: Any) -> None:
+    started: Probe = probe({"REGISTRY_HTTP_WORKERS": "2"})
+    reports = started.started(2)
+    (generated,) = {report["generated_secret"] for report in reports}
+    assert re.fullmatch("[0-9a-f]{64}", generated)
+    assert {report["secret"] for report in reports} == {""}
+    assert started.terminate() == 0
+    assert "no http.secret: generated one for this run" in started.log()
 
 
 @pytest.mark.server

@@ -9,6 +9,8 @@ the parent exports (and the workers inherit, together with every ``REGISTRY_*`` 
 ``WHARF_WORKERS``        how many worker processes serve requests
 ``WHARF_SHARED_STATE``   a 64 KiB file (in /dev/shm when possible) that all workers may map,
                          for cross-worker cache invalidation; removed when the server stops
+``WHARF_GENERATED_SECRET`` when ``http.secret`` is empty: one random secret for all workers,
+                         so that an upload signed by one worker is accepted by the others
 
 SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
 most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
@@ -23,6 +25,7 @@ import ipaddress
 import logging
 import math
 import os
+import secrets
 import signal
 import socket
 import ssl
@@ -44,6 +47,7 @@ __all__ = [
     "CONFIG_DIGEST_ENV",
     "CONFIG_ENV",
     "DEFAULT_APP_FACTORY",
+    "GENERATED_SECRET_ENV",
     "SHARED_STATE_ENV",
     "SHARED_STATE_SIZE",
     "WORKERS_ENV",
@@ -62,6 +66,7 @@ CONFIG_DIGEST_ENV = "WHARF_CONFIG_DIGEST"
 APP_FACTORY_ENV = "WHARF_APP_FACTORY"
 WORKERS_ENV = "WHARF_WORKERS"
 SHARED_STATE_ENV = "WHARF_SHARED_STATE"
+GENERATED_SECRET_ENV = "WHARF_GENERATED_SECRET"
 SHARED_STATE_SIZE = 64 * 1024
 DEFAULT_APP_FACTORY = "wharf.api.app:create_app"
 #: What granian and uvicorn import in each worker: a factory, so the app is built there.
@@ -154,17 +159,20 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
         log.debug("shared state for %d worker(s) in %s", workers, state)
         client_ca = stack.enter_context(_client_ca_bundle(config.http.tls))
         source = "" if config.source == DEFAULT_SOURCE else config.source
-        stack.enter_context(
-            _environment(
-                {
-                    CONFIG_ENV: source,
-                    CONFIG_DIGEST_ENV: config_digest(config),
-                    APP_FACTORY_ENV: app_factory,
-                    WORKERS_ENV: str(workers),
-                    SHARED_STATE_ENV: state,
-                }
+        exported = {
+            CONFIG_ENV: source,
+            CONFIG_DIGEST_ENV: config_digest(config),
+            APP_FACTORY_ENV: app_factory,
+            WORKERS_ENV: str(workers),
+            SHARED_STATE_ENV: state,
+        }
+        if not config.http.secret:
+            log.warning(
+                "no http.secret: generated one for this run; instances behind one name need "
+                "the same http.secret (or REGISTRY_HTTP_SECRET) to continue each other's uploads"
             )
-        )
+            exported[GENERATED_SECRET_ENV] = secrets.token_hex(32)
+        stack.enter_context(_environment(exported))
         if config.http.server == "uvicorn":
             _run_uvicorn(config, workers, client_ca)
         else:
