@@ -308,6 +308,33 @@ def test_tls(probe: Any, certificate: tuple[Path, Path], server: str) -> None:
     assert started.terminate() == 0
 
 
+@pytest.mark.server
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_unix_socket(probe: Any, tmp_path: Path, server: str) -> None:
+    path = tmp_path / "wharf.sock"
+    started: Probe = probe(
+        {
+            "REGISTRY_HTTP_SERVER": server,
+            "REGISTRY_HTTP_WORKERS": "1",
+            "REGISTRY_HTTP_NET": "unix",
+            "REGISTRY_HTTP_ADDR": str(path),
+        }
+    )
+    started.started(1)
+    with httpx.Client(transport=httpx.HTTPTransport(uds=str(path)), timeout=10) as client:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                response = client.get("http://wharf/")
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    assert response.status_code == 200
+    assert started.terminate() == 0
+
+
 # --- in-process ------------------------------------------------------------------------------
 
 

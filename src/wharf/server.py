@@ -139,9 +139,8 @@ def worker_app() -> ASGIApp:
         # A worker respawned after the file was edited would otherwise serve other settings
         # than its siblings and than the start-up line announced.
         raise RuntimeError(f"{config.source} changed since wharf started; restart wharf to use it")
-    module_name, _, function = (os.environ.get(APP_FACTORY_ENV) or DEFAULT_APP_FACTORY).partition(
-        ":"
-    )
+    target = os.environ.get(APP_FACTORY_ENV) or DEFAULT_APP_FACTORY
+    module_name, _, function = target.partition(":")
     factory: Callable[[Config], ASGIApp] = getattr(importlib.import_module(module_name), function)
     return factory(config)
 
