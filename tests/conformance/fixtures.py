@@ -79,6 +79,8 @@ class Settings:
     delete_manifest_before_blobs: bool
     run_automatic_crossmount_test: bool
     automatic_crossmount_enabled: bool
+    #: Not in the Go suite: also run the strict layer (``tests/conformance/strict.py``).
+    strict: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -108,6 +110,7 @@ class Settings:
             delete_manifest_before_blobs=True if delete_first is None else delete_first,
             run_automatic_crossmount_test=automatic is not None,
             automatic_crossmount_enabled=bool(parse_bool(automatic)),
+            strict=bool(parse_bool(env.get("OCI_STRICT"))),
         )
 
     @property
@@ -253,6 +256,11 @@ class Suite:
     settings: Settings
     client: OciClient
     content: Content
+
+    @property
+    def strict(self) -> bool:
+        """Whether to hold the registry to the spec where the Go suite is lenient."""
+        return self.settings.strict
 
     def skip_unless_enabled(self, workflow: Workflow) -> None:
         if workflow not in self.settings.workflows:

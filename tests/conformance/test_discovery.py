@@ -8,12 +8,14 @@ pushed); the tests list tags and referrers; teardown deletes everything again.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conformance import strict
 from tests.conformance.content import (
     ARTIFACT_TYPE_A,
     ARTIFACT_TYPE_FILTER,
@@ -36,6 +38,10 @@ from tests.conformance.fixtures import (
 )
 
 pytestmark = [pytest.mark.server]
+
+#: Steps that push or delete the test content: not with OCI_TAG_LIST, which names tags that
+#: are already there.
+with_setup = pytest.mark.only_with(run_content_discovery_setup=True)
 
 
 @dataclass
@@ -95,18 +101,21 @@ def _check_annotations(suite: Suite, manifests: list[dict[str, Any]]) -> None:
 # Setup
 
 
+@with_setup
 def test_setup_populate_registry_with_test_blob(suite: Suite) -> None:
     """Populate registry with test blob"""
     _setup(suite)
     _push_blob(suite, suite.content.configs[2])
 
 
+@with_setup
 def test_setup_populate_registry_with_test_layer(suite: Suite) -> None:
     """Populate registry with test layer"""
     _setup(suite)
     _push_blob(suite, suite.content.layer)
 
 
+@with_setup
 def test_setup_populate_registry_with_test_tags(suite: Suite, state: DiscoveryState) -> None:
     """Populate registry with test tags"""
     _setup(suite)
@@ -118,6 +127,7 @@ def test_setup_populate_registry_with_test_tags(suite: Suite, state: DiscoverySt
     state.tag_list = tag_list(suite.client.request("GET", "/v2/<name>/tags/list"))
 
 
+@pytest.mark.only_with(run_content_discovery_setup=False)
 def test_setup_populate_registry_with_test_tags_no_push(
     suite: Suite, state: DiscoveryState
 ) -> None:
@@ -126,6 +136,7 @@ def test_setup_populate_registry_with_test_tags_no_push(
     state.tag_list = suite.settings.tag_list.split(",")
 
 
+@with_setup
 def test_setup_references_setup(suite: Suite) -> None:
     """References setup"""
     _setup(suite)
@@ -195,6 +206,74 @@ def test_get_start_of_tag_is_set_by_last_query_parameter(
     assert last in state.tag_list
 
 
+def _all_tags(suite: Suite) -> list[str]:
+    response = suite.client.request("GET", "/v2/<name>/tags/list")
+    expect_status(response, 200)
+    return tag_list(response)
+
+
+def _check_tag_page(suite: Suite, params: dict[str, str], tags: list[str], start: int) -> None:
+    """The page of ``tags`` (the whole list) that starts at ``start``, for ``params``: exactly
+    the next ``n`` tags (all the rest without ``n``), and a Link to the next page iff there
+    are tags after it; following that Link gives the tags that come next."""
+    n = int(params.get("n", len(tags)))
+    expected, after = tags[start : start + n], tags[start + n :]
+    response = suite.client.request("GET", "/v2/<name>/tags/list", params=params)
+    expect_status(response, 200)
+    assert tag_list(response) == expected, (
+        f"strict: tags {tag_list(response)} for {params}, expected {expected}\n"
+        f"  spec: {strict.SPEC_TAGS_PAGE}"
+    )
+    more = bool(after) and n > 0
+    link = strict.next_link(response)
+    assert (link is not None) == more, (
+        f"strict: Link {response.headers.get('Link')!r} for {params}, "
+        f'expected {"a" if more else "no"} rel="next" link (wharf sends one exactly when '
+        f"tags follow, though the spec makes it a MAY)\n  spec: {strict.SPEC_TAGS_LINK}"
+    )
+    if link is not None:
+        following = suite.client.request("GET", link)
+        expect_status(following, 200)
+        page = tag_list(following)
+        assert page, f"strict: the Link {link} after {expected} gives no tags"
+        assert page == after[: len(page)], f"strict: the Link {link} gives {page}, not {after}"
+
+
+@pytest.mark.strict
+def test_strict_tag_list_is_in_lexical_order(suite: Suite) -> None:
+    """Strict: the tag list holds the tags pushed here, in lexical order"""
+    tags = _all_tags(suite)
+    pushed = {TEST_TAG_NAME, *(f"test{i}" for i in range(4))}
+    assert pushed <= set(tags), f"strict: tags {tags} lack some of {sorted(pushed)}"
+    assert tags == sorted(tags), f"strict: tags {tags} not in order\n  spec: {strict.SPEC_TAGS}"
+
+
+@pytest.mark.strict
+def test_strict_n_returns_exactly_the_first_n_tags(suite: Suite) -> None:
+    """Strict: `n` gives the first n tags, with a Link when there are more (none for n=0)"""
+    tags = _all_tags(suite)
+    for n in range(len(tags) + 2):
+        _check_tag_page(suite, {"n": str(n)}, tags, 0)
+
+
+@pytest.mark.strict
+def test_strict_last_returns_the_tags_after_last(suite: Suite) -> None:
+    """Strict: `last` gives the page after that tag, with a Link unless it is the last page"""
+    tags = _all_tags(suite)
+    for i, last in enumerate(tags):
+        _check_tag_page(suite, {"last": last}, tags, i + 1)
+        for n in range(1, len(tags) + 1):
+            _check_tag_page(suite, {"n": str(n), "last": last}, tags, i + 1)
+
+
+@pytest.mark.strict
+def test_strict_tag_list_of_unknown_repository_is_404_name_unknown(suite: Suite) -> None:
+    """Strict: listing the tags of a repository that does not exist is 404 NAME_UNKNOWN"""
+    name = f"{suite.settings.namespace}-{uuid.uuid4().hex[:12]}"
+    response = suite.client.request("GET", "/v2/<name>/tags/list", name=name)
+    strict.check_error(response, 404, "NAME_UNKNOWN")
+
+
 # Test content discovery endpoints (listing references)
 
 
@@ -206,6 +285,8 @@ def test_get_request_to_nonexistent_blob_should_result_in_empty_200_response(
         "GET", "/v2/<name>/referrers/<digest>", digest=suite.content.dummy_digest
     )
     assert len(_referrers_index(response)) == 0
+    if suite.strict:
+        strict.check_referrers(response, _referrers_index(response), [])
 
 
 def test_get_request_to_existing_blob_should_yield_200(suite: Suite) -> None:
@@ -217,6 +298,16 @@ def test_get_request_to_existing_blob_should_yield_200(suite: Suite) -> None:
     assert len(manifests) == 5, f"expected 5 referrers, got {manifests}"
     assert manifests[0].get("digest") != manifests[1].get("digest")
     _check_annotations(suite, manifests)
+    if suite.strict:
+        content = suite.content
+        expected = [
+            content.refs_manifest_a_config,
+            content.refs_manifest_a_layer,
+            content.refs_index,
+            content.refs_manifest_b_config,
+            content.refs_manifest_b_layer,
+        ]
+        strict.check_referrers(response, manifests, expected)
 
 
 def test_get_request_to_existing_blob_with_filter_should_yield_200(suite: Suite) -> None:
@@ -236,6 +327,9 @@ def test_get_request_to_existing_blob_with_filter_should_yield_200(suite: Suite)
         # The Go suite only warns: "filtering by artifact-type is not implemented".
         assert len(manifests) == 5, f"expected 5 unfiltered referrers, got {manifests}"
     _check_annotations(suite, manifests)
+    if suite.strict:
+        expected = [suite.content.refs_manifest_a_config, suite.content.refs_manifest_a_layer]
+        strict.check_referrers(response, manifests, expected, filtered=True)
 
 
 def test_get_request_to_missing_manifest_should_yield_200(suite: Suite) -> None:
@@ -246,6 +340,8 @@ def test_get_request_to_missing_manifest_should_yield_200(suite: Suite) -> None:
     manifests = _referrers_index(response)
     assert len(manifests) == 1, f"expected 1 referrer, got {manifests}"
     assert manifests[0].get("digest") == suite.content.refs_manifest_c_layer.digest
+    if suite.strict:
+        strict.check_referrers(response, manifests, [suite.content.refs_manifest_c_layer])
 
 
 # Teardown
@@ -267,6 +363,11 @@ def _delete_manifests_and_tags(suite: Suite) -> None:
     for reference in references:
         response = suite.client.request("DELETE", "/v2/<name>/manifests/<digest>", digest=reference)
         expect_2xx(response, 405, 404)
+        if suite.strict and reference == TEST_TAG_NAME:
+            # The tag went with manifests[4], deleted just before.
+            strict.check_error(response, 404, "MANIFEST_UNKNOWN")
+        elif suite.strict:
+            strict.check_accepted(response)
 
 
 def _delete_referrer_manifests(suite: Suite) -> None:
@@ -283,8 +384,12 @@ def _delete_referrer_manifests(suite: Suite) -> None:
             "DELETE", "/v2/<name>/manifests/<reference>", reference=blob.digest
         )
         expect_2xx(response, 405, 404)
+        if suite.strict:
+            # Deleted already, by the teardown of the tests above.
+            strict.check_error(response, 404, "MANIFEST_UNKNOWN")
 
 
+@pytest.mark.only_with(run_content_discovery_setup=True, delete_manifest_before_blobs=True)
 def test_teardown_delete_created_manifest_and_associated_tags(suite: Suite) -> None:
     """Delete created manifest & associated tags (when OCI_DELETE_MANIFEST_BEFORE_BLOBS)"""
     run_only_if(suite.settings.delete_manifest_before_blobs)
@@ -292,6 +397,7 @@ def test_teardown_delete_created_manifest_and_associated_tags(suite: Suite) -> N
     _delete_manifests_and_tags(suite)
 
 
+@with_setup
 def test_teardown_delete_config_blob_created_in_tests(suite: Suite) -> None:
     """Delete config blob created in tests"""
     _setup(suite)
@@ -299,8 +405,11 @@ def test_teardown_delete_config_blob_created_in_tests(suite: Suite) -> None:
         "DELETE", "/v2/<name>/blobs/<digest>", digest=suite.content.configs[2].digest
     )
     expect_2xx(response, 405)
+    if suite.strict:
+        strict.check_accepted(response)
 
 
+@with_setup
 def test_teardown_delete_layer_blob_created_in_setup(suite: Suite) -> None:
     """Delete layer blob created in setup"""
     _setup(suite)
@@ -308,8 +417,11 @@ def test_teardown_delete_layer_blob_created_in_setup(suite: Suite) -> None:
         "DELETE", "/v2/<name>/blobs/<digest>", digest=suite.content.layer.digest
     )
     expect_2xx(response, 405)
+    if suite.strict:
+        strict.check_accepted(response)
 
 
+@pytest.mark.only_with(run_content_discovery_setup=True, delete_manifest_before_blobs=False)
 def test_teardown_delete_created_manifest_and_associated_tags_after_blobs(suite: Suite) -> None:
     """Delete created manifest & associated tags (unless OCI_DELETE_MANIFEST_BEFORE_BLOBS)"""
     run_only_if_not(suite.settings.delete_manifest_before_blobs)
@@ -317,6 +429,7 @@ def test_teardown_delete_created_manifest_and_associated_tags_after_blobs(suite:
     _delete_manifests_and_tags(suite)
 
 
+@with_setup
 def test_teardown_references_teardown(suite: Suite) -> None:
     """References teardown"""
     _setup(suite)
@@ -326,5 +439,7 @@ def test_teardown_references_teardown(suite: Suite) -> None:
     for blob in (content.configs[4], content.ref_blob_a, content.ref_blob_b, content.empty_json):
         response = suite.client.request("DELETE", "/v2/<name>/blobs/<digest>", digest=blob.digest)
         expect_2xx(response, 405, 404)
+        if suite.strict:
+            strict.check_accepted(response)
     if not suite.settings.delete_manifest_before_blobs:
         _delete_referrer_manifests(suite)

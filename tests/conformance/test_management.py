@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.conformance import strict
 from tests.conformance.content import TEST_TAG_NAME
 from tests.conformance.fixtures import (
     Suite,
@@ -95,6 +96,19 @@ def test_delete_request_to_manifest_tag_should_return_202_unless_tag_deletion_is
     expect_status(response, 400, 202, 405)
     if response.status_code == 400:
         assert error_codes(response)[0] == "UNSUPPORTED"
+    if suite.strict:
+        strict.check_accepted(response)
+
+
+@pytest.mark.strict
+def test_strict_get_request_to_deleted_tag_should_yield_404_manifest_unknown(
+    suite: Suite, state: ManagementState
+) -> None:
+    """Strict: once a tag is deleted, GET of it is 404 MANIFEST_UNKNOWN"""
+    response = suite.client.request(
+        "GET", "/v2/<name>/manifests/<reference>", reference=state.tag_to_delete
+    )
+    strict.check_error(response, 404, "MANIFEST_UNKNOWN")
 
 
 def test_delete_request_to_manifest_digest_should_yield_202_response_unless_already_deleted(
@@ -106,6 +120,9 @@ def test_delete_request_to_manifest_digest_should_yield_202_response_unless_alre
     )
     # If the tag delete above removed the manifest too, this may be a 404 (which is fine).
     expect_status(response, 202, 404)
+    if suite.strict:
+        # Deleting a tag deletes only the tag (the spec has separate requests for both).
+        strict.check_accepted(response)
 
 
 def test_get_request_to_deleted_manifest_url_should_yield_404_response_unless_delete_is_disallowed(
@@ -117,6 +134,8 @@ def test_get_request_to_deleted_manifest_url_should_yield_404_response_unless_de
         "GET", "/v2/<name>/manifests/<digest>", digest=suite.content.manifests[3].digest
     )
     expect_status(response, 404, 200)
+    if suite.strict:
+        strict.check_error(response, 404, "MANIFEST_UNKNOWN")
 
 
 def test_get_request_to_tags_list_should_reflect_manifest_deletion(
@@ -141,6 +160,8 @@ def test_delete_request_to_blob_url_should_yield_202_response(
     for digest in (suite.content.configs[3].digest, suite.content.layer.digest):
         response = suite.client.request("DELETE", "/v2/<name>/blobs/<digest>", digest=digest)
         expect_status(response, 202, 404, 405)
+        if suite.strict:
+            strict.check_accepted(response)
     if response.status_code == 405:
         state.blob_delete_allowed = False
 
@@ -155,3 +176,16 @@ def test_get_request_to_deleted_blob_url_should_yield_404_response(
         "GET", "/v2/<name>/blobs/<digest>", digest=suite.content.configs[3].digest
     )
     expect_status(response, 404)
+    if suite.strict:
+        strict.check_error(response, 404, "BLOB_UNKNOWN")
+
+
+@pytest.mark.strict
+def test_strict_get_request_to_deleted_layer_url_should_yield_404_blob_unknown(
+    suite: Suite,
+) -> None:
+    """Strict: the layer deleted with the config is gone too: 404 BLOB_UNKNOWN"""
+    response = suite.client.request(
+        "GET", "/v2/<name>/blobs/<digest>", digest=suite.content.layer.digest
+    )
+    strict.check_error(response, 404, "BLOB_UNKNOWN")

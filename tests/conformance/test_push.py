@@ -7,11 +7,13 @@ ones (the upload session of the previous test, the status of the previous mount)
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 import httpx
 import pytest
 
+from tests.conformance import strict
 from tests.conformance.content import (
     EMPTY_LAYER_TEST_TAG,
     MANIFEST_MEDIA_TYPE,
@@ -76,6 +78,8 @@ def test_patch_request_with_blob_in_body_should_yield_202_response(
     )
     expect_status(response, 202)
     state.last_response = response
+    if suite.strict:
+        strict.check_upload_progress(response, len(suite.content.blob_a.content))
 
 
 def test_put_request_to_session_url_with_digest_should_yield_201_response(
@@ -101,6 +105,8 @@ def test_get_nonexistent_blob_should_result_in_404_response(suite: Suite) -> Non
         "GET", "/v2/<name>/blobs/<digest>", digest=suite.content.dummy_digest
     )
     expect_status(response, 404)
+    if suite.strict:
+        strict.check_error(response, 404, "BLOB_UNKNOWN")
 
 
 def test_post_request_with_digest_and_blob_should_yield_a_201_or_202(
@@ -136,6 +142,8 @@ def test_post_request_should_yield_a_session_id(suite: Suite, state: PushState) 
     response = suite.client.request("POST", "/v2/<name>/blobs/uploads/")
     expect_status(response, 202)
     state.last_response = response
+    if suite.strict:
+        strict.check_location(response)
 
 
 def test_put_upload_of_a_blob_should_yield_a_201_response(suite: Suite, state: PushState) -> None:
@@ -158,6 +166,8 @@ def test_get_request_to_existing_blob_should_yield_200_response(suite: Suite) ->
         "GET", "/v2/<name>/blobs/<digest>", digest=suite.content.configs[1].digest
     )
     expect_status(response, 200)
+    if suite.strict:
+        strict.check_blob(response, suite.content.configs[1])
 
 
 def test_put_upload_of_a_layer_blob_should_yield_a_201_response(suite: Suite) -> None:
@@ -173,6 +183,8 @@ def test_get_request_to_existing_layer_should_yield_200_response(suite: Suite) -
         "GET", "/v2/<name>/blobs/<digest>", digest=suite.content.layer.digest
     )
     expect_status(response, 200)
+    if suite.strict:
+        strict.check_blob(response, suite.content.layer)
 
 
 # Blob Upload Chunked
@@ -214,6 +226,8 @@ def test_patch_request_with_first_chunk_should_return_202(suite: Suite, state: P
     expect_status(response, 202)
     assert response.headers.get("Range") == chunked.chunk1_range
     state.last_response = response
+    if suite.strict:
+        strict.check_upload_progress(response, len(chunked.chunk1))
 
 
 def test_retry_previous_blob_chunk_should_return_416(suite: Suite, state: PushState) -> None:
@@ -251,6 +265,8 @@ def test_patch_request_with_second_chunk_should_return_202(suite: Suite, state: 
     expect_status(response, 202)
     assert response.headers.get("Location"), "no Location on 202"
     state.last_response = response
+    if suite.strict:
+        strict.check_upload_progress(response, len(chunked.data))
 
 
 def test_put_request_with_digest_should_return_201(suite: Suite, state: PushState) -> None:
@@ -263,6 +279,18 @@ def test_put_request_with_digest_should_return_201(suite: Suite, state: PushStat
     )
     expect_status(response, 201)
     assert response.headers.get("Location"), "no Location on 201"
+
+
+@pytest.mark.strict
+def test_strict_get_on_unknown_blob_upload_should_return_404_blob_upload_unknown(
+    suite: Suite, state: PushState
+) -> None:
+    """Strict: the upload status of a session that never existed, and of the session just
+    completed, is 404 BLOB_UPLOAD_UNKNOWN"""
+    response = suite.client.request("GET", f"/v2/<name>/blobs/uploads/{uuid.uuid4()}")
+    strict.check_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
+    response = suite.client.request("GET", relative_location(_last(state)))
+    strict.check_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
 
 
 # Cross-Repository Blob Mount
@@ -294,6 +322,8 @@ def test_post_request_to_mount_another_repositorys_blob_should_return_201_or_202
     )
     expect_status(response, 201, 202)
     state.last_response = response
+    if suite.strict:
+        strict.check_location(response)
 
 
 def test_get_request_to_test_digest_within_cross_mount_namespace_should_return_200(
@@ -318,6 +348,23 @@ def test_cross_mounting_of_nonexistent_blob_should_yield_session_id(
     assert relative_location(last).startswith(prefix)
 
 
+@pytest.mark.strict
+def test_strict_cross_mounting_of_nonexistent_blob_should_yield_session_id(suite: Suite) -> None:
+    """Strict: mounting a blob that the `from` repository does not hold yields 202 and an
+    upload session in the target repository (what the test above checks when the mount of
+    an existing blob was not done)"""
+    response = suite.client.request(
+        "POST",
+        "/v2/<name>/blobs/uploads/",
+        name=suite.settings.crossmount_namespace,
+        params={"mount": suite.content.dummy_digest, "from": suite.settings.namespace},
+    )
+    expect_status(response, 202)
+    strict.check_location(response)
+    prefix = f"/v2/{suite.settings.crossmount_namespace}/blobs/uploads/"
+    assert relative_location(response).startswith(prefix)
+
+
 def test_cross_mounting_without_from_and_automatic_content_discovery_enabled_should_return_a_201(
     suite: Suite, state: PushState
 ) -> None:
@@ -332,6 +379,8 @@ def test_cross_mounting_without_from_and_automatic_content_discovery_enabled_sho
         params={"mount": suite.content.blob_a.digest},
     )
     expect_status(response, 201)
+    if suite.strict:
+        strict.check_location(response)
 
 
 def test_cross_mounting_without_from_and_automatic_content_discovery_disabled_should_return_a_202(
@@ -359,6 +408,8 @@ def test_get_nonexistent_manifest_should_return_404(suite: Suite) -> None:
         "GET", "/v2/<name>/manifests/<reference>", reference=NONEXISTENT_MANIFEST
     )
     expect_status(response, 404)
+    if suite.strict:
+        strict.check_error(response, 404, "MANIFEST_UNKNOWN")
 
 
 def test_put_should_accept_a_manifest_upload(suite: Suite) -> None:
@@ -367,6 +418,8 @@ def test_put_should_accept_a_manifest_upload(suite: Suite) -> None:
         response = suite.client.put_manifest(f"test{i}", suite.content.manifests[1].content)
         assert response.headers.get("Location"), f"no Location on {response.status_code}"
         expect_status(response, 201)
+        if suite.strict:
+            strict.check_manifest_created(response, suite.content.manifests[1])
 
 
 def test_registry_should_accept_a_manifest_upload_with_no_layers(
@@ -381,6 +434,21 @@ def test_registry_should_accept_a_manifest_upload_with_no_layers(
         state.empty_layer_manifest_ref = location
         assert location, "no Location on 201"
     # Otherwise the Go suite only warns: "image manifest with no layers is not supported".
+    if suite.strict:
+        strict.check_manifest_created(response, suite.content.empty_layer_manifest)
+
+
+@pytest.mark.strict
+def test_strict_manifest_with_no_layers_can_be_pulled(suite: Suite) -> None:
+    """Strict: the manifest with no layers is served as pushed, with the media type it was
+    pushed with (it has no mediaType field)"""
+    response = suite.client.request(
+        "GET",
+        "/v2/<name>/manifests/<reference>",
+        reference=EMPTY_LAYER_TEST_TAG,
+        headers={"Accept": MANIFEST_MEDIA_TYPE},
+    )
+    strict.check_manifest(response, suite.content.empty_layer_manifest, MANIFEST_MEDIA_TYPE)
 
 
 def test_get_request_to_manifest_url_digest_should_yield_200_response(suite: Suite) -> None:
@@ -392,6 +460,8 @@ def test_get_request_to_manifest_url_digest_should_yield_200_response(suite: Sui
         headers={"Accept": MANIFEST_MEDIA_TYPE},
     )
     expect_status(response, 200)
+    if suite.strict:
+        strict.check_manifest(response, suite.content.manifests[1], MANIFEST_MEDIA_TYPE)
 
 
 # Teardown
@@ -402,6 +472,8 @@ def _delete_manifests(suite: Suite, state: PushState) -> None:
         "DELETE", "/v2/<name>/manifests/<digest>", digest=suite.content.manifests[1].digest
     )
     expect_2xx(response, 405)
+    if suite.strict:
+        strict.check_accepted(response)
     if state.empty_layer_manifest_ref:
         response = suite.client.request(
             "DELETE",
@@ -409,13 +481,18 @@ def _delete_manifests(suite: Suite, state: PushState) -> None:
             reference=suite.content.empty_layer_manifest.digest,
         )
         expect_2xx(response, 405)
+        if suite.strict:
+            strict.check_accepted(response)
 
 
 def _delete_blob(suite: Suite, digest: str) -> None:
     response = suite.client.request("DELETE", "/v2/<name>/blobs/<digest>", digest=digest)
     expect_2xx(response, 404, 405)
+    if suite.strict:
+        strict.check_accepted(response)
 
 
+@pytest.mark.only_with(delete_manifest_before_blobs=True)
 def test_teardown_delete_manifest_created_in_tests(suite: Suite, state: PushState) -> None:
     """Delete manifest created in tests (when OCI_DELETE_MANIFEST_BEFORE_BLOBS)"""
     run_only_if(suite.settings.delete_manifest_before_blobs)
@@ -435,6 +512,7 @@ def test_teardown_delete_layer_blob_created_in_setup(suite: Suite) -> None:
     _delete_blob(suite, suite.content.layer.digest)
 
 
+@pytest.mark.only_with(delete_manifest_before_blobs=False)
 def test_teardown_delete_manifest_created_in_tests_after_blobs(
     suite: Suite, state: PushState
 ) -> None:
