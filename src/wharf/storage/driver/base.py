@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -191,6 +191,13 @@ class StorageDriver(ABC):
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         """A URL a client may fetch the file from directly, or None to serve it ourselves."""
         return None
+
+    async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> Sequence[str]:
+        """Discard uncommitted data started before ``before`` that the driver keeps outside
+        its files, where deleting upload directories cannot reach it (S3: multipart
+        uploads); the paths it belonged to. Drivers that keep uncommitted bytes in the files
+        themselves have nothing to purge."""
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional: most drivers hold nothing
         """Release connections and threads."""

@@ -40,6 +40,13 @@ def _inmemory(parameters: Mapping[str, Any]) -> StorageDriver:
     return InMemoryDriver()
 
 
+def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
+    # Imported here: boto3 takes ~0.15 s to import, which filesystem registries need not pay.
+    from wharf.storage.driver.s3 import S3Driver
+
+    return S3Driver.from_parameters(parameters)
+
+
 def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
     check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads"})
     root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
@@ -61,6 +68,7 @@ def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
 _FACTORIES: dict[str, DriverFactory] = {
     "filesystem": _filesystem,
     "inmemory": _inmemory,
+    "s3": _s3,
 }
 
 

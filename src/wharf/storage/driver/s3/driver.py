@@ -1,0 +1,219 @@
+"""The S3 storage driver, byte-compatible with Distribution's ``s3`` (s3-aws) driver.
+
+Keys follow Distribution's layout (``layout``); uncommitted files are multipart uploads plus
+pending objects (``writer``); reads are ranged and parallel (``reader``). Directories are
+prefixes: ``stat`` of a directory answers when some file lies below it, ``list`` asks with
+a ``/`` delimiter, ``walk`` lists the whole prefix without one (one request per 1000 keys
+instead of one per directory) and infers directories as Distribution's walk does, so it
+visits siblings in key order: a sibling whose name continues with ``-`` or ``.`` (``b-c``,
+``b.c``) comes before the directory ``b``'s subtree. ``delete`` lists the prefix and deletes
+page by page with DeleteObjects, and aborts the multipart uploads below the path, so that
+deleting an upload directory leaves nothing behind. ``move`` is a server-side copy
+(``bucket.copy``) and a delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from wharf.storage.driver.base import FileInfo, FileReader, FileWriter, PathNotFound, StorageDriver
+from wharf.storage.driver.s3.bucket import Bucket, Upload
+from wharf.storage.driver.s3.client import (
+    DEFAULT_MAX_THREADS,
+    RetryPolicy,
+    S3Client,
+    S3Error,
+    error_status,
+    is_not_found,
+    translating,
+)
+from wharf.storage.driver.s3.layout import PENDING_MARK, KeyLayout
+from wharf.storage.driver.s3.params import S3Parameters, parse_parameters
+from wharf.storage.driver.s3.reader import READ_AHEAD, READ_CHUNK, open_reader
+from wharf.storage.driver.s3.writer import S3Writer, load_stored
+
+__all__ = ["REDIRECT_EXPIRY", "S3Driver"]
+
+#: Lifetime of a presigned redirect URL, in seconds (Distribution's 20 minutes).
+REDIRECT_EXPIRY = 20 * 60
+
+
+class S3Driver(StorageDriver):
+    name = "s3"
+
+    def __init__(
+        self,
+        params: S3Parameters,
+        *,
+        max_threads: int = DEFAULT_MAX_THREADS,
+        page_size: int = 1000,
+        retry: RetryPolicy | None = None,
+        read_chunk: int = READ_CHUNK,
+        read_ahead: int = READ_AHEAD,
+    ) -> None:
+        """``page_size`` (keys per listing and per DeleteObjects), ``retry`` and the read
+        knobs exist for tests and benchmarks; configuration sets only ``params``."""
+        self.params = params
+        self.layout = KeyLayout(params.rootdirectory)
+        self.client = S3Client(params, max_threads=max_threads, retry=retry)
+        self.bucket = Bucket(self.client, params, page_size=page_size)
+        self._read_chunk = read_chunk
+        self._read_ahead = read_ahead
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> S3Driver:
+        """The driver for a ``storage: s3:`` section; ValueError naming a bad parameter."""
+        return cls(parse_parameters(parameters))
+
+    # -- files ------------------------------------------------------------------------------
+
+    async def get_content(self, path: str) -> bytes:
+        with translating(path):
+            return await self.bucket.get(self.layout.key(path))
+
+    async def put_content(self, path: str, content: bytes) -> None:
+        with translating(path):
+            await self.bucket.put(self.layout.key(path), bytes(content))
+
+    async def reader(self, path: str, offset: int = 0) -> FileReader:
+        key = self.layout.key(path)
+        return await open_reader(
+            self.bucket, path, key, offset, chunk=self._read_chunk, ahead=self._read_ahead
+        )
+
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        stored = None
+        if append:
+            with translating(path):
+                stored = await load_stored(self.bucket, self.layout, self.layout.key(path))
+            if stored is None:
+                raise PathNotFound(path)
+        return S3Writer(self.bucket, self.layout, path, stored, self.params.chunksize)
+
+    async def stat(self, path: str) -> FileInfo:
+        if path == "/":
+            return FileInfo(path, 0, None, True)
+        with translating(path):
+            try:
+                info = await self.bucket.head(self.layout.key(path))
+                return FileInfo(path, info.size, info.modified, False)
+            except S3Error as exc:
+                # 403: allowed to list but not to read, as Distribution also copes with.
+                if not (is_not_found(exc) or error_status(exc) == 403):
+                    raise
+            async for objects, prefixes in self.bucket.list_pages(
+                self.layout.directory(path), delimiter="/"
+            ):
+                if prefixes or any(self.layout.path(o.key) for o in objects):
+                    return FileInfo(path, 0, None, True)
+        raise PathNotFound(path)
+
+    async def move(self, source: str, destination: str) -> None:
+        with translating(source):
+            try:
+                info = await self.bucket.head(self.layout.key(source))
+            except S3Error as exc:
+                if is_not_found(exc):
+                    raise PathNotFound(source) from exc
+                raise
+            if source == destination:
+                return
+            await self.bucket.copy(info, self.layout.key(destination))
+            await self.bucket.delete_key(info.key)
+
+    async def redirect_url(self, path: str, method: str = "GET") -> str | None:
+        if method not in ("GET", "HEAD"):
+            return None
+        key = self.layout.key(path)
+        with translating(path):
+            # In a thread: the first presign may resolve credentials over the network.
+            return await self.client.call(
+                "Presign", lambda: self.client.presign(method, key, REDIRECT_EXPIRY)
+            )
+
+    # -- directories ------------------------------------------------------------------------
+
+    async def list(self, path: str) -> list[str]:
+        children: builtins.list[str] = []
+        with translating(path):
+            async for objects, prefixes in self.bucket.list_pages(
+                self.layout.directory(path), delimiter="/"
+            ):
+                names = [o.key for o in objects] + [p.rstrip("/") for p in prefixes]
+                children += [child for name in names if (child := self.layout.path(name))]
+        if not children and path != "/":
+            raise PathNotFound(path)
+        return sorted(children)
+
+    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        base = "" if path == "/" else path
+        opened: list[str] = []  # the directories above the last file, outermost first
+        with translating(path):
+            async for objects, _ in self.bucket.list_pages(self.layout.directory(path)):
+                for obj in objects:
+                    file = self.layout.path(obj.key)
+                    if file is None:
+                        continue
+                    parts = file[len(base) + 1 :].split("/")
+                    above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
+                    common = 0
+                    while common < min(len(opened), len(above)) and opened[common] == above[common]:
+                        common += 1
+                    # Keys below one directory are contiguous: each is entered once.
+                    for directory in above[common:]:
+                        yield FileInfo(directory, 0, None, True)
+                    opened = above
+                    yield FileInfo(file, obj.size, obj.modified, False)
+
+    async def delete(self, path: str) -> None:
+        key = self.layout.key(path)
+        below, pending = key + "/", key + PENDING_MARK
+
+        def doomed(name: str) -> bool:
+            # Not siblings that merely start alike (``/a/bc`` when deleting ``/a/b``).
+            return name == key or name.startswith((below, pending))
+
+        with translating(path):
+            uploads = asyncio.ensure_future(self.bucket.list_uploads(key))
+            found = False
+            try:
+                async for objects, _ in self.bucket.list_pages(key):
+                    keys = [o.key for o in objects if doomed(o.key)]
+                    if keys:
+                        found = True
+                        await self.bucket.delete_keys(keys)
+            finally:
+                listed = await uploads
+            aborted = [u for u in listed if doomed(u.key)]
+            await self._abort(aborted)
+        if not (found or aborted):
+            raise PathNotFound(path)
+
+    # -- maintenance ------------------------------------------------------------------------
+
+    async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> Sequence[str]:
+        """Abort the multipart uploads below the root started before ``before``: those of
+        upload sessions deleted by other means (Distribution's purge deletes the session's
+        objects only) and of processes that died mid-copy."""
+        with translating("/"):
+            uploads = await self.bucket.list_uploads(self.layout.prefix)
+            stale = [u for u in uploads if u.initiated is not None and u.initiated < before]
+            if not dry_run:
+                await self._abort(stale)
+        return sorted({path for u in stale if (path := self.layout.path(u.key))})
+
+    async def _abort(self, uploads: Sequence[Upload]) -> None:
+        limit = asyncio.Semaphore(max(1, self.client.max_threads // 2))
+
+        async def abort(key: str, upload_id: str) -> None:
+            async with limit:
+                await self.bucket.abort_upload(key, upload_id)
+
+        await asyncio.gather(*(abort(u.key, u.upload_id) for u in uploads))
+
+    async def close(self) -> None:
+        await self.client.close()

@@ -1,0 +1,378 @@
+"""The S3 file writer: a multipart upload continued across requests and processes.
+
+What storage holds for an uncommitted file at ``key``:
+
+- a multipart upload of ``key`` (found with ListMultipartUploads, its parts with ListParts,
+  as Distribution does) whose parts 1..k each hold at least 5 MiB; created only when the
+  first part is sent;
+- pending objects ``<key>#pending.<offset>`` (see ``layout``) with the bytes after the parts
+  that did not fill a part when a writer closed.
+
+Its size is the parts' bytes plus the chain of pending objects that starts where the parts
+end and continues without gap. Anything else is left over from an interrupted step and is
+ignored, then deleted: parts after a missing number (a part upload that failed while a later
+one succeeded), pending objects before the end of the parts (already sent inside a part) or
+off the chain (replaced by a consolidated one). So every step can be interrupted, in any
+process, and the next writer finds a consistent prefix of what was written — never a hole,
+never bytes twice. Nothing is visible at ``key`` before ``commit``.
+
+Writing: bytes are buffered; each ``chunksize`` of pending plus buffered bytes becomes a
+part, uploaded in the background, up to ``PARALLEL_PARTS`` at a time (the next write waits
+for a free slot, which bounds memory). ``close`` sends a tail of 5 MiB or more as a part,
+and stores a smaller one as one more pending object: one PutObject of the new bytes only,
+no copy and no CompleteMultipartUpload, whatever the chunk sizes. Once a file has
+``MAX_PENDING`` pending objects, the next close merges them into one.
+
+``commit`` sends the pending bytes and the buffer as the last part and completes the upload,
+or, when no part was ever sent, puts the whole file with one PutObject (also for 0 bytes);
+then aborts the upload's leftovers and deletes the pending objects. ``cancel`` aborts and
+deletes. A writer opened with ``append=False`` clears what an earlier writer left at ``key``
+before it first stores anything, so nothing stale can join its bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from wharf.storage.driver.base import DriverError, FileWriter
+from wharf.storage.driver.s3.bucket import Bucket, ObjectInfo, Part
+from wharf.storage.driver.s3.client import S3Error, is_not_found, translate
+from wharf.storage.driver.s3.layout import KeyLayout
+from wharf.storage.driver.s3.params import MIN_CHUNK_SIZE
+
+__all__ = ["MAX_PENDING", "PARALLEL_PARTS", "S3Writer", "StoredFile", "load_stored"]
+
+#: Part uploads in flight per writer: enough to keep a loopback or LAN link busy while the
+#: next part is received; each holds one ``chunksize`` of memory.
+PARALLEL_PARTS = 4
+#: Pending objects a file may gather before a close merges them (a GET of each and a PUT).
+MAX_PENDING = 16
+_Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(slots=True)
+class StoredFile:
+    """What storage holds for one uncommitted (or committed, being continued) file."""
+
+    upload_id: str | None = None
+    parts: list[Part] = field(default_factory=list)
+    pending: list[ObjectInfo] = field(default_factory=list)  # the chain, in offset order
+    garbage: list[str] = field(default_factory=list)  # pending keys off the chain
+    other_uploads: list[str] = field(default_factory=list)  # uploads of the key not continued
+    base: ObjectInfo | None = None  # a committed object being continued
+
+    @property
+    def size(self) -> int:
+        if self.base is not None:
+            return self.base.size
+        return sum(p.size for p in self.parts) + sum(o.size for o in self.pending)
+
+
+def _usable_parts(parts: list[Part]) -> list[Part]:
+    """Parts 1..k without gap, each big enough to have more parts follow."""
+    usable: list[Part] = []
+    for part in sorted(parts, key=lambda p: p.number):
+        if part.number != len(usable) + 1 or part.size < MIN_CHUNK_SIZE:
+            break
+        usable.append(part)
+    return usable
+
+
+async def load_stored(bucket: Bucket, layout: KeyLayout, key: str) -> StoredFile | None:
+    """The stored state of ``key``, or None when nothing is there to continue."""
+    uploads, pending = await asyncio.gather(
+        bucket.list_uploads(key), bucket.list_all(layout.pending_prefix(key))
+    )
+    uploads = [u for u in uploads if u.key == key]
+    stored = StoredFile()
+    if uploads:
+        listed = await asyncio.gather(*(bucket.list_parts(key, u.upload_id) for u in uploads))
+
+        def rank(i: int) -> tuple[int, datetime]:
+            parts = _usable_parts(listed[i])
+            return sum(p.size for p in parts), uploads[i].initiated or datetime.min
+
+        best = max(range(len(uploads)), key=rank)
+        stored.upload_id = uploads[best].upload_id
+        stored.parts = _usable_parts(listed[best])
+        stored.other_uploads = [u.upload_id for i, u in enumerate(uploads) if i != best]
+    offsets = {layout.pending_offset(key, o.key): o for o in pending}
+    position = sum(p.size for p in stored.parts)
+    while (link := offsets.pop(position, None)) is not None and link.size:
+        stored.pending.append(link)
+        position += link.size
+    stored.garbage = [o.key for o in offsets.values()]
+    if uploads or pending:
+        return stored
+    try:
+        stored.base = await bucket.head(key)
+    except S3Error as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    return stored
+
+
+class S3Writer(FileWriter):
+    def __init__(
+        self,
+        bucket: Bucket,
+        layout: KeyLayout,
+        path: str,
+        stored: StoredFile | None,
+        chunk_size: int,
+    ) -> None:
+        self._bucket = bucket
+        self._layout = layout
+        self._path = path
+        self._key = layout.key(path)
+        self._chunk = chunk_size
+        # None: opened with append=False, storage not yet cleared.
+        self._fresh = stored is None
+        stored = stored or StoredFile()
+        self._upload_id = stored.upload_id
+        self._known_uploads = {u for u in (stored.upload_id, *stored.other_uploads) if u}
+        self._parts = list(stored.parts)
+        self._next_part = len(self._parts) + 1
+        self._pending = list(stored.pending)
+        self._pending_size = sum(o.size for o in stored.pending)
+        self._garbage = list(stored.garbage)
+        self._other_uploads = list(stored.other_uploads)
+        self._base = stored.base if stored.base is not None and stored.base.size else None
+        self._buffer = bytearray()
+        self._size = stored.size
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(PARALLEL_PARTS)
+        self._error: BaseException | None = None
+        self._state = "open"
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    # -- the contract -----------------------------------------------------------------------
+
+    async def write(self, data: _Buffer) -> None:
+        self._check("open")
+        view = memoryview(data).cast("B")
+        if not view.nbytes:
+            return
+        with self._errors():
+            self._raise_failure()  # a part sent in the background failed
+            self._buffer += view  # a copy: the caller may reuse its buffer
+            self._size += view.nbytes
+            while self._pending_size + len(self._buffer) >= self._chunk:
+                await self._send_part(self._chunk)
+
+    async def close(self) -> None:
+        if self._state == "failed":
+            # The failure was raised to the caller already; storage keeps a consistent prefix.
+            self._state = "closed"
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            return
+        if self._state != "open":
+            return
+        with self._errors():
+            await self._settle()
+            if self._buffer:
+                if self._pending_size + len(self._buffer) >= MIN_CHUNK_SIZE:
+                    await self._send_part(self._pending_size + len(self._buffer))
+                    await self._settle()
+                else:
+                    await self._store_pending()
+            await self._collect_garbage()
+        self._state = "closed"
+
+    async def commit(self) -> None:
+        self._check("open")
+        with self._errors():
+            await self._settle()
+            await self._commit()
+        self._state = "committed"
+
+    async def cancel(self) -> None:
+        self._check("open", "failed")
+        self._state = "cancelled"
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._buffer = bytearray()
+        with self._errors():
+            if self._fresh:
+                await self._clear_stored()
+            await self._discard(drop_upload=True)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _check(self, *states: str) -> None:
+        if self._state not in states:
+            raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Any failure makes the writer final: it no longer knows what storage holds."""
+        try:
+            yield
+        except S3Error as exc:
+            self._state = "failed"
+            raise translate(exc, self._path) from exc
+        except BaseException:
+            self._state = "failed"
+            raise
+
+    def _raise_failure(self) -> None:
+        error = self._error
+        if error is None:
+            return
+        if isinstance(error, S3Error):
+            raise translate(error, self._path) from error
+        raise DriverError(f"part upload failed: {self._path}", path=self._path) from error
+
+    async def _prepare(self) -> None:
+        """Before the first bytes are stored: clear a fresh writer's key, and turn a
+        committed object being continued into the start of a multipart upload."""
+        if self._fresh:
+            await self._clear_stored()
+            self._fresh = False
+        if self._base is not None:
+            base, self._base = self._base, None
+            if base.size < MIN_CHUNK_SIZE:
+                self._buffer[:0] = await self._bucket.get(base.key)
+            else:
+                await self._ensure_upload()
+                assert self._upload_id is not None
+                self._parts = await self._bucket.copy_parts(
+                    base, self._key, self._upload_id, 1, last=False
+                )
+                self._next_part = len(self._parts) + 1
+
+    async def _clear_stored(self) -> None:
+        uploads, pending = await asyncio.gather(
+            self._bucket.list_uploads(self._key),
+            self._bucket.list_all(self._layout.pending_prefix(self._key)),
+        )
+        stale = [u.upload_id for u in uploads if u.key == self._key]
+        self._known_uploads.update(stale)
+        await asyncio.gather(
+            *(self._bucket.abort_upload(self._key, upload_id) for upload_id in stale),
+            self._bucket.delete_keys([o.key for o in pending]),
+        )
+
+    async def _ensure_upload(self) -> None:
+        if self._upload_id is None:
+            self._upload_id = await self._bucket.create_upload(self._key, self._known_uploads)
+            self._known_uploads.add(self._upload_id)
+
+    async def _take(self, size: int) -> bytes:
+        """The next ``size`` bytes of the file: the pending objects' bytes, then buffered."""
+        head = b""
+        if self._pending:
+            contents = await asyncio.gather(*(self._bucket.get(o.key) for o in self._pending))
+            head = b"".join(contents)
+            self._garbage += [o.key for o in self._pending]
+            self._pending, self._pending_size = [], 0
+        taken = size - len(head)
+        data = head + bytes(self._buffer[:taken])
+        del self._buffer[:taken]
+        return data
+
+    async def _send_part(self, size: int) -> None:
+        await self._prepare()
+        await self._ensure_upload()
+        await self._slots.acquire()
+        if self._error is not None:
+            self._slots.release()
+            self._raise_failure()
+        try:
+            data = await self._take(min(size, self._pending_size + len(self._buffer)))
+        except BaseException:
+            self._slots.release()
+            raise
+        number, self._next_part = self._next_part, self._next_part + 1
+        task = asyncio.create_task(self._upload(number, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upload(self, number: int, data: bytes) -> None:
+        assert self._upload_id is not None
+        try:
+            self._parts.append(
+                await self._bucket.upload_part(self._key, self._upload_id, number, data)
+            )
+        except BaseException as exc:
+            # Later parts may still succeed: the next writer stops at the missing number.
+            # Kept, not raised: the writer reports it from its next call.
+            if self._error is None:
+                self._error = exc
+        finally:
+            self._slots.release()
+
+    async def _settle(self) -> None:
+        """Wait for the part uploads in flight; the first failure is raised."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._raise_failure()
+
+    async def _store_pending(self) -> None:
+        await self._prepare()
+        offset = sum(p.size for p in self._parts)
+        if len(self._pending) + 1 >= MAX_PENDING:
+            data = await self._take(self._pending_size + len(self._buffer))
+        else:
+            offset += self._pending_size
+            data = bytes(self._buffer)
+            self._buffer.clear()
+        key = self._layout.pending_key(self._key, offset)
+        await self._bucket.put(key, data, pending=True)
+        self._garbage = [k for k in self._garbage if k != key]
+        self._pending.append(ObjectInfo(key, len(data), None))
+        self._pending_size += len(data)
+
+    async def _collect_garbage(self) -> None:
+        garbage, self._garbage = self._garbage, []
+        if garbage:
+            await self._bucket.delete_keys(garbage)
+
+    async def _discard(self, *, drop_upload: bool) -> None:
+        """Remove the leftovers: pending objects, other uploads, and this one if asked."""
+        uploads = list(self._other_uploads)
+        if drop_upload and self._upload_id is not None:
+            uploads.append(self._upload_id)
+        self._garbage += [o.key for o in self._pending]
+        self._pending, self._pending_size = [], 0
+        await asyncio.gather(
+            *(self._bucket.abort_upload(self._key, upload_id) for upload_id in uploads),
+            self._collect_garbage(),
+        )
+
+    async def _commit(self) -> None:
+        if self._base is not None and not self._buffer:
+            await self._discard(drop_upload=True)  # the committed object is the file
+            return
+        if self._fresh:
+            # Nothing stored yet, less than a part buffered: one PutObject, while the key's
+            # leftovers from earlier writers are cleared.
+            await asyncio.gather(
+                self._bucket.put(self._key, bytes(self._buffer)), self._clear_stored()
+            )
+            self._fresh = False
+            self._buffer.clear()
+            return
+        await self._prepare()
+        if not self._parts:
+            data = await self._take(self._pending_size + len(self._buffer))
+            await self._bucket.put(self._key, data)
+            await self._discard(drop_upload=True)
+            return
+        tail = self._pending_size + len(self._buffer)
+        if tail:
+            await self._send_part(tail)
+            await self._settle()
+        assert self._upload_id is not None
+        parts = sorted(self._parts, key=lambda p: p.number)
+        await self._bucket.complete_upload(self._key, self._upload_id, parts, self._size)
+        await self._discard(drop_upload=False)
