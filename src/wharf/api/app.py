@@ -21,8 +21,9 @@ from wharf.api.http import (
     error_response,
 )
 from wharf.api.routes import match_route
+from wharf.api.token import token_route
 from wharf.api.upload_state import UploadStateSigner
-from wharf.auth.factory import create_access_controller
+from wharf.auth.factory import create_auth
 from wharf.config import Config
 from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
 from wharf.reference import RepositoryName
@@ -57,15 +58,16 @@ class WharfApp:
         registry = Registry(driver, cache, self.hash_executor)
         secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         prefix = config.http.prefix.rstrip("/")
+        auth = create_auth(config.extra.get("auth"), secret=secret)
         self.context = AppContext(
-            config,
-            registry,
-            UploadStateSigner(secret),
-            prefix,
-            access=create_access_controller(config.extra.get("auth")),
+            config, registry, UploadStateSigner(secret), prefix, access=auth.controller
         )
         #: Endpoints outside ``/v2`` (such as a token service), by exact path.
         self.extra_routes: dict[str, Callable[[AppContext, Request], Awaitable[Response]]] = {}
+        if auth.token_service is not None:
+            self.extra_routes[auth.token_service.path] = token_route(auth.token_service)
+        timeout = config.http.body_timeout
+        self._body_timeout = None if timeout is None else timeout.total_seconds()
         self._extra_headers = [_API_VERSION] + [
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, values in config.http.headers.items()
@@ -92,7 +94,7 @@ class WharfApp:
                 await self._not_found(send)
                 return
             path = path[len(prefix) :]
-        request = Request(scope, receive, path)
+        request = Request(scope, receive, path, self._body_timeout)
         head = scope["method"] == "HEAD"
         try:
             response = await self._dispatch(request, path)

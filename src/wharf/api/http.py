@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -26,6 +27,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Largest header value wharf reads (bytes); longer values are refused.
 MAX_HEADER_VALUE = 8192
+#: Seconds a request body may stall between two chunks (``http.body_timeout``'s default).
+BODY_TIMEOUT = 60.0
 
 
 class ClientDisconnected(Exception):
@@ -33,12 +36,23 @@ class ClientDisconnected(Exception):
 
 
 class Request:
-    __slots__ = ("_body_started", "_headers", "_query", "path", "receive", "scope")
+    __slots__ = (
+        "_body_started",
+        "_headers",
+        "_query",
+        "body_timeout",
+        "path",
+        "receive",
+        "scope",
+    )
 
-    def __init__(self, scope: Scope, receive: Receive, path: str) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, path: str, body_timeout: float | None = BODY_TIMEOUT
+    ) -> None:
         self.scope = scope
         self.receive = receive
         self.path = path
+        self.body_timeout = body_timeout
         self._headers: dict[str, str] | None = None
         self._query: dict[str, list[str]] | None = None
         self._body_started = False
@@ -94,7 +108,18 @@ class Request:
         """The request body as it arrives."""
         self._body_started = True
         while True:
-            message = await self.receive()
+            try:
+                # A client that stops sending mid-body would otherwise hold this request
+                # (and its upload lock) for as long as it keeps the connection open.
+                async with asyncio.timeout(self.body_timeout):
+                    message = await self.receive()
+            except TimeoutError:
+                raise SizeInvalid(
+                    {"timeout": self.body_timeout},
+                    message="request body stalled",
+                    status=408,
+                    headers={"Connection": "close"},
+                ) from None
             kind = message["type"]
             if kind == "http.request":
                 chunk = message.get("body", b"")

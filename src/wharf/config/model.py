@@ -65,6 +65,9 @@ class HTTPConfig:
     relative_urls: bool = False  # Location headers without scheme and host
     #: How long a stop waits for requests in flight; None waits for all of them.
     drain_timeout: timedelta | None = None
+    #: How long a request body may stall between two reads before the request is dropped
+    #: (408), so a client that stops sending mid-body cannot hold a worker; None: no limit.
+    body_timeout: timedelta | None = timedelta(seconds=60)
 
     @property
     def bind_host(self) -> str:
