@@ -1,0 +1,267 @@
+"""A recording, fault-injecting HTTP proxy in front of an S3 server, for tests.
+
+Every request is forwarded unchanged (the Host header included, so that the server checks
+signatures made for the proxy's address) and recorded with its S3 operation, found from the
+method, the query and the headers as S3 defines them. ``fail`` makes chosen requests fail::
+
+    with FaultProxy(server.endpoint) as proxy:
+        proxy.fail("UploadPart", "status", status=503)      # next UploadPart: 503 SlowDown
+        proxy.fail("CompleteMultipartUpload", "lose")        # done upstream, answer lost
+        proxy.fail("GetObject", "drop", times=2, after=1)    # 2nd and 3rd: connection closed
+
+Actions: ``status`` answers ``status`` with an S3 error body without forwarding; ``drop``
+closes the connection before forwarding; ``lose`` forwards, then closes the connection
+without answering (the request took effect, the client cannot know); ``cut`` forwards and
+closes the connection halfway through the response body.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import http.server
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from types import TracebackType
+
+__all__ = ["Fault", "FaultProxy", "Recorded", "s3_operation"]
+
+_ACTIONS = ("status", "drop", "lose", "cut")
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer"}
+_ERROR_CODES = {500: "InternalError", 503: "SlowDown", 429: "SlowDown"}
+
+
+def s3_operation(method: str, path: str, query: str, headers: dict[str, str]) -> str:
+    """The S3 operation of a path-style request."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    has_key = "/" in path.lstrip("/")
+    copy = "x-amz-copy-source" in headers
+    if method == "GET":
+        if "uploads" in params:
+            return "ListMultipartUploads"
+        if "uploadId" in params:
+            return "ListParts"
+        if not has_key:
+            return "ListObjectsV2" if params.get("list-type") == ["2"] else "ListObjects"
+        return "GetObject"
+    if method == "HEAD":
+        return "HeadObject" if has_key else "HeadBucket"
+    if method == "PUT":
+        if "partNumber" in params:
+            return "UploadPartCopy" if copy else "UploadPart"
+        if not has_key:
+            return "CreateBucket"
+        return "CopyObject" if copy else "PutObject"
+    if method == "POST":
+        if "uploads" in params:
+            return "CreateMultipartUpload"
+        if "uploadId" in params:
+            return "CompleteMultipartUpload"
+        if "delete" in params:
+            return "DeleteObjects"
+    if method == "DELETE":
+        if "uploadId" in params:
+            return "AbortMultipartUpload"
+        return "DeleteObject" if has_key else "DeleteBucket"
+    return f"{method} {path}"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    operation: str
+    method: str
+    path: str  # unquoted, with the bucket: /bucket/key
+    query: str
+    headers: dict[str, str]  # lower-case names
+    status: int  # 0 when no answer was sent
+    started: float
+    ended: float
+
+    @property
+    def key(self) -> str:
+        return self.path.lstrip("/").partition("/")[2]
+
+
+@dataclass
+class Fault:
+    operation: str
+    action: str
+    status: int = 503
+    times: int = 1
+    after: int = 0  # matching requests let through first
+    key_contains: str = ""
+    seen: int = field(default=0)
+
+    def matches(self, operation: str, key: str) -> bool:
+        return operation == self.operation and self.key_contains in key
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        parsed = urllib.parse.urlsplit(upstream)
+        self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
+        self.requests: list[Recorded] = []
+        self.faults: list[Fault] = []
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    # -- for tests --------------------------------------------------------------------------
+
+    def fail(self, operation: str, action: str, **options: int | str) -> Fault:
+        if action not in _ACTIONS:
+            raise ValueError(f"action must be one of {_ACTIONS}")
+        fault = Fault(operation, action, **options)  # type: ignore[arg-type]
+        with self._lock:
+            self.faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.requests.clear()
+            self.max_in_flight.clear()
+
+    def operations(self, *names: str) -> list[str]:
+        """The operations recorded so far, in order, limited to ``names`` when given."""
+        with self._lock:
+            return [r.operation for r in self.requests if not names or r.operation in names]
+
+    def count(self, operation: str) -> int:
+        return len(self.operations(operation))
+
+    # -- for the handler --------------------------------------------------------------------
+
+    def _fault_for(self, operation: str, key: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.matches(operation, key):
+                    fault.seen += 1
+                    if fault.seen > fault.after:
+                        fault.times -= 1
+                        return fault
+        return None
+
+    def _enter(self, operation: str) -> None:
+        with self._lock:
+            count = self.in_flight.get(operation, 0) + 1
+            self.in_flight[operation] = count
+            self.max_in_flight[operation] = max(self.max_in_flight.get(operation, 0), count)
+
+    def _leave(self, record: Recorded) -> None:
+        with self._lock:
+            self.in_flight[record.operation] -= 1
+            self.requests.append(record)
+
+
+def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        upstream: http.client.HTTPConnection | None = None
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _forward(self, body: bytes) -> http.client.HTTPResponse:
+            for attempt in range(2):
+                if self.upstream is None:
+                    self.upstream = http.client.HTTPConnection(*proxy.upstream, timeout=120)
+                try:
+                    self.upstream.putrequest(
+                        self.command, self.path, skip_host=True, skip_accept_encoding=True
+                    )
+                    for name, value in self.headers.items():
+                        self.upstream.putheader(name, value)
+                    self.upstream.endheaders(body)
+                    return self.upstream.getresponse()
+                except (ConnectionError, http.client.HTTPException):
+                    # The server closed an idle kept-alive connection: reconnect once.
+                    self.upstream.close()
+                    self.upstream = None
+                    if attempt:
+                        raise
+            raise AssertionError("unreachable")
+
+        def _handle(self) -> None:
+            started = time.monotonic()
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            path, _, query = self.path.partition("?")
+            path = urllib.parse.unquote(path)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            operation = s3_operation(self.command, path, query, headers)
+            record = Recorded(operation, self.command, path, query, headers, 0, started, 0.0)
+            proxy._enter(operation)
+            status = 0
+            try:
+                fault = proxy._fault_for(operation, record.key)
+                if fault is not None and fault.action == "drop":
+                    self.close_connection = True
+                    return
+                if fault is not None and fault.action == "status":
+                    status = fault.status
+                    code = _ERROR_CODES.get(status, "InternalError")
+                    error = (
+                        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+                        f"<Message>injected by the test proxy</Message></Error>"
+                    ).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(error)
+                    return
+                response = self._forward(body)
+                content = response.read()
+                if fault is not None and fault.action == "lose":
+                    self.close_connection = True
+                    return
+                status = response.status
+                self.send_response_only(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                declared = response.getheader("Content-Length")
+                if self.command == "HEAD" and declared is not None:
+                    self.send_header("Content-Length", declared)
+                else:
+                    self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if fault is not None and fault.action == "cut":
+                    self.wfile.write(content[: len(content) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if self.command != "HEAD":
+                    self.wfile.write(content)
+            finally:
+                ended = time.monotonic()
+                proxy._leave(dataclasses.replace(record, status=status, ended=ended))
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    return Handler
