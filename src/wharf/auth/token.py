@@ -76,6 +76,21 @@ LEEWAY = 60.0
 _CACHE_SIZE = 4096
 
 
+_REGISTRIES: dict[str | None, jws.JWSRegistry] = {}
+
+
+def _registry(algorithm: str | None = None) -> jws.JWSRegistry:
+    """joserfc's checks, allowing only ``algorithm`` (None: for parsing only)."""
+    registry = _REGISTRIES.get(algorithm)
+    if registry is None:
+        algorithms = None if algorithm is None else [algorithm]
+        registry = jws.JWSRegistry(algorithms=algorithms, strict_check_header=False)
+        # joserfc's default of 512 bytes is too small for a header with a certificate chain.
+        registry.max_header_length = MAX_AUTHORIZATION
+        _REGISTRIES[algorithm] = registry
+    return registry
+
+
 class InvalidToken(Exception):
     """A token that is malformed, not signed by a trusted key, expired, or not for us."""
 
@@ -136,7 +151,7 @@ class TokenVerifier:
             raise InvalidToken("token too long")
         try:
             value = raw.encode("ascii")
-            header = jws.extract_compact(value).headers()
+            header = jws.extract_compact(value, registry=_registry()).headers()
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(f"malformed token: {exc}") from None
         algorithm = header.get("alg")
@@ -150,7 +165,8 @@ class TokenVerifier:
                 # joserfc warns that "EdDSA" is deprecated in favour of "Ed25519"; issuers
                 # written for Distribution still use it.
                 warnings.simplefilter("ignore")
-                payload = jws.deserialize_compact(value, key, algorithms=[algorithm]).payload
+                signed = jws.deserialize_compact(value, key, registry=_registry(algorithm))
+                payload = signed.payload
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidToken(f"bad signature: {exc}") from None
         try:
