@@ -1,4 +1,5 @@
-"""``wharf`` command line: ``wharf serve [CONFIG]``, ``wharf --version``.
+"""``wharf`` command line: ``wharf serve [CONFIG]``, ``wharf garbage-collect [...] CONFIG``,
+``wharf --version``.
 
 Each subcommand is one entry of ``COMMANDS``: its help, a function adding its arguments and
 the function running it (returning the exit status).
@@ -97,8 +98,25 @@ def _fail(message: str) -> int:
     return EXIT_CONFIG
 
 
+def _garbage_collect_arguments(parser: argparse.ArgumentParser) -> None:
+    from wharf import gc_cli
+
+    gc_cli.add_arguments(parser)
+
+
+def _garbage_collect(args: argparse.Namespace) -> int:
+    from wharf import gc_cli
+
+    return gc_cli.run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "serve": Command("run the registry", _serve_arguments, _serve),
+    "garbage-collect": Command(
+        "remove blobs and manifests nothing references",
+        _garbage_collect_arguments,
+        _garbage_collect,
+    ),
 }
 
 

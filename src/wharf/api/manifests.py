@@ -10,6 +10,7 @@ from wharf.api.http import Request, Response
 from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
+from wharf.registry.gc.guard import write_guard
 from wharf.registry.manifests import StoredManifest
 from wharf.registry.namespace import Repository
 
@@ -91,7 +92,9 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
     repository = ctx.repository(name)
     ref = parse_reference(reference)
     body = await request.body(MANIFEST_MAX_BYTES)
-    manifest = await repository.manifests.put(body, request.header("content-type"), ref)
+    manifest = await repository.manifests.put(
+        body, request.header("content-type"), ref, guard=write_guard(ctx.config)
+    )
     repository.changed()
     headers = {
         "Location": ctx.url(f"/v2/{name}/manifests/{manifest.digest}"),

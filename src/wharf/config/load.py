@@ -32,6 +32,7 @@ import yaml
 from wharf.config.model import (
     CatalogConfig,
     Config,
+    GcConfig,
     HTTPConfig,
     LogConfig,
     StorageConfig,
@@ -55,7 +56,7 @@ DEFAULT_SOURCE = "defaults"
 _ENV_PREFIX = "REGISTRY_"
 _DEFAULT_ROOT = "./wharf-data"
 _STORAGE_DRIVERS = ("filesystem", "inmemory", "s3")
-_STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache")
+_STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache", "gc")
 #: Sections that later subsystems parse themselves; kept raw in ``Config.extra``.
 _RAW_SECTIONS = (
     "auth",
@@ -461,6 +462,7 @@ def _storage(section: _Section) -> StorageConfig:
         )
     cache.ignore("blobdescriptorsize")
     cache.finish()
+    gc = _gc(section.section("gc"))
     section.finish()
     return StorageConfig(
         driver=driver,
@@ -470,6 +472,7 @@ def _storage(section: _Section) -> StorageConfig:
         upload_purging=purging,
         redirect_disabled=redirect_disabled,
         cache_blobdescriptor=blobdescriptor or None,
+        gc=gc,
     )
 
 
@@ -500,6 +503,19 @@ def _upload_purging(section: _Section) -> UploadPurgingConfig:
     )
     section.finish()
     return purging
+
+
+def _gc(section: _Section) -> GcConfig:
+    defaults = GcConfig()
+    gc = GcConfig(
+        enabled=section.boolean("enabled", defaults.enabled),
+        interval=section.duration("interval", defaults.interval, positive=True),
+        grace=section.duration("grace", defaults.grace),
+        delete_untagged=section.boolean("deleteuntagged", defaults.delete_untagged),
+        lockdir=section.string("lockdir", defaults.lockdir),
+    )
+    section.finish()
+    return gc
 
 
 def _http(section: _Section) -> HTTPConfig:

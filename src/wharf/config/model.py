@@ -6,9 +6,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
+
 __all__ = [
     "CatalogConfig",
     "Config",
+    "GcConfig",
     "HTTPConfig",
     "LogConfig",
     "StorageConfig",
@@ -22,6 +25,7 @@ class LogConfig:
     level: str = "info"  # error | warn | info | debug
     formatter: str = "text"  # text | json
     fields: dict[str, Any] = field(default_factory=dict)
+    access_log: bool = True  # one info line per request (log.accesslog.disabled turns it off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +37,20 @@ class UploadPurgingConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GcConfig:
+    """``storage.gc``, wharf's own section (Distribution has none): online garbage collection."""
+
+    enabled: bool = False  # collect every ``interval`` while serving
+    interval: timedelta = timedelta(hours=24)
+    #: Blobs, links and revisions younger than this are never collected online.
+    grace: timedelta = timedelta(hours=1)
+    delete_untagged: bool = False
+    #: Local directory through which collector and writers coordinate when ``redis`` is not
+    #: configured; empty: one derived from the storage, under /dev/shm.
+    lockdir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     driver: str = "filesystem"  # filesystem | inmemory | s3
     parameters: dict[str, Any] = field(default_factory=lambda: {"rootdirectory": "./wharf-data"})
@@ -41,6 +59,7 @@ class StorageConfig:
     upload_purging: UploadPurgingConfig = field(default_factory=UploadPurgingConfig)
     redirect_disabled: bool = False
     cache_blobdescriptor: str | None = None  # inmemory | redis
+    gc: GcConfig = field(default_factory=GcConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,8 @@ class HTTPConfig:
     relative_urls: bool = False  # Location headers without scheme and host
     #: How long a stop waits for requests in flight; None waits for all of them.
     drain_timeout: timedelta | None = None
+    #: ``http.debug``: the listener for /metrics and /debug/health; None: no debug listener.
+    debug: DebugConfig | None = None
     #: How long a request body may stall between two reads before the request is dropped
     #: (408), so a client that stops sending mid-body cannot hold a worker; None: no limit.
     body_timeout: timedelta | None = timedelta(seconds=60)
@@ -93,5 +114,8 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     #: Sections parsed by later subsystems (auth, notifications, redis, health), kept raw.
     extra: dict[str, Any] = field(default_factory=dict)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    redis: RedisConfig | None = None
+    health: HealthConfig = field(default_factory=HealthConfig)
     #: Where the configuration came from, for the first log line.
     source: str = "defaults"

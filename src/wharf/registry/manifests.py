@@ -19,6 +19,7 @@ from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry import media
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
 from wharf.registry.cache import RegistryCache
+from wharf.registry.gc.guard import WriteGuard, protect
 from wharf.registry.manifest_parse import ParsedManifest, digest_of, parse_manifest
 from wharf.registry.referrers import Referrers
 from wharf.registry.tags import Tags
@@ -119,7 +120,12 @@ class Manifests:
         return await self.get(digest)
 
     async def put(
-        self, body: bytes, content_type: str | None, reference: Tag | Digest
+        self,
+        body: bytes,
+        content_type: str | None,
+        reference: Tag | Digest,
+        *,
+        guard: WriteGuard | None = None,
     ) -> ParsedManifest:
         algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
         manifest = parse_manifest(body, content_type, algorithm)
@@ -128,16 +134,19 @@ class Manifests:
                 {"expected": str(reference), "computed": str(manifest.digest)},
                 message="manifest digest did not match the reference",
             )
-        await self._check_references(manifest)
-        await self.store.put(manifest.digest, body)
-        await self.driver.put_content(
-            paths.manifest_revision_link(self.name, manifest.digest),
-            paths.link_content(manifest.digest),
-        )
-        if manifest.subject is not None:
-            await self.referrers.add(manifest.subject.digest, manifest)
-        if isinstance(reference, Tag):
-            await self.tags.tag(reference, manifest.digest)
+        # From the checks to the last link, a running garbage collection must not delete what
+        # this manifest references: the guard pins it (wharf.registry.gc.safety).
+        async with protect(guard, manifest, self.cache.generations):
+            await self._check_references(manifest)
+            await self.store.put(manifest.digest, body)
+            await self.driver.put_content(
+                paths.manifest_revision_link(self.name, manifest.digest),
+                paths.link_content(manifest.digest),
+            )
+            if manifest.subject is not None:
+                await self.referrers.add(manifest.subject.digest, manifest)
+            if isinstance(reference, Tag):
+                await self.tags.tag(reference, manifest.digest)
         return manifest
 
     async def _check_references(self, manifest: ParsedManifest) -> None:

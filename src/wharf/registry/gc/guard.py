@@ -1,0 +1,196 @@
+"""The writer's side of the protocol, and which coordination a configuration uses.
+
+A manifest PUT runs its existence checks and its links inside :func:`protect`, which pins the
+manifest's digest and everything it references for the running collection (safety rules 1
+and 2). With ``redis`` configured every instance coordinates through Redis; otherwise through
+``storage.gc.lockdir``, a local directory that every process serving the same storage on this
+machine derives alike (several machines need Redis).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from wharf.config.load import parse_duration
+from wharf.config.model import Config, StorageConfig
+from wharf.errors import ManifestBlobUnknown, Unavailable
+from wharf.registry.gc.coordination import (
+    Coordination,
+    CoordinationError,
+    FileCoordination,
+    SweepConflict,
+)
+from wharf.registry.gc.redis_coordination import RedisCoordination
+from wharf.registry.generations import Generations
+from wharf.registry.manifest_parse import ParsedManifest
+
+__all__ = [
+    "RedisSettings",
+    "WriteGuard",
+    "create_coordination",
+    "default_lockdir",
+    "protect",
+    "redis_settings",
+    "write_guard",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    """The part of Distribution's ``redis`` section that coordination needs."""
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    timeout: float = 5.0
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            host=self.host,
+            port=self.port,
+            db=self.db,
+            username=self.username,
+            password=self.password,
+            ssl=self.tls,
+            socket_connect_timeout=self.timeout,
+            socket_timeout=self.timeout,
+        )
+
+
+def redis_settings(section: Mapping[str, Any] | None) -> RedisSettings | None:
+    """Read ``redis`` (kept raw in ``Config.extra``); None when no address is configured."""
+    if not section:
+        return None
+    addr = section.get("addr")
+    addrs = section.get("addrs")
+    if not addr and isinstance(addrs, list) and addrs:
+        addr = addrs[0]  # Distribution 3's list form: the first address
+    if not addr:
+        return None
+    host, _, port = str(addr).rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"redis.addr: expected host:port, got {addr!r}")
+    tls = section.get("tls")
+    timeout = section.get("dialtimeout")
+    return RedisSettings(
+        host=host.strip("[]"),
+        port=int(port),
+        db=int(section.get("db") or 0),
+        username=section.get("username") or None,
+        password=section.get("password") or None,
+        tls=isinstance(tls, dict) and tls.get("enabled", True) is not False,
+        timeout=parse_duration(str(timeout)).total_seconds() if timeout else 5.0,
+    )
+
+
+_private_lockdir: str | None = None
+
+
+def default_lockdir(storage: StorageConfig) -> str:
+    """``storage.gc.lockdir``, or a directory named after the storage, in shared memory."""
+    global _private_lockdir
+    if storage.gc.lockdir:
+        return storage.gc.lockdir
+    if storage.driver == "inmemory":
+        # Only this process sees this storage, so only this process coordinates on it.
+        if _private_lockdir is None:
+            _private_lockdir = tempfile.mkdtemp(prefix="wharf-gc-")
+            atexit.register(shutil.rmtree, _private_lockdir, True)
+        return _private_lockdir
+    parameters = storage.parameters
+    if storage.driver == "filesystem":
+        identity: dict[str, Any] = {
+            "rootdirectory": os.path.realpath(str(parameters.get("rootdirectory", "")))
+        }
+    else:
+        keys = ("bucket", "region", "regionendpoint", "rootdirectory")
+        identity = {key: str(parameters.get(key, "")) for key in keys}
+    key = hashlib.sha256(
+        json.dumps({"driver": storage.driver, **identity}, sort_keys=True).encode()
+    ).hexdigest()[:16]
+    # /dev/shm, not /tmp: a service with a private /tmp still shares it with a cron job.
+    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    return os.path.join(base, f"wharf-gc-{key}")
+
+
+def create_coordination(config: Config) -> Coordination:
+    """A new coordination for ``config``, owned (and closed) by the caller."""
+    settings = redis_settings(config.extra.get("redis"))
+    if settings is not None:
+        return RedisCoordination(settings.client())
+    return FileCoordination(default_lockdir(config.storage))
+
+
+class WriteGuard:
+    def __init__(self, coordination: Coordination) -> None:
+        self.coordination = coordination
+        self._generation: tuple[int, int] | None = None
+
+    @contextlib.asynccontextmanager
+    async def pinning(
+        self, manifest: ParsedManifest, generations: Generations
+    ) -> AsyncIterator[None]:
+        digests = {str(manifest.digest), *(str(d.digest) for d in manifest.references())}
+        try:
+            ticket = await self.coordination.start_write(digests)
+        except SweepConflict as conflict:
+            references = [d for d in conflict.digests if d != str(manifest.digest)]
+            if references:
+                raise ManifestBlobUnknown(
+                    {"digest": references[0]}, message="blob removed by garbage collection"
+                ) from None
+            raise Unavailable(
+                {"digest": str(manifest.digest)},
+                message="garbage collection is removing this manifest; push it again",
+            ) from None
+        except (CoordinationError, OSError, redis.RedisError) as error:
+            # Fail closed: without the pin a running collection could delete what this
+            # manifest needs.
+            raise Unavailable(message="garbage-collection coordination unavailable") from error
+        if ticket.generation != self._generation:
+            # A collection started or ended since this process last looked: what its caches
+            # say about links may be stale (an index must not trust a swept child).
+            generations.changed_everything()
+            self._generation = ticket.generation
+        try:
+            yield
+        finally:
+            await self.coordination.end_write(ticket)
+
+
+#: One guard per coordination target in this process: they hold connection pools and open
+#: lock files, which the workers' requests share as they share any pool.
+_guards: dict[object, WriteGuard] = {}
+
+
+def write_guard(config: Config) -> WriteGuard:
+    settings = redis_settings(config.extra.get("redis"))
+    target: object = settings if settings is not None else default_lockdir(config.storage)
+    guard = _guards.get(target)
+    if guard is None:
+        guard = _guards[target] = WriteGuard(create_coordination(config))
+    return guard
+
+
+def protect(
+    guard: WriteGuard | None, manifest: ParsedManifest, generations: Generations
+) -> AbstractAsyncContextManager[None]:
+    """Pin what ``manifest`` needs while its checks and links run (nothing without a guard)."""
+    if guard is None:
+        return contextlib.nullcontext()
+    return guard.pinning(manifest, generations)
