@@ -55,6 +55,12 @@ def image_manifest(
     return json.dumps(document, indent=2).encode()
 
 
+async def put_manifest(
+    client: httpx.AsyncClient, path: str, body: bytes, media_type: str = OCI_MANIFEST
+) -> httpx.Response:
+    return await client.put(path, content=body, headers={"Content-Type": media_type})
+
+
 async def push_image(
     client: httpx.AsyncClient,
     name: str,

@@ -9,14 +9,15 @@ from tests.api.conftest import AppFactory
 from tests.api.helpers import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
-    OCI_CONFIG,
     OCI_EMPTY,
     OCI_INDEX,
     OCI_MANIFEST,
     descriptor,
     error_codes,
+    image_manifest,
     push_blob,
     push_image,
+    put_manifest,
     sha256,
 )
 
@@ -44,17 +45,8 @@ async def test_put_get_head_by_tag_and_digest(client: httpx.AsyncClient) -> None
 async def test_put_response_headers(client: httpx.AsyncClient) -> None:
     config = b'{"os":"linux"}'
     await push_blob(client, "hdr", config)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [],
-        }
-    ).encode()
-    response = await client.put(
-        "/v2/hdr/manifests/t", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    body = image_manifest(config, [])
+    response = await put_manifest(client, "/v2/hdr/manifests/t", body)
     assert response.status_code == 201
     assert response.headers["Docker-Content-Digest"] == sha256(body)
     assert response.headers["Location"].endswith(f"/v2/hdr/manifests/{sha256(body)}")
@@ -69,17 +61,8 @@ async def test_docker_schema2_manifest(client: httpx.AsyncClient) -> None:
 
 async def test_missing_blob_is_manifest_blob_unknown(client: httpx.AsyncClient) -> None:
     config = b"{}"
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [],
-        }
-    ).encode()
-    response = await client.put(
-        "/v2/missing/manifests/t", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    body = image_manifest(config, [])
+    response = await put_manifest(client, "/v2/missing/manifests/t", body)
     assert response.status_code == 400
     assert error_codes(response) == ["MANIFEST_BLOB_UNKNOWN"]
     assert (await client.get("/v2/missing/manifests/t")).status_code == 404
@@ -88,17 +71,8 @@ async def test_missing_blob_is_manifest_blob_unknown(client: httpx.AsyncClient) 
 async def test_blob_from_another_repository_does_not_count(client: httpx.AsyncClient) -> None:
     config = b'{"elsewhere":true}'
     await push_blob(client, "other", config)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [],
-        }
-    ).encode()
-    response = await client.put(
-        "/v2/mine/manifests/t", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    body = image_manifest(config, [])
+    response = await put_manifest(client, "/v2/mine/manifests/t", body)
     assert response.status_code == 400
     assert error_codes(response) == ["MANIFEST_BLOB_UNKNOWN"]
 
@@ -121,14 +95,7 @@ async def test_invalid_manifests(client: httpx.AsyncClient) -> None:
 async def test_media_type_must_match_content_type(client: httpx.AsyncClient) -> None:
     config = b"{}"
     await push_blob(client, "ct", config)
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(OCI_CONFIG, config),
-            "layers": [],
-        }
-    ).encode()
+    body = image_manifest(config, [])
     response = await client.put(
         "/v2/ct/manifests/t", content=body, headers={"Content-Type": DOCKER_MANIFEST}
     )
@@ -138,9 +105,7 @@ async def test_media_type_must_match_content_type(client: httpx.AsyncClient) -> 
 
 async def test_manifest_over_4_mib_is_413(client: httpx.AsyncClient) -> None:
     body = b'{"schemaVersion":2,"pad":"' + b"x" * (4 << 20) + b'"}'
-    response = await client.put(
-        "/v2/big/manifests/t", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    response = await put_manifest(client, "/v2/big/manifests/t", body)
     assert response.status_code == 413
 
 
@@ -353,9 +318,7 @@ async def test_subject_may_be_missing(client: httpx.AsyncClient) -> None:
             "subject": {"mediaType": OCI_MANIFEST, "digest": absent, "size": 123},
         }
     ).encode()
-    response = await client.put(
-        "/v2/orphan/manifests/sig", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    response = await put_manifest(client, "/v2/orphan/manifests/sig", body)
     assert response.status_code == 201
     listed = (await client.get(f"/v2/orphan/referrers/{absent}")).json()["manifests"]
     assert [entry["artifactType"] for entry in listed] == ["application/vnd.example.config"]
