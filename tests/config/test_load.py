@@ -371,6 +371,7 @@ def test_nested_overrides(tmp_path: Path) -> None:
             "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "first",
             "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_URL": "http://listener",
             "REGISTRY_NOTIFICATIONS_ENDPOINTS_1_NAME": "second",
+            "REGISTRY_NOTIFICATIONS_ENDPOINTS_1_URL": "http://second",
             "REGISTRY_REDIS_ADDR": "localhost:6379",
         },
     )
@@ -381,7 +382,10 @@ def test_nested_overrides(tmp_path: Path) -> None:
     assert config.http.headers == {"x-frame-options": ("DENY",)}
     assert config.extra["auth"] == {"htpasswd": {"realm": "basic"}}
     assert config.extra["notifications"] == {
-        "endpoints": [{"name": "first", "url": "http://listener"}, {"name": "second"}]
+        "endpoints": [
+            {"name": "first", "url": "http://listener"},
+            {"name": "second", "url": "http://second"},
+        ]
     }
     assert config.extra["redis"] == {"addr": "localhost:6379"}
 
@@ -630,7 +634,6 @@ def test_unknown_keys_are_warnings(tmp_path: Path) -> None:
             "log.hooks: not supported by wharf, ignored",
             "log.colour: unknown key, ignored",
             "storage.filesystem.compression: unknown key, ignored",
-            "http.debug: not supported by wharf, ignored",
             "http.tls.letsencrypt: not supported by wharf, ignored",
             "http.tls: no certificate and key, serving plain HTTP",
             "http.foo (from REGISTRY_HTTP_FOO): unknown key, ignored",

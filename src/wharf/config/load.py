@@ -39,6 +39,7 @@ from wharf.config.model import (
     TLSConfig,
     UploadPurgingConfig,
 )
+from wharf.config.operations import parse_debug, parse_health, parse_notifications, parse_redis
 
 __all__ = [
     "CONFIG_PATH_ENV",
@@ -324,6 +325,10 @@ class _Section:
     def section(self, name: str) -> _Section:
         return _Section(self.get(name), self.key(name), self.ctx)
 
+    def element(self, name: str, index: int, data: Any) -> _Section:
+        """Item ``index`` of the list under ``name`` (read by the caller), as a section."""
+        return _Section(data, f"{self.key(name)}.{index}", self.ctx)
+
     def raw(self, name: str) -> Any:
         return copy.deepcopy(self.get(name))
 
@@ -406,7 +411,12 @@ def _build(tree: dict[str, Any], ctx: _Context, source: str, *, from_file: bool)
         catalog=_catalog(top.section("catalog")),
         extra={name: top.raw(name) for name in _RAW_SECTIONS if top.has(name)},
         source=source,
+        notifications=parse_notifications(top.section("notifications")),
+        redis=parse_redis(top.section("redis")),
+        health=parse_health(top.section("health")),
     )
+    if config.storage.cache_blobdescriptor == "redis" and config.redis is None:
+        raise ctx.error("storage.cache.blobdescriptor", "redis needs a redis section with addr")
     top.finish()
     return config
 
@@ -420,9 +430,12 @@ def _log(top: _Section) -> LogConfig:
         section.ctx.warn(section.key("formatter"), "logstash is written as json")
         formatter = "json"
     fields = section.mapping("fields")
-    section.ignore("accesslog", "hooks", "reportcaller")
+    accesslog = section.section("accesslog")
+    access_log = not accesslog.boolean("disabled", False)
+    accesslog.finish()
+    section.ignore("hooks", "reportcaller")
     section.finish()
-    return LogConfig(level=level, formatter=formatter, fields=fields)
+    return LogConfig(level=level, formatter=formatter, fields=fields, access_log=access_log)
 
 
 def _storage(section: _Section) -> StorageConfig:
@@ -548,8 +561,9 @@ def _http(section: _Section) -> HTTPConfig:
         server=section.choice("server", defaults.server, ("granian", "uvicorn")),
         relative_urls=section.boolean("relativeurls", False),
         drain_timeout=section.duration("draintimeout", None),
+        debug=parse_debug(section.section("debug")),
     )
-    section.ignore("debug", "http2")
+    section.ignore("http2")
     section.finish()
     return config
 
