@@ -8,8 +8,6 @@ from typing import Any
 
 from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
 
-from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
-
 __all__ = [
     "CatalogConfig",
     "Config",
@@ -27,7 +25,6 @@ class LogConfig:
     level: str = "info"  # error | warn | info | debug
     formatter: str = "text"  # text | json
     fields: dict[str, Any] = field(default_factory=dict)
-    access_log: bool = True  # one info line per request (log.accesslog.disabled turns it off)
     access_log: bool = True  # one info line per request (log.accesslog.disabled turns it off)
 
 
@@ -89,8 +86,6 @@ class HTTPConfig:
     drain_timeout: timedelta | None = None
     #: ``http.debug``: the listener for /metrics and /debug/health; None: no debug listener.
     debug: DebugConfig | None = None
-    #: ``http.debug``: the listener for /metrics and /debug/health; None: no debug listener.
-    debug: DebugConfig | None = None
     #: How long a request body may stall between two reads before the request is dropped
     #: (408), so a client that stops sending mid-body cannot hold a worker; None: no limit.
     body_timeout: timedelta | None = timedelta(seconds=60)
@@ -119,9 +114,6 @@ class Config:
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
     #: Sections parsed by later subsystems (auth, notifications, redis, health), kept raw.
     extra: dict[str, Any] = field(default_factory=dict)
-    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
-    redis: RedisConfig | None = None
-    health: HealthConfig = field(default_factory=HealthConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     redis: RedisConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
