@@ -1,0 +1,205 @@
+"""The manifest PUT's side of the protocol, and how a configuration picks its coordination."""
+
+from __future__ import annotations
+
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.registry.gc.conftest import make_config
+from tests.registry.gc.support import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, Tree, sha256
+from wharf.api.app import WharfApp, create_app
+from wharf.config import StorageConfig
+from wharf.config.load import load_config
+from wharf.config.model import GcConfig
+from wharf.registry.gc import create_coordination
+from wharf.registry.gc.coordination import FileCoordination
+from wharf.registry.gc.guard import default_lockdir, redis_settings
+from wharf.registry.gc.mark import mark
+from wharf.registry.gc.progress import Progress
+from wharf.registry.gc.redis_coordination import RedisCoordination
+from wharf.registry.gc.safety import Freshness
+from wharf.registry.gc.sweep import sweep
+
+
+def image_document(config: bytes, layer: bytes) -> dict[str, object]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
+        "layers": [{"mediaType": OCI_LAYER, "digest": sha256(layer), "size": len(layer)}],
+    }
+
+
+async def test_a_put_referencing_a_claimed_blob_fails_before_linking(
+    app: WharfApp, pusher: Pusher, tree: Tree
+) -> None:
+    config, layer = b"{}", b"claimed layer"
+    await pusher.blob("app", config)
+    await pusher.blob("app", layer)
+    coordination = create_coordination(app.config)
+    lease = await coordination.acquire()
+    assert lease is not None
+    await lease.start_epoch()
+    assert await lease.claim([sha256(layer)]) == {sha256(layer)}
+
+    response = await pusher.client.put(
+        "/v2/app/manifests/v1",
+        json=image_document(config, layer),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+    assert response.json()["errors"][0]["detail"] == {"digest": sha256(layer)}
+    assert not (tree.repository("app") / "_manifests").exists()
+
+    await lease.unclaim([sha256(layer)])
+    digest, _ = await pusher.manifest("app", "v1", image_document(config, layer), OCI_MANIFEST)
+    # Pushed during the epoch: nothing it needs can be claimed any more.
+    assert await lease.claim([digest, sha256(config), sha256(layer)]) == set()
+    await lease.finish()
+
+
+async def test_a_put_of_a_manifest_being_removed_is_unavailable(
+    app: WharfApp, pusher: Pusher
+) -> None:
+    config, layer = b"{}", b"layer"
+    await pusher.blob("app", config)
+    await pusher.blob("app", layer)
+    document = image_document(config, layer)
+    digest, body = await pusher.manifest("app", None, document, OCI_MANIFEST)
+    coordination = create_coordination(app.config)
+    lease = await coordination.acquire()
+    assert lease is not None
+    await lease.start_epoch()
+    await lease.claim([digest])
+
+    response = await pusher.client.put(
+        "/v2/app/manifests/v1", content=body, headers={"Content-Type": OCI_MANIFEST}
+    )
+
+    assert response.status_code == 503
+    assert response.json()["errors"][0]["code"] == "UNAVAILABLE"
+    await lease.finish()
+
+
+async def test_without_its_redis_a_put_fails_closed(tmp_path: Path) -> None:
+    from tests.support.server import free_port
+
+    config = make_config(
+        tmp_path / "data", tmp_path / "gc", redis={"addr": f"127.0.0.1:{free_port()}"}
+    )
+    app = create_app(config)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wharf") as client:
+            pusher = Pusher(client)
+            await pusher.blob("app", b"{}")
+            await pusher.blob("app", b"layer")
+            response = await client.put(
+                "/v2/app/manifests/v1",
+                json=image_document(b"{}", b"layer"),
+                headers={"Content-Type": OCI_MANIFEST},
+            )
+        assert response.status_code == 503
+    finally:
+        await app.aclose()
+
+
+async def test_a_pinned_orphan_survives_the_sweep(
+    app: WharfApp, pusher: Pusher, tree: Tree
+) -> None:
+    orphan = await pusher.blob("app", b"about to be referenced")
+    coordination = create_coordination(app.config)
+    lease = await coordination.acquire()
+    assert lease is not None
+    await lease.start_epoch()
+    ticket = await coordination.start_write([orphan])
+    freshness = Freshness(datetime.now(UTC))
+    marked = await mark(app.registry.driver, freshness, False, Progress())
+
+    result = await sweep(app.registry.driver, marked, freshness, lease, Progress())
+
+    assert tree.blob(orphan).exists()
+    assert result.in_use == 1
+    await coordination.end_write(ticket)
+    await lease.finish()
+
+
+def test_storage_gc_section(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            version: 0.1
+            storage:
+              filesystem:
+                rootdirectory: /srv/registry
+              gc:
+                enabled: true
+                interval: 6h
+                grace: 30m
+                deleteuntagged: true
+                lockdir: /run/wharf-gc
+            """
+        )
+    )
+    gc = load_config(str(path), {}).storage.gc
+    assert gc == GcConfig(
+        enabled=True,
+        interval=timedelta(hours=6),
+        grace=timedelta(minutes=30),
+        delete_untagged=True,
+        lockdir="/run/wharf-gc",
+    )
+    environment = {"REGISTRY_STORAGE_GC_GRACE": "2h", "REGISTRY_STORAGE_GC_ENABLED": "false"}
+    overridden = load_config(str(path), environment).storage.gc
+    assert overridden.grace == timedelta(hours=2)
+    assert not overridden.enabled
+    assert load_config(None, {}).storage.gc == GcConfig()
+
+
+def test_redis_settings() -> None:
+    assert redis_settings(None) is None
+    assert redis_settings({"db": 1}) is None
+    settings = redis_settings(
+        {"addr": "cache:6380", "db": 2, "password": "p", "dialtimeout": "250ms", "tls": {}}
+    )
+    assert settings is not None
+    assert (settings.host, settings.port, settings.db, settings.password) == ("cache", 6380, 2, "p")
+    assert settings.timeout == 0.25
+    assert settings.tls
+    listed = redis_settings({"addrs": ["[::1]:6379", "other:6379"]})
+    assert listed is not None
+    assert (listed.host, listed.port, listed.tls) == ("::1", 6379, False)
+    with pytest.raises(ValueError, match="host:port"):
+        redis_settings({"addr": "no-port"})
+
+
+def test_every_process_on_one_storage_finds_the_same_lockdir(tmp_path: Path) -> None:
+    def storage(root: Path, lockdir: str = "") -> StorageConfig:
+        return StorageConfig(
+            driver="filesystem",
+            parameters={"rootdirectory": str(root)},
+            gc=GcConfig(lockdir=lockdir),
+        )
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "a")
+    same = default_lockdir(storage(tmp_path / "a"))
+    assert default_lockdir(storage(tmp_path / "link")) == same
+    assert default_lockdir(storage(tmp_path / "b")) != same
+    assert default_lockdir(storage(tmp_path / "a", "/run/x")) == "/run/x"
+    private = default_lockdir(StorageConfig(driver="inmemory", parameters={}))
+    assert Path(private).is_dir()
+
+
+async def test_redis_configured_means_redis_coordination(tmp_path: Path) -> None:
+    found = create_coordination(make_config(tmp_path, tmp_path / "gc", redis={"addr": "x:1"}))
+    assert isinstance(found, RedisCoordination)
+    await found.close()
+    assert isinstance(create_coordination(make_config(tmp_path, tmp_path / "gc")), FileCoordination)
