@@ -83,6 +83,10 @@ class Pusher:
         response = await self.client.post(
             f"/v2/{repository}/blobs/uploads/", params={"digest": digest}, content=data
         )
+        if response.status_code == 202:  # no monolithic POST (Distribution): PUT the bytes
+            location = response.headers["Location"]
+            separator = "&" if "?" in location else "?"
+            response = await self.client.put(f"{location}{separator}digest={digest}", content=data)
         if response.status_code != 201:
             raise PushError(response)
         return digest

@@ -70,7 +70,7 @@ def read_refs(body: bytes) -> ManifestRefs | None:
         ]
         blobs: set[Digest] = set()
         for name, value in document:
-            if name not in ("subject", "manifests"):
+            if name not in ("subject", "manifests", "annotations"):
                 blobs.update(_all_digests(value))
     except _Unreadable:
         return None
