@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import ipaddress
 import json
+import re
 import time
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import bcrypt
+import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -20,10 +24,15 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc import jwt
 from joserfc.jwk import ECKey, Key, OctKey, RSAKey
 
+from wharf.api.app import WharfApp, create_app
+from wharf.config import Config, HTTPConfig, StorageConfig
+
 __all__ = [
     "Authority",
+    "auth_app",
     "basic",
     "cert_pem",
+    "challenge_params",
     "claims",
     "der_b64",
     "ec_key",
@@ -218,3 +227,34 @@ def der_b64(certificate: x509.Certificate) -> str:
 
 def cert_pem(certificate: x509.Certificate) -> bytes:
     return certificate.public_bytes(serialization.Encoding.PEM)
+
+
+@contextlib.asynccontextmanager
+async def auth_app(
+    auth: dict[str, Any], root: Path | None = None, **http: Any
+) -> AsyncIterator[tuple[WharfApp, httpx.AsyncClient]]:
+    """An in-process app with ``auth`` (filesystem storage under ``root``, else in memory),
+    and an httpx client on it."""
+    parameters = {"rootdirectory": str(root)} if root is not None else {}
+    config = Config(
+        storage=StorageConfig(
+            driver="inmemory" if root is None else "filesystem",
+            parameters=parameters,
+            delete_enabled=True,
+        ),
+        http=HTTPConfig(**{"secret": "test-secret", **http}),
+        extra={"auth": auth},
+    )
+    app = create_app(config)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wharf") as client:
+            yield app, client
+    finally:
+        await app.aclose()
+
+
+def challenge_params(header: str) -> dict[str, str]:
+    """The parameters of a ``WWW-Authenticate`` challenge."""
+    _, _, rest = header.partition(" ")
+    return {key: value for key, value in re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', rest)}
