@@ -21,7 +21,7 @@ from wharf.config.model import Config
 from wharf.logs import setup_logging
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
 from wharf.registry.gc.coordination import CoordinationError
-from wharf.registry.gc.guard import create_coordination, redis_settings
+from wharf.registry.gc.guard import create_coordination
 from wharf.registry.gc.progress import progress_for
 from wharf.registry.gc.schedule import run_schedule
 from wharf.registry.generations import Generations
@@ -96,8 +96,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, os.environ)
         if config.storage.driver == "inmemory":
             raise ConfigError("storage: in-memory storage cannot be collected by another process")
-        redis_settings(config.extra.get("redis"))
-    except (ConfigError, ValueError) as error:
+    except ConfigError as error:
         print(f"wharf: error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log)
@@ -106,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         log.info(
             "collecting offline: the registry should be stopped or read-only (or use --online)"
         )
-    if config.storage.driver != "filesystem" and "redis" not in config.extra:
+    if config.storage.driver != "filesystem" and config.redis is None:
         log.warning("no redis configured: only processes on this machine coordinate with this run")
     try:
         return asyncio.run(_main(args, config, options))

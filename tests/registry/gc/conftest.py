@@ -14,12 +14,14 @@ from tests.registry.gc.support import Pusher, Tree
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
 from wharf.config.model import GcConfig
+from wharf.config.operations import RedisConfig
 from wharf.registry.gc import GcOptions, GcResult, collect, create_coordination
 
 Collect = Callable[..., Awaitable[GcResult]]
 
 
-def make_config(root: Path, lockdir: Path, **extra: Any) -> Config:
+def make_config(root: Path, lockdir: Path, redis: str | None = None) -> Config:
+    """Filesystem storage at ``root``; coordination in ``lockdir``, or on Redis at ``redis``."""
     return Config(
         storage=StorageConfig(
             driver="filesystem",
@@ -28,7 +30,7 @@ def make_config(root: Path, lockdir: Path, **extra: Any) -> Config:
             gc=GcConfig(lockdir=str(lockdir)),
         ),
         http=HTTPConfig(secret="test-secret"),
-        extra=extra,
+        redis=RedisConfig(redis) if redis else None,
     )
 
 

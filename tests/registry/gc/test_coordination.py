@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from wharf.config.operations import RedisConfig
 from wharf.registry.gc.coordination import (
     Coordination,
     FileCoordination,
@@ -19,7 +20,7 @@ from wharf.registry.gc.coordination import (
     SweepConflict,
     WritersStuck,
 )
-from wharf.registry.gc.guard import redis_settings
+from wharf.registry.gc.guard import redis_client
 from wharf.registry.gc.redis_coordination import RedisCoordination
 
 pytestmark = pytest.mark.asyncio
@@ -36,9 +37,7 @@ async def coordination(
         yield FileCoordination(str(tmp_path / "gc"))
         return
     addr = request.getfixturevalue("redis_addr")
-    settings = redis_settings({"addr": addr})
-    assert settings is not None
-    found = RedisCoordination(settings.client())
+    found = RedisCoordination(redis_client(RedisConfig(addr)))
     yield found
     await found.close()
 
@@ -176,9 +175,8 @@ async def test_a_dead_collectors_claims_end_with_it(tmp_path: Path) -> None:
 
 
 async def test_a_redis_lease_taken_over_stops_the_collector(redis_addr: str) -> None:
-    settings = redis_settings({"addr": redis_addr})
-    assert settings is not None
-    coordination = RedisCoordination(settings.client(), lease_ttl=0.4)
+    settings = RedisConfig(redis_addr)
+    coordination = RedisCoordination(redis_client(settings), lease_ttl=0.4)
     try:
         lease = await coordination.acquire()
         assert lease is not None
@@ -200,10 +198,9 @@ async def test_a_redis_lease_taken_over_stops_the_collector(redis_addr: str) -> 
 
 
 async def test_a_writer_of_a_dead_redis_collector_is_not_blocked(redis_addr: str) -> None:
-    settings = redis_settings({"addr": redis_addr})
-    assert settings is not None
-    collector = RedisCoordination(settings.client(), lease_ttl=0.3)
-    writer = RedisCoordination(settings.client(), writer_ttl=0.3)
+    settings = RedisConfig(redis_addr)
+    collector = RedisCoordination(redis_client(settings), lease_ttl=0.3)
+    writer = RedisCoordination(redis_client(settings), writer_ttl=0.3)
     try:
         lease = await collector.acquire()
         assert lease is not None

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.registry.gc.conftest import make_config
 from tests.registry.gc.support import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, Tree, sha256
@@ -15,9 +14,10 @@ from wharf.api.app import WharfApp, create_app
 from wharf.config import StorageConfig
 from wharf.config.load import load_config
 from wharf.config.model import GcConfig
+from wharf.config.operations import RedisConfig
 from wharf.registry.gc import create_coordination
 from wharf.registry.gc.coordination import FileCoordination
-from wharf.registry.gc.guard import default_lockdir, redis_settings
+from wharf.registry.gc.guard import default_lockdir, redis_client
 from wharf.registry.gc.mark import mark
 from wharf.registry.gc.progress import Progress
 from wharf.registry.gc.redis_coordination import RedisCoordination
@@ -90,9 +90,7 @@ async def test_a_put_of_a_manifest_being_removed_is_unavailable(
 async def test_without_its_redis_a_put_fails_closed(tmp_path: Path) -> None:
     from tests.support.server import free_port
 
-    config = make_config(
-        tmp_path / "data", tmp_path / "gc", redis={"addr": f"127.0.0.1:{free_port()}"}
-    )
+    config = make_config(tmp_path / "data", tmp_path / "gc", redis=f"127.0.0.1:{free_port()}")
     app = create_app(config)
     try:
         transport = httpx.ASGITransport(app=app)
@@ -163,21 +161,19 @@ def test_storage_gc_section(tmp_path: Path) -> None:
     assert load_config(None, {}).storage.gc == GcConfig()
 
 
-def test_redis_settings() -> None:
-    assert redis_settings(None) is None
-    assert redis_settings({"db": 1}) is None
-    settings = redis_settings(
-        {"addr": "cache:6380", "db": 2, "password": "p", "dialtimeout": "250ms", "tls": {}}
+def test_the_redis_client_follows_the_redis_section() -> None:
+    client = redis_client(
+        RedisConfig(
+            "cache:6380", username="u", password="p", db=2, dial_timeout=timedelta(seconds=0.25)
+        )
     )
-    assert settings is not None
-    assert (settings.host, settings.port, settings.db, settings.password) == ("cache", 6380, 2, "p")
-    assert settings.timeout == 0.25
-    assert settings.tls
-    listed = redis_settings({"addrs": ["[::1]:6379", "other:6379"]})
-    assert listed is not None
-    assert (listed.host, listed.port, listed.tls) == ("::1", 6379, False)
-    with pytest.raises(ValueError, match="host:port"):
-        redis_settings({"addr": "no-port"})
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6380, 2)
+        assert (kwargs["username"], kwargs["password"]) == ("u", "p")
+        assert kwargs["socket_connect_timeout"] == 0.25
+    finally:
+        client.close()
 
 
 def test_every_process_on_one_storage_finds_the_same_lockdir(tmp_path: Path) -> None:
@@ -199,7 +195,7 @@ def test_every_process_on_one_storage_finds_the_same_lockdir(tmp_path: Path) -> 
 
 
 async def test_redis_configured_means_redis_coordination(tmp_path: Path) -> None:
-    found = create_coordination(make_config(tmp_path, tmp_path / "gc", redis={"addr": "x:1"}))
+    found = create_coordination(make_config(tmp_path, tmp_path / "gc", redis="x:1"))
     assert isinstance(found, RedisCoordination)
     await found.close()
     assert isinstance(create_coordination(make_config(tmp_path, tmp_path / "gc")), FileCoordination)

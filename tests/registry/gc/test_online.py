@@ -11,6 +11,7 @@ clients do; it must never be accepted with a blob missing.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.registry.gc.support import Pushed, PushError, Pusher
+from tests.registry.gc.support import Pushed, Pusher, PushError
 from tests.support.server import WharfServer
 from wharf.config import StorageConfig
+from wharf.config.load import load_config
 from wharf.registry.gc import CollectorBusy, Coordination, FileCoordination, GcOptions, collect
 from wharf.registry.gc.coordination import CollectorLease
-from wharf.registry.gc.guard import redis_settings
+from wharf.registry.gc.guard import redis_client
 from wharf.registry.gc.redis_coordination import RedisCoordination
 from wharf.storage.driver.factory import create_driver
 
@@ -44,7 +46,7 @@ class Leases:
 
     def overlapping(self) -> list[tuple[Any, Any]]:
         ordered = sorted(self.spans)
-        return [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b[0] < a[1]]
+        return [(a, b) for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
 
 
 class _RecordedLease(CollectorLease):
@@ -117,12 +119,9 @@ def server(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
 
 def coordination_for(backend: str, server: WharfServer, tmp_path: Path) -> Coordination:
     if backend == "redis":
-        import yaml
-
-        document = yaml.safe_load(server.config_path.read_text())
-        settings = redis_settings(document["redis"])
+        settings = load_config(str(server.config_path), {}).redis
         assert settings is not None
-        return RedisCoordination(settings.client())
+        return RedisCoordination(redis_client(settings))
     return FileCoordination(str(tmp_path / "gc"))
 
 

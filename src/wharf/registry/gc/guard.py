@@ -16,15 +16,14 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from wharf.config.load import parse_duration
 from wharf.config.model import Config, StorageConfig
+from wharf.config.operations import RedisConfig
 from wharf.errors import ManifestBlobUnknown, Unavailable
 from wharf.registry.gc.coordination import (
     Coordination,
@@ -37,64 +36,30 @@ from wharf.registry.generations import Generations
 from wharf.registry.manifest_parse import ParsedManifest
 
 __all__ = [
-    "RedisSettings",
     "WriteGuard",
     "create_coordination",
     "default_lockdir",
     "protect",
-    "redis_settings",
+    "redis_client",
     "write_guard",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class RedisSettings:
-    """The part of Distribution's ``redis`` section that coordination needs."""
-
-    host: str
-    port: int = 6379
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-    timeout: float = 5.0
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(
-            host=self.host,
-            port=self.port,
-            db=self.db,
-            username=self.username,
-            password=self.password,
-            ssl=self.tls,
-            socket_connect_timeout=self.timeout,
-            socket_timeout=self.timeout,
-        )
-
-
-def redis_settings(section: Mapping[str, Any] | None) -> RedisSettings | None:
-    """Read ``redis`` (kept raw in ``Config.extra``); None when no address is configured."""
-    if not section:
-        return None
-    addr = section.get("addr")
-    addrs = section.get("addrs")
-    if not addr and isinstance(addrs, list) and addrs:
-        addr = addrs[0]  # Distribution 3's list form: the first address
-    if not addr:
-        return None
-    host, _, port = str(addr).rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f"redis.addr: expected host:port, got {addr!r}")
-    tls = section.get("tls")
-    timeout = section.get("dialtimeout")
-    return RedisSettings(
-        host=host.strip("[]"),
-        port=int(port),
-        db=int(section.get("db") or 0),
-        username=section.get("username") or None,
-        password=section.get("password") or None,
-        tls=isinstance(tls, dict) and tls.get("enabled", True) is not False,
-        timeout=parse_duration(str(timeout)).total_seconds() if timeout else 5.0,
+def redis_client(settings: RedisConfig) -> redis.Redis:
+    """A client (with its own connection pool) for the ``redis`` section."""
+    return redis.Redis(
+        host=settings.host,
+        port=settings.port,
+        db=settings.db,
+        username=settings.username or None,
+        password=settings.password or None,
+        socket_connect_timeout=settings.dial_timeout.total_seconds(),
+        socket_timeout=max(settings.read_timeout, settings.write_timeout).total_seconds(),
+        max_connections=settings.max_active or None,
+        ssl=settings.tls,
+        ssl_certfile=settings.tls_certificate or None,
+        ssl_keyfile=settings.tls_key or None,
+        ssl_ca_certs=settings.tls_client_cas[0] if settings.tls_client_cas else None,
     )
 
 
@@ -130,9 +95,8 @@ def default_lockdir(storage: StorageConfig) -> str:
 
 def create_coordination(config: Config) -> Coordination:
     """A new coordination for ``config``, owned (and closed) by the caller."""
-    settings = redis_settings(config.extra.get("redis"))
-    if settings is not None:
-        return RedisCoordination(settings.client())
+    if config.redis is not None:
+        return RedisCoordination(redis_client(config.redis))
     return FileCoordination(default_lockdir(config.storage))
 
 
@@ -179,8 +143,7 @@ _guards: dict[object, WriteGuard] = {}
 
 
 def write_guard(config: Config) -> WriteGuard:
-    settings = redis_settings(config.extra.get("redis"))
-    target: object = settings if settings is not None else default_lockdir(config.storage)
+    target: object = config.redis or default_lockdir(config.storage)
     guard = _guards.get(target)
     if guard is None:
         guard = _guards[target] = WriteGuard(create_coordination(config))
