@@ -21,7 +21,7 @@ from wharf.config.model import Config
 from wharf.logs import setup_logging
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
 from wharf.registry.gc.coordination import CoordinationError
-from wharf.registry.gc.guard import create_coordination
+from wharf.registry.gc.guard import create_coordination, default_lockdir
 from wharf.registry.gc.progress import progress_for
 from wharf.registry.gc.schedule import run_schedule
 from wharf.registry.generations import Generations
@@ -105,12 +105,32 @@ def run(args: argparse.Namespace) -> int:
         log.info(
             "collecting offline: the registry should be stopped or read-only (or use --online)"
         )
+    _check_owner(config)
     if config.storage.driver != "filesystem" and config.redis is None:
         log.warning("no redis configured: only processes on this machine coordinate with this run")
     try:
         return asyncio.run(_main(args, config, options))
     except KeyboardInterrupt:
         return 130
+
+
+def _check_owner(config: Config) -> None:
+    """Lock files this run creates must stay usable by the registry's own user."""
+    if config.storage.driver != "filesystem" or config.redis is not None:
+        return
+    root = str(config.storage.parameters.get("rootdirectory", ""))
+    try:
+        owner = os.stat(root).st_uid
+    except OSError:
+        return
+    if owner != os.geteuid():
+        log.warning(
+            "running as uid %d, the storage belongs to uid %d: run as the registry's user, "
+            "or the registry may not use the lock files this run creates (%s)",
+            os.geteuid(),
+            owner,
+            default_lockdir(config.storage),
+        )
 
 
 async def _main(args: argparse.Namespace, config: Config, options: GcOptions) -> int:

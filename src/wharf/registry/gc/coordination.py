@@ -139,11 +139,23 @@ def check_digests(digests: Collection[str]) -> list[str]:
 # --- processes on one machine --------------------------------------------------------------
 
 
+def _open(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except FileNotFoundError:
+        # The directory went (a cleaned /dev/shm, a reboot): start afresh rather than fail
+        # every push. Locks held on files of the old directory are lost with it, so a
+        # collection running at that moment is no longer coordinated; do not remove the
+        # directory while one runs.
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+
 class _Locked:
     """``flock`` on a file for the duration of a ``with`` block (blocking: call in a thread)."""
 
     def __init__(self, path: str, operation: int = fcntl.LOCK_EX) -> None:
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._fd = _open(path)
         self._operation = operation
 
     def __enter__(self) -> int:
@@ -156,7 +168,7 @@ class _Locked:
 
 def _try_lock(path: str, operation: int) -> int | None:
     """An open descriptor holding the lock, or None when someone else holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _open(path)
     try:
         fcntl.flock(fd, operation | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -232,7 +244,7 @@ class FileCoordination(Coordination):
                         pass
             # Cannot block: only a collector draining an older epoch takes this file's
             # LOCK_EX, and it bumps the epoch (under state.lock, held here) before it does.
-            fd = os.open(self._path(f"writers-{epoch % 2}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            fd = _open(self._path(f"writers-{epoch % 2}.lock"))
             fcntl.flock(fd, fcntl.LOCK_SH)
         ticket = WriteTicket(uuid.uuid4().hex, epoch, (epoch, state["finished"]))
         return ticket, fd

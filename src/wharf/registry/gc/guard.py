@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -43,6 +44,8 @@ __all__ = [
     "redis_client",
     "write_guard",
 ]
+
+log = logging.getLogger("wharf.gc")
 
 
 def redis_client(settings: RedisConfig) -> redis.Redis:
@@ -125,6 +128,7 @@ class WriteGuard:
         except (CoordinationError, OSError, redis.RedisError) as error:
             # Fail closed: without the pin a running collection could delete what this
             # manifest needs.
+            log.error("garbage-collection coordination unavailable: %s", error)
             raise Unavailable(message="garbage-collection coordination unavailable") from error
         if ticket.generation != self._generation:
             # A collection started or ended since this process last looked: what its caches
