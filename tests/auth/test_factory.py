@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.auth.support import Authority, cert_pem, write_htpasswd
-from wharf.auth.factory import create_access_controller, create_auth
+from wharf.auth.factory import create_access_controller, create_auth, validate_auth
 from wharf.auth.htpasswd import HtpasswdController
 from wharf.auth.token import TokenController
 from wharf.config.load import ConfigError
@@ -158,3 +158,10 @@ def test_errors_are_one_line_naming_the_option(
         create_auth(fill(auth), secret=secret)
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+def test_validate_auth(files: dict[str, str]) -> None:
+    validate_auth(None)
+    validate_auth({"token": token(), "tokenservice": {"users": files["htpasswd"]}})
+    with pytest.raises(ConfigError, match=r"auth\.htpasswd\.path: no such file"):
+        validate_auth({"htpasswd": {"realm": "r", "path": files["missing"]}})

@@ -163,8 +163,9 @@ class Skopeo(_Client):
         document: dict[str, Any] = json.loads(result.stdout)
         return document
 
-    def list_tags(self, repository: str) -> list[str]:
-        result = self.run("list-tags", *_tls("tls-verify", repository), repository)
+    def list_tags(self, repository: str, *args: str) -> list[str]:
+        """``args`` may carry credentials: ``--creds user:password``."""
+        result = self.run("list-tags", *_tls("tls-verify", repository), *args, repository)
         tags: list[str] = json.loads(result.stdout)["Tags"]
         return tags
 

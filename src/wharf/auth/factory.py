@@ -24,7 +24,7 @@ from wharf.auth.token import TokenController
 from wharf.auth.token_service import TokenService
 from wharf.config.load import ConfigError
 
-__all__ = ["AuthSetup", "create_access_controller", "create_auth"]
+__all__ = ["AuthSetup", "create_access_controller", "create_auth", "validate_auth"]
 
 _BACKENDS = ("htpasswd", "token")
 
@@ -71,6 +71,12 @@ def create_auth(auth: Mapping[str, Any] | None, *, secret: str = "") -> AuthSetu
                 "which is not in the list"
             )
     return AuthSetup(controller, token_service)
+
+
+def validate_auth(auth: Mapping[str, Any] | None) -> None:
+    """Raise the ConfigError the workers would raise for ``auth``, so that a launcher can
+    report it in one line before starting them (the secret is the launcher's to share)."""
+    create_auth(auth, secret="validation only")
 
 
 def create_access_controller(auth: Mapping[str, Any] | None) -> AccessController | None:
