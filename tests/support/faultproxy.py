@@ -17,9 +17,11 @@ closes the connection halfway through the response body.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import http.client
 import http.server
+import socket
 import threading
 import time
 import urllib.parse
@@ -107,8 +109,9 @@ class FaultProxy:
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        self._server.daemon_threads = False  # joined by server_close, once unblocked
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -126,6 +129,13 @@ class FaultProxy:
         traceback: TracebackType | None,
     ) -> None:
         self._server.shutdown()
+        # Clients keep connections alive: end them, so that every handler thread returns
+        # and closes its upstream connection before server_close joins it.
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         self._server.server_close()
         self._thread.join(timeout=10)
 
@@ -184,6 +194,20 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            with proxy._lock:
+                proxy._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with proxy._lock:
+                proxy._connections.discard(self.connection)
+            try:
+                super().finish()
+            finally:
+                if self.upstream is not None:
+                    self.upstream.close()
 
         def _forward(self, body: bytes) -> http.client.HTTPResponse:
             for attempt in range(2):

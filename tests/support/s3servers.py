@@ -24,6 +24,7 @@ no xattrs) skips its tests with the reason.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import secrets
 import subprocess
@@ -126,7 +127,7 @@ class _Processes:
         for process in self.processes:
             if process.poll() is not None:
                 tail = self.log.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{tail}")
+                raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{tail}")
 
     def stop(self) -> None:
         for process in reversed(self.processes):
@@ -247,9 +248,7 @@ def _supports_xattrs(directory: Path) -> str | None:
 
 @contextlib.contextmanager
 def start_swift(workdir: Path) -> Iterator[S3Server]:
-    try:
-        import swift  # noqa: F401 - only to know it is installed
-    except ImportError:
+    if importlib.util.find_spec("swift") is None:
         pytest.skip("OpenStack Swift is not installed (pip install swift)")
     if (reason := _supports_xattrs(workdir)) is not None:
         pytest.skip(f"Swift needs xattrs: {reason}")

@@ -19,7 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from wharf.storage.driver.base import DriverError
-from wharf.storage.driver.s3.client import S3Client, S3Error, error_code, is_retryable
+from wharf.storage.driver.s3.client import (
+    S3Client,
+    S3Error,
+    error_code,
+    is_not_found,
+    is_retryable,
+)
 from wharf.storage.driver.s3.params import MIN_CHUNK_SIZE, S3Parameters
 
 __all__ = ["Bucket", "Fetched", "ObjectInfo", "Part", "Upload", "copy_ranges"]
@@ -307,19 +313,33 @@ class Bucket:
                 await self.client.call("CompleteMultipartUpload", complete, idempotent=False)
                 return
             except S3Error as exc:
+                if error_code(exc) == "NoSuchUpload" and attempt:
+                    # Completed by the attempt whose answer was lost (stores such as Swift
+                    # keep a completed upload listable for a while).
+                    if await self._has_size(key, size):
+                        return
+                    raise
                 if not is_retryable(exc) or attempt + 1 >= self.client.retry.attempts:
                     raise
-                # A lost answer may hide a completed upload: it is gone and the object is
-                # there with the expected size.
+                # A lost answer may hide a completed upload: then the upload is gone and the
+                # object is there with the expected size. Otherwise completing again is safe.
                 try:
                     await self.list_parts(key, upload_id)
                 except S3Error as check:
                     if error_code(check) != "NoSuchUpload":
                         raise
-                    if (await self.head(key)).size == size:
+                    if await self._has_size(key, size):
                         return
-                    raise
+                    raise exc from check
                 await asyncio.sleep(self.client.retry.delay(attempt))
+
+    async def _has_size(self, key: str, size: int) -> bool:
+        try:
+            return (await self.head(key)).size == size
+        except S3Error as exc:
+            if is_not_found(exc):
+                return False
+            raise
 
     async def abort_upload(self, key: str, upload_id: str) -> None:
         try:

@@ -50,7 +50,9 @@ __all__ = ["MAX_PENDING", "PARALLEL_PARTS", "S3Writer", "StoredFile", "load_stor
 #: next part is received; each holds one ``chunksize`` of memory.
 PARALLEL_PARTS = 4
 #: Pending objects a file may gather before a close merges them (a GET of each and a PUT).
-MAX_PENDING = 16
+#: Closes of 80 KiB or more fill a 5 MiB part first, so uploads in usual chunk sizes never
+#: merge; tiny chunks cost at most 64 GETs when their part is formed.
+MAX_PENDING = 64
 _Buffer = bytes | bytearray | memoryview
 
 
