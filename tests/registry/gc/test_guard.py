@@ -95,15 +95,15 @@ async def test_without_its_redis_a_put_fails_closed(tmp_path: Path) -> None:
     try:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://wharf") as client:
-            pusher = Pusher(client)
-            await pusher.blob("app", b"{}")
-            await pusher.blob("app", b"layer")
             response = await client.put(
                 "/v2/app/manifests/v1",
                 json=image_document(b"{}", b"layer"),
                 headers={"Content-Type": OCI_MANIFEST},
             )
         assert response.status_code == 503
+        error = response.json()["errors"][0]
+        assert error["message"] == "garbage-collection coordination unavailable"
+        assert not (tmp_path / "data" / "docker").exists(), "nothing stored"
     finally:
         await app.aclose()
 
