@@ -49,8 +49,9 @@ class GcResult:
         m, s = self.mark, self.sweep
         verb = "would remove" if self.options.dry_run else "removed"
         lines = [
-            f"{m.repositories} repositories, {m.manifests} manifests, {s.blobs} blobs "
-            f"({len(m.marked)} digests marked) in {self.seconds:.1f}s",
+            f"{_count(m.repositories, 'repository', 'repositories')}, "
+            f"{_count(m.manifests, 'manifest')}, {_count(s.blobs, 'blob')} "
+            f"({len(m.marked)} marked in use) in {self.seconds:.1f}s",
             f"{verb}: {_count(len(s.manifests_removed), 'manifest')}, "
             f"{_count(len(s.blobs_removed), 'blob')} ({format_size(s.bytes_removed)}), "
             f"{_count(s.links_removed, 'layer link')}",
@@ -129,8 +130,8 @@ def format_size(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _count(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def _count(count: int, noun: str, plural: str = "") -> str:
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
 def _duration(delta: timedelta) -> str:
