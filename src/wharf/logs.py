@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from wharf.config.model import LogConfig
+from wharf.observability.context import current_request_id
 
 __all__ = ["JSONFormatter", "TextFormatter", "level_number", "logging_config", "setup_logging"]
 
@@ -46,11 +47,16 @@ def _level_name(record: logging.LogRecord) -> str:
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {
+    fields = {
         key: value
         for key, value in vars(record).items()
         if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
     }
+    # Every line logged while a request is served names it, whoever logs it.
+    request_id = current_request_id()
+    if request_id is not None:
+        fields.setdefault("request_id", request_id)
+    return fields
 
 
 class TextFormatter(logging.Formatter):

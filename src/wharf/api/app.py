@@ -20,15 +20,16 @@ from wharf.api.http import (
     Send,
     error_response,
 )
+from wharf.api.operations import Operations
 from wharf.api.routes import match_route
 from wharf.api.token import token_route
 from wharf.api.upload_state import UploadStateSigner
 from wharf.auth.factory import create_auth
 from wharf.config import Config
 from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
+from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
 from wharf.registry.cache import RegistryCache
-from wharf.registry.generations import Generations
 from wharf.registry.namespace import Registry
 from wharf.registry.purge import purge_uploads
 from wharf.storage.driver.base import DriverError
@@ -50,12 +51,15 @@ class WharfApp:
     def __init__(self, config: Config) -> None:
         self.config = config
         driver = create_driver(config.storage)
-        self.generations = Generations(os.environ.get(SHARED_STATE_ENV) or None)
+        #: Metrics, notifications, change tokens shared through Redis (when configured).
+        self.operations = Operations(config)
+        self.generations = self.operations.generations(os.environ.get(SHARED_STATE_ENV) or None)
         cache = RegistryCache(self.generations)
         self.hash_executor = ThreadPoolExecutor(
             max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="wharf-hash"
         )
         registry = Registry(driver, cache, self.hash_executor)
+        self.operations.attach(registry)
         secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         prefix = config.http.prefix.rstrip("/")
         auth = create_auth(config.extra.get("auth"), secret=secret)
@@ -74,6 +78,7 @@ class WharfApp:
             for value in values
         ]
         self._background: list[asyncio.Task[None]] = []
+        self._observed = self.operations.wrap(self._http)
 
     @property
     def registry(self) -> Registry:
@@ -82,7 +87,7 @@ class WharfApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            await self._observed(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -113,6 +118,7 @@ class WharfApp:
     async def _dispatch(self, request: Request, path: str) -> Response:
         access = self.context.access
         if path in ("/v2/", "/v2"):
+            note_route("base")
             if request.method not in ("GET", "HEAD"):
                 raise Unsupported()
             if access is not None:
@@ -120,6 +126,7 @@ class WharfApp:
             return Response(200, _BASE_BODY, {"Content-Type": "application/json"})
         extra = self.extra_routes.get(path)
         if extra is not None:
+            note_route("extra")
             return await extra(self.context, request)
         found = match_route(path)
         if found is None:
@@ -127,13 +134,15 @@ class WharfApp:
                 raise NameInvalid(message="request path too long")
             return Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
         route, name, reference = found
+        note_route(route.name)
         handler = route.methods.get(request.method)
         if handler is None:
             raise Unsupported({"method": request.method}, message="method not allowed")
         if access is not None:
             if name:
                 RepositoryName(name)  # a scope names only valid repositories
-            await access.authorize(request.headers, route.accesses(request.method, name))
+            identity = await access.authorize(request.headers, route.accesses(request.method, name))
+            note_actor(identity.name)
         return await handler(self.context, request, name, reference)
 
     async def _not_found(self, send: Send) -> None:
@@ -156,6 +165,7 @@ class WharfApp:
                 return
 
     def start_background(self) -> None:
+        self.operations.start()
         purging = self.config.storage.upload_purging
         if purging.enabled and not self.config.storage.readonly:
             self._background.append(asyncio.get_running_loop().create_task(self._purge_loop()))
@@ -177,6 +187,7 @@ class WharfApp:
             await asyncio.sleep(max(purging.interval.total_seconds(), 1.0))
 
     async def aclose(self) -> None:
+        await self.operations.aclose()
         for task in self._background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,12 +53,16 @@ class ContentCache(Generic[K, V]):
         self._entries: OrderedDict[K, tuple[int, V]] = OrderedDict()
         self._max = max_bytes
         self._bytes = 0
+        self.hits = 0
+        self.misses = 0
 
     def get(self, key: K) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
+            self.misses += 1
             return None
         self._entries.move_to_end(key)
+        self.hits += 1
         return entry[1]
 
     def put(self, key: K, size: int, value: V) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from wharf.reference import RepositoryName
@@ -50,6 +51,11 @@ class Registry:
         #: Repositories this process has written to, so the catalog's token changes only
         #: when a repository may be new.
         self.known_repositories: set[str] = set()
+        #: Decorators applied to each repository's services (notifications), in order.
+        self.middleware: list[Callable[[Repository], None]] = []
 
     def repository(self, name: RepositoryName) -> Repository:
-        return Repository(self, name)
+        repository = Repository(self, name)
+        for decorate in self.middleware:
+            decorate(repository)
+        return repository

@@ -4,12 +4,14 @@ It checks every path against the grammar before the driver sees it (``list``, ``
 ``stat`` also take ``/``), names the driver in every DriverError passing through, and turns any
 other OSError a driver lets out into a DriverError raised ``from`` it, so that the layers above
 handle one family of errors. Readers and writers are wrapped the same way, since a full disk
-shows up in ``write``.
+shows up in ``write``. When ``observe`` is set, it is told how long each call took and whether
+it failed (a missing path is an answer, not a failure): the storage latency metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from time import perf_counter
 from types import TracebackType
 
 from wharf.storage.driver.base import (
@@ -18,25 +20,33 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidPath,
+    PathNotFound,
     StorageDriver,
     check_path,
 )
 
-__all__ = ["CheckedDriver"]
+__all__ = ["CheckedDriver", "Observer"]
+
+#: (driver, operation, seconds, failed)
+Observer = Callable[[str, str, float, bool], None]
 
 
 class _Translate:
     """Context manager naming DriverErrors and mapping OSErrors; cheaper than a generator."""
 
-    __slots__ = ("_driver", "_operation", "_path")
+    __slots__ = ("_driver", "_observe", "_operation", "_path", "_started")
 
-    def __init__(self, driver: str, operation: str, path: str) -> None:
+    def __init__(
+        self, driver: str, operation: str, path: str, observe: Observer | None = None
+    ) -> None:
         self._driver = driver
         self._operation = operation
         self._path = path
+        self._observe = observe
 
     def __enter__(self) -> None:
-        return None
+        if self._observe is not None:
+            self._started = perf_counter()
 
     def __exit__(
         self,
@@ -44,6 +54,9 @@ class _Translate:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        if self._observe is not None:
+            failed = exc is not None and not isinstance(exc, PathNotFound)
+            self._observe(self._driver, self._operation, perf_counter() - self._started, failed)
         if isinstance(exc, DriverError):
             _name(exc, self._driver)
         elif isinstance(exc, OSError):
@@ -64,6 +77,7 @@ class CheckedDriver(StorageDriver):
     def __init__(self, inner: StorageDriver) -> None:
         self.inner = inner
         self.name = inner.name
+        self.observe: Observer | None = None
 
     def _check(self, path: str, *, allow_root: bool = False) -> None:
         try:
@@ -74,43 +88,45 @@ class CheckedDriver(StorageDriver):
 
     async def get_content(self, path: str) -> bytes:
         self._check(path)
-        with _Translate(self.name, "get_content", path):
+        with _Translate(self.name, "get_content", path, self.observe):
             return await self.inner.get_content(path)
 
     async def put_content(self, path: str, content: bytes) -> None:
         self._check(path)
-        with _Translate(self.name, "put_content", path):
+        with _Translate(self.name, "put_content", path, self.observe):
             await self.inner.put_content(path, content)
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
         self._check(path)
-        with _Translate(self.name, "reader", path):
-            return _CheckedReader(await self.inner.reader(path, offset), self.name, path)
+        with _Translate(self.name, "reader", path, self.observe):
+            inner = await self.inner.reader(path, offset)
+            return _CheckedReader(inner, self.name, path, self.observe)
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         self._check(path)
-        with _Translate(self.name, "writer", path):
-            return _CheckedWriter(await self.inner.writer(path, append), self.name, path)
+        with _Translate(self.name, "writer", path, self.observe):
+            inner = await self.inner.writer(path, append)
+            return _CheckedWriter(inner, self.name, path, self.observe)
 
     async def stat(self, path: str) -> FileInfo:
         self._check(path, allow_root=True)
-        with _Translate(self.name, "stat", path):
+        with _Translate(self.name, "stat", path, self.observe):
             return await self.inner.stat(path)
 
     async def list(self, path: str) -> list[str]:
         self._check(path, allow_root=True)
-        with _Translate(self.name, "list", path):
+        with _Translate(self.name, "list", path, self.observe):
             return await self.inner.list(path)
 
     async def move(self, source: str, destination: str) -> None:
         self._check(source)
         self._check(destination)
-        with _Translate(self.name, "move", f"{source} -> {destination}"):
+        with _Translate(self.name, "move", f"{source} -> {destination}", self.observe):
             await self.inner.move(source, destination)
 
     async def delete(self, path: str) -> None:
         self._check(path)
-        with _Translate(self.name, "delete", path):
+        with _Translate(self.name, "delete", path, self.observe):
             await self.inner.delete(path)
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
@@ -121,7 +137,7 @@ class CheckedDriver(StorageDriver):
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         self._check(path)
-        with _Translate(self.name, "redirect_url", path):
+        with _Translate(self.name, "redirect_url", path, self.observe):
             return await self.inner.redirect_url(path, method)
 
     async def close(self) -> None:
@@ -130,13 +146,16 @@ class CheckedDriver(StorageDriver):
 
 
 class _CheckedReader(FileReader):
-    def __init__(self, inner: FileReader, driver: str, path: str) -> None:
+    def __init__(
+        self, inner: FileReader, driver: str, path: str, observe: Observer | None = None
+    ) -> None:
+        self._observe = observe
         self._inner = inner
         self._driver = driver
         self._path = path
 
     async def read(self, size: int) -> bytes:
-        with _Translate(self._driver, "read", self._path):
+        with _Translate(self._driver, "read", self._path, self._observe):
             return await self._inner.read(size)
 
     async def close(self) -> None:
@@ -145,7 +164,10 @@ class _CheckedReader(FileReader):
 
 
 class _CheckedWriter(FileWriter):
-    def __init__(self, inner: FileWriter, driver: str, path: str) -> None:
+    def __init__(
+        self, inner: FileWriter, driver: str, path: str, observe: Observer | None = None
+    ) -> None:
+        self._observe = observe
         self._inner = inner
         self._driver = driver
         self._path = path
@@ -155,17 +177,17 @@ class _CheckedWriter(FileWriter):
         return self._inner.size
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
-        with _Translate(self._driver, "write", self._path):
+        with _Translate(self._driver, "write", self._path, self._observe):
             await self._inner.write(data)
 
     async def close(self) -> None:
-        with _Translate(self._driver, "close", self._path):
+        with _Translate(self._driver, "close", self._path, self._observe):
             await self._inner.close()
 
     async def cancel(self) -> None:
-        with _Translate(self._driver, "cancel", self._path):
+        with _Translate(self._driver, "cancel", self._path, self._observe):
             await self._inner.cancel()
 
     async def commit(self) -> None:
-        with _Translate(self._driver, "commit", self._path):
+        with _Translate(self._driver, "commit", self._path, self._observe):
             await self._inner.commit()

@@ -1,0 +1,124 @@
+"""What runs around one worker's app for operators: metrics, notifications and the change
+tokens shared through Redis; built from the configuration and attached to the registry.
+
+The app asks for three things: the change tokens to build its caches on (``generations``),
+to have its registry decorated (``attach``: storage timing, cache counters, events), and to
+have its HTTP entry point wrapped (``wrap``: request ids, metrics, access log, read barrier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from wharf.config import Config
+from wharf.notifications import EventSink, notifying
+from wharf.notifications.events import Source
+from wharf.observability.context import CURRENT
+from wharf.observability.metrics import METRICS_DIR_ENV, Sample, WorkerMetrics, flush_loop
+from wharf.observability.middleware import ObservedHTTP
+from wharf.registry.cache import ContentCache, RegistryCache, TokenCache
+from wharf.registry.generations import Generations
+from wharf.registry.namespace import Registry
+from wharf.registry.redis_state import RedisGenerations
+from wharf.storage.driver.checked import CheckedDriver
+
+__all__ = ["INSTANCE_ID_ENV", "Operations"]
+
+#: Exported by the server launcher: one id for all workers of an instance (events' source).
+INSTANCE_ID_ENV = "WHARF_INSTANCE_ID"
+#: How long a stopping worker keeps sending queued notifications.
+NOTIFICATION_DRAIN_SECONDS = 5.0
+
+HTTPEntry = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+def _cache_samples(cache: RegistryCache) -> Callable[[], list[Sample]]:
+    caches: dict[str, TokenCache[Any, Any] | ContentCache[Any, Any]] = {
+        "tags": cache.tags,
+        "links": cache.links,
+        "tag_lists": cache.tag_lists,
+        "catalog": cache.catalog,
+        "manifests": cache.manifests,
+    }
+
+    def samples() -> list[Sample]:
+        found: list[Sample] = []
+        for name, counted in caches.items():
+            found.append(("wharf_cache_hits_total", {"cache": name}, float(counted.hits)))
+            found.append(("wharf_cache_misses_total", {"cache": name}, float(counted.misses)))
+        return found
+
+    return samples
+
+
+class Operations:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.metrics = WorkerMetrics()
+        self.redis = RedisGenerations(config.redis, self.metrics) if config.redis else None
+        endpoints = [e for e in config.notifications.endpoints if not e.disabled]
+        self.sink: EventSink | None = None
+        if endpoints:
+            self.sink = EventSink(config.notifications, self._source(), self.metrics)
+        self._prefix = config.http.prefix.rstrip("/")
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _source(self) -> Source:
+        http = self.config.http
+        port = http.addr.rpartition(":")[2] if http.net == "tcp" else ""
+        addr = f"{socket.gethostname()}:{port}" if port else socket.gethostname()
+        return Source(addr, os.environ.get(INSTANCE_ID_ENV) or str(uuid.uuid4()))
+
+    def generations(self, shared_path: str | None) -> Generations:
+        """Redis's when configured (every instance), else the machine's shared memory."""
+        return self.redis if self.redis is not None else Generations(shared_path)
+
+    def attach(self, registry: Registry) -> None:
+        if isinstance(registry.driver, CheckedDriver):
+            registry.driver.observe = self.metrics.storage_call
+        self.metrics.collect(_cache_samples(registry.cache))
+        if self.sink is not None:
+            registry.middleware.append(notifying(self.sink, self._url))
+
+    def _url(self, path: str) -> str:
+        host = self.config.http.host.rstrip("/")
+        if not host:
+            info = CURRENT.get()
+            if info is not None and info.host:
+                host = f"{info.scheme}://{info.host}"
+        return f"{host}{self._prefix}{path}"
+
+    def wrap(self, inner: HTTPEntry) -> ObservedHTTP:
+        return ObservedHTTP(
+            inner,
+            self.metrics,
+            access_log_enabled=self.config.log.access_log,
+            consistency=self.redis,
+        )
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        directory = os.environ.get(METRICS_DIR_ENV)
+        if directory:
+            self._tasks.append(loop.create_task(flush_loop(self.metrics, directory)))
+        if self.sink is not None:
+            self.sink.start()
+        if self.redis is not None:
+            self.redis.start()
+
+    async def aclose(self) -> None:
+        if self.sink is not None:
+            await self.sink.aclose(NOTIFICATION_DRAIN_SECONDS)
+        if self.redis is not None:
+            await self.redis.aclose()
+        for task in self._tasks:  # last: the final snapshot includes everything above
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
