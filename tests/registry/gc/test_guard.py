@@ -199,3 +199,36 @@ async def test_redis_configured_means_redis_coordination(tmp_path: Path) -> None
     assert isinstance(found, RedisCoordination)
     await found.close()
     assert isinstance(create_coordination(make_config(tmp_path, tmp_path / "gc")), FileCoordination)
+
+
+async def test_a_pinned_manifest_keeps_its_doomed_children_and_referrers(
+    app: WharfApp, pusher: Pusher, tree: Tree
+) -> None:
+    amd = await pusher.image("app", None, layers=[b"amd"], seed="amd")
+    index = await pusher.index("app", None, [amd])
+    signature = await pusher.image(
+        "app", None, layers=[b"sig"], subject=index, artifact_type="application/x-sig"
+    )
+    other = await pusher.image("app", None, layers=[b"other"], seed="other")
+    coordination = create_coordination(app.config)
+    lease = await coordination.acquire()
+    assert lease is not None
+    await lease.start_epoch()
+    freshness = Freshness(datetime.now(UTC))
+    marked = await mark(app.registry.driver, freshness, True, Progress())
+    assert len(marked.doomed) == 4
+    # A push tags the index again while the collection runs.
+    ticket = await coordination.start_write([index.digest])
+
+    result = await sweep(app.registry.driver, marked, freshness, lease, Progress())
+
+    assert result.manifests_removed == [f"app@{other.digest}"]
+    assert result.manifests_spared == 3
+    for pushed in (index, amd, signature):
+        assert tree.revision("app", pushed.digest).exists()
+        for digest in pushed.all_blobs:
+            assert tree.blob(digest).exists()
+    assert tree.referrer("app", index.digest, signature.digest).exists()
+    assert not tree.blob(other.digest).exists()
+    await coordination.end_write(ticket)
+    await lease.finish()

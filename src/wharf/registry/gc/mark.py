@@ -50,6 +50,8 @@ class DoomedManifest:
     tags: tuple[str, ...]
     #: What it references, marked again should it survive the sweep.
     references: frozenset[Digest]
+    #: Its index children, which survive with it.
+    children: frozenset[Digest] = frozenset()
 
 
 @dataclass(slots=True)
@@ -156,6 +158,7 @@ def _mark_repository(
                     found.subject if found else None,
                     tuple(inventory.tag_names),
                     found.everything if found else frozenset(),
+                    found.children if found else frozenset(),
                 )
             )
             continue

@@ -1,11 +1,13 @@
 """The sweep: remove doomed manifests, then every blob nothing kept needs.
 
-Each deletion follows safety rules 2 and 5: claim a batch, look again at what was recent,
-delete what is still old, give the claims back. A manifest goes with its referrer entry, its
-tag index entries and its revision link (in that order, so that an interrupted sweep leaves a
-revision a rerun still finds); a blob with its directory under ``blobs/`` and its layer link
-in every repository that had one when the mark read it. What a deletion cannot remove is
-reported, not retried: the next collection tries again.
+Each deletion follows safety rules 2 and 5: claim, look again at what was recent, delete what
+is still old, give the claims back. Manifests are all claimed first, since one that stays
+(pinned by a push, or pushed again) keeps its doomed children and referrers with it. A
+manifest goes with its referrer entry, its tag index entries and its revision link (in that
+order, so that an interrupted sweep leaves a revision a rerun still finds); a blob with its
+directory under ``blobs/`` and its layer link in every repository that had one when the mark
+read it. What a deletion cannot remove is reported, not retried: the next collection tries
+again.
 """
 
 from __future__ import annotations
@@ -61,10 +63,7 @@ async def sweep(
     """Sweep; without a lease (a dry run) only count what would go."""
     result = SweepResult()
     progress.phase("removing manifests", len(marked.doomed))
-    for start in range(0, len(marked.doomed), BATCH):
-        doomed = marked.doomed[start : start + BATCH]
-        await _manifests(driver, doomed, marked, freshness, lease, result)
-        progress.advance(len(doomed))
+    await _manifests(driver, marked, freshness, lease, result, progress)
     progress.done()
 
     progress.phase("scanning blobs")
@@ -95,52 +94,97 @@ async def sweep(
     return result
 
 
+_Key = tuple[str, Digest]
+
+
+def _key(doomed: DoomedManifest) -> _Key:
+    return doomed.repository.value, doomed.digest
+
+
 async def _manifests(
     driver: StorageDriver,
-    batch: Sequence[DoomedManifest],
     marked: MarkResult,
     freshness: Freshness,
     lease: CollectorLease | None,
     result: SweepResult,
+    progress: Progress,
 ) -> None:
+    doomed = marked.doomed
     if lease is None:
-        result.manifests_removed += [f"{d.repository.value}@{d.digest}" for d in batch]
+        result.manifests_removed += [f"{d.repository.value}@{d.digest}" for d in doomed]
+        progress.advance(len(doomed))
         return
-    claimed = await lease.claim([str(d.digest) for d in batch])
+    claimed: set[str] = set()
     try:
-        for doomed in batch:
-            if str(doomed.digest) in claimed and await _remove_manifest(
-                driver, doomed, freshness, lease, result
-            ):
-                result.manifests_removed.append(f"{doomed.repository.value}@{doomed.digest}")
-            else:
+        # Everything is claimed before anything goes: whether a manifest stays decides
+        # whether its children and referrers stay, and a claim keeps that decision stable.
+        for start in range(0, len(doomed), BATCH):
+            claimed |= await lease.claim([str(d.digest) for d in doomed[start : start + BATCH]])
+        spared = {_key(d) for d in doomed if str(d.digest) not in claimed}
+        for item in doomed:
+            if _key(item) not in spared and await _written_again(driver, item, freshness, result):
+                spared.add(_key(item))
+        spared = _with_what_they_reach(doomed, spared)
+        going = {str(d.digest) for d in doomed if _key(d) not in spared}
+        # A digest that goes from no repository may be pinned by pushes again at once; one
+        # that goes from some repository stays claimed until it is gone, so that no push can
+        # write a revision link the removal then deletes.
+        await lease.unclaim(sorted(claimed - going))
+        for item in doomed:
+            if _key(item) in spared or not await _remove_manifest(driver, item, lease, result):
                 # A manifest that stays keeps what it references, as if it had been marked.
                 result.manifests_spared += 1
-                marked.marked.add(doomed.digest)
-                marked.marked.update(doomed.references)
+                marked.marked.add(item.digest)
+                marked.marked.update(item.references)
+            else:
+                result.manifests_removed.append(f"{item.repository.value}@{item.digest}")
+            progress.advance()
     finally:
-        # Removed or not, nothing is deleted under these claims any more; a push of the same
-        # manifest may pin its digest again (and keep its blob) from here on.
         await lease.unclaim(sorted(claimed))
+
+
+def _with_what_they_reach(doomed: Sequence[DoomedManifest], spared: set[_Key]) -> set[_Key]:
+    """Spared manifests keep their doomed children and referrers, recursively."""
+    by_key = {_key(d): d for d in doomed}
+    referrers: dict[_Key, list[_Key]] = {}
+    for item in doomed:
+        if item.subject is not None:
+            referrers.setdefault((item.repository.value, item.subject), []).append(_key(item))
+    reached = set(spared)
+    queue = list(spared)
+    while queue:
+        repository, digest = queue.pop()
+        item = by_key[(repository, digest)]
+        for found in [(repository, c) for c in item.children] + referrers.get(
+            (repository, digest), []
+        ):
+            if found in by_key and found not in reached:
+                reached.add(found)
+                queue.append(found)
+    return reached
+
+
+async def _written_again(
+    driver: StorageDriver, doomed: DoomedManifest, freshness: Freshness, result: SweepResult
+) -> bool:
+    """Rule 5 for manifests: pushed again since the mark (or unreadable: kept)."""
+    try:
+        link = await driver.stat(paths.manifest_revision_link(doomed.repository, doomed.digest))
+    except PathNotFound:
+        return False  # deleted meanwhile: finish the job, leftovers included
+    except DriverError as error:
+        result.errors.append(f"{doomed.repository.value}@{doomed.digest}: {error}")
+        return True
+    return freshness.recent(link.modified)
 
 
 async def _remove_manifest(
     driver: StorageDriver,
     doomed: DoomedManifest,
-    freshness: Freshness,
     lease: CollectorLease,
     result: SweepResult,
 ) -> bool:
     name, digest = doomed.repository, doomed.digest
-    try:
-        link = await driver.stat(paths.manifest_revision_link(name, digest))
-    except PathNotFound:
-        link = None  # deleted meanwhile: finish the job, leftovers included
-    except DriverError as error:
-        result.errors.append(f"{name.value}@{digest}: {error}")
-        return False
-    if link is not None and freshness.recent(link.modified):
-        return False
     lease.check()
     targets = []
     if doomed.subject is not None:
