@@ -107,7 +107,7 @@ async def test_the_epoch_waits_for_writers_that_started_before_it(
     await lease.finish()
 
 
-async def test_the_generation_changes_when_a_collection_starts_and_ends(
+async def test_the_generation_changes_when_a_collection_starts_removes_and_ends(
     coordination: Coordination,
 ) -> None:
     before = await coordination.start_write([])
@@ -117,10 +117,14 @@ async def test_the_generation_changes_when_a_collection_starts_and_ends(
     await lease.start_epoch()
     during = await coordination.start_write([])
     await coordination.end_write(during)
+    await lease.announce()
+    announced = await coordination.start_write([])
+    await coordination.end_write(announced)
     await lease.finish()
     after = await coordination.start_write([])
     await coordination.end_write(after)
-    assert len({before.generation, during.generation, after.generation}) == 3
+    generations = {before.generation, during.generation, announced.generation, after.generation}
+    assert len(generations) == 4
 
 
 async def test_a_finished_lease_can_no_longer_claim(coordination: Coordination) -> None:

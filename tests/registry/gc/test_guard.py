@@ -7,15 +7,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.registry.gc.conftest import make_config
-from tests.registry.gc.support import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Pusher, Tree, sha256
+from tests.registry.gc.support import (
+    OCI_CONFIG,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    Pusher,
+    PushError,
+    Tree,
+    sha256,
+)
 from wharf.api.app import WharfApp, create_app
 from wharf.config import StorageConfig
 from wharf.config.load import load_config
 from wharf.config.model import GcConfig
 from wharf.config.operations import RedisConfig
-from wharf.registry.gc import create_coordination
+from wharf.registry.gc import GcOptions, collect, create_coordination
 from wharf.registry.gc.coordination import FileCoordination
 from wharf.registry.gc.guard import default_lockdir, redis_client
 from wharf.registry.gc.mark import mark
@@ -232,3 +241,19 @@ async def test_a_pinned_manifest_keeps_its_doomed_children_and_referrers(
     assert not tree.blob(other.digest).exists()
     await coordination.end_write(ticket)
     await lease.finish()
+
+
+async def test_a_push_after_another_process_collected_does_not_trust_its_caches(
+    app: WharfApp, pusher: Pusher, tree: Tree
+) -> None:
+    child = await pusher.image("app", None, layers=[b"child"], seed="child")
+    await pusher.pulls(child)  # this worker now caches "child exists"
+    coordination = create_coordination(app.config)
+    # A collector in another process: it cannot reach this worker's caches directly.
+    result = await collect(app.registry.driver, coordination, GcOptions(delete_untagged=True))
+    assert result.sweep.manifests_removed == [f"app@{child.digest}"]
+
+    with pytest.raises(PushError) as refused:
+        await pusher.index("app", "v1", [child])
+
+    assert refused.value.codes == ["MANIFEST_BLOB_UNKNOWN"]

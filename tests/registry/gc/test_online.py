@@ -70,6 +70,9 @@ class _RecordedLease(CollectorLease):
     def check(self) -> None:
         self.inner.check()
 
+    async def announce(self) -> None:
+        await self.inner.announce()
+
     async def finish(self) -> None:
         # Recorded before the release: a successor cannot start before this moment.
         self.record.spans.append((self.started, time.monotonic(), self.name))

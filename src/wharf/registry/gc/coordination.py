@@ -17,7 +17,7 @@ Two implementations: :class:`FileCoordination` here (processes on one machine, t
 File layout of :class:`FileCoordination`::
 
     <dir>/state.lock                 flock LOCK_EX around every read-modify-write below
-    <dir>/state.json                 {"epoch": E, "active": bool, "finished": F}
+    <dir>/state.json                 {"epoch": E, "active": bool, "changes": C}
     <dir>/collector.lock             flock LOCK_EX held by the running collector, all run long
     <dir>/writers-0.lock, -1.lock    flock LOCK_SH held by each writer of an even/odd epoch
     <dir>/epoch-<E>/pins/<digest>    digests writers depend on during epoch E
@@ -78,8 +78,8 @@ class WritersStuck(CoordinationError):
 class WriteTicket:
     id: str
     epoch: int
-    #: Changes whenever a collection starts or ends: a writer that sees a new value drops
-    #: cached views of storage that a sweep may have made stale.
+    #: Changes whenever a collection starts, removes manifests, or ends: a writer that sees
+    #: a new value drops cached views of storage that a sweep may have made stale.
     generation: tuple[int, int]
 
 
@@ -106,6 +106,10 @@ class CollectorLease(ABC):
 
     def check(self) -> None:  # noqa: B027 - leases that cannot expire have nothing to check
         """Raise LeaseLost when deleting is no longer safe."""
+
+    @abstractmethod
+    async def announce(self) -> None:
+        """Change the writers' generation: something they may have cached was removed."""
 
     @abstractmethod
     async def finish(self) -> None:
@@ -205,7 +209,7 @@ class FileCoordination(Coordination):
         return {
             "epoch": int(state.get("epoch", 0)),
             "active": bool(state.get("active", False)),
-            "finished": int(state.get("finished", 0)),
+            "changes": int(state.get("changes", 0)),
         }
 
     def _write(self, state: dict[str, Any]) -> None:
@@ -229,7 +233,7 @@ class FileCoordination(Coordination):
             if state["active"] and not self._collector_alive():
                 # The collector died mid-epoch: nothing will be deleted under its claims.
                 state["active"] = False
-                state["finished"] += 1
+                state["changes"] += 1
                 self._write(state)
             epoch = state["epoch"]
             if state["active"]:
@@ -246,7 +250,7 @@ class FileCoordination(Coordination):
             # LOCK_EX, and it bumps the epoch (under state.lock, held here) before it does.
             fd = _open(self._path(f"writers-{epoch % 2}.lock"))
             fcntl.flock(fd, fcntl.LOCK_SH)
-        ticket = WriteTicket(uuid.uuid4().hex, epoch, (epoch, state["finished"]))
+        ticket = WriteTicket(uuid.uuid4().hex, epoch, (epoch, state["changes"]))
         return ticket, fd
 
     async def start_write(self, digests: Collection[str]) -> WriteTicket:
@@ -340,6 +344,16 @@ class _FileLease(CollectorLease):
         if self._fd is None:
             raise LeaseLost("the lease was released")
 
+    def _announce(self) -> None:
+        owner = self._owner
+        with _Locked(owner._path("state.lock")):
+            state = owner._read()
+            state["changes"] += 1
+            owner._write(state)
+
+    async def announce(self) -> None:
+        await asyncio.to_thread(self._announce)
+
     def _finish(self) -> None:
         owner = self._owner
         if self.epoch:
@@ -347,7 +361,7 @@ class _FileLease(CollectorLease):
                 state = owner._read()
                 if state["epoch"] == self.epoch:
                     state["active"] = False
-                    state["finished"] += 1
+                    state["changes"] += 1
                     owner._write(state)
                 shutil.rmtree(owner._path(f"epoch-{self.epoch}"), ignore_errors=True)
         if self._fd is not None:

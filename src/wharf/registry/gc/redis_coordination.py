@@ -6,7 +6,7 @@ one Lua script so that it is atomic on the server, and Redis's own clock for eve
 
     lock               the collector lease: a random token, expiring after ``lease_ttl``
                        unless the collector's heartbeat renews it
-    epoch, finished    counters: collections started, collections ended
+    epoch, changes     counters: collections started; collections ended or removals made
     active             the running epoch, expiring with the lease
     writers:<E>        sorted set of the writers that started in epoch E, scored by deadline
     pins:<E>           digests writers depend on during epoch E
@@ -55,7 +55,7 @@ _START_WRITE = (
     + """
 local p, id, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local epoch = tonumber(redis.call('GET', p .. 'epoch') or '0')
-local finished = tonumber(redis.call('GET', p .. 'finished') or '0')
+local changes = tonumber(redis.call('GET', p .. 'changes') or '0')
 local active = redis.call('GET', p .. 'active')
 if active and tonumber(active) == epoch then
   local deleting = p .. 'deleting:' .. epoch
@@ -65,7 +65,7 @@ if active and tonumber(active) == epoch then
       conflicts[#conflicts + 1] = ARGV[i]
     end
   end
-  if #conflicts > 0 then return {epoch, finished, conflicts} end
+  if #conflicts > 0 then return {epoch, changes, conflicts} end
   local pins = p .. 'pins:' .. epoch
   for i = 4, #ARGV do redis.call('SADD', pins, ARGV[i]) end
   if redis.call('PTTL', pins) < ttl then redis.call('PEXPIRE', pins, ttl) end
@@ -73,7 +73,7 @@ end
 local writers = p .. 'writers:' .. epoch
 redis.call('ZADD', writers, now + ttl, id)
 redis.call('PEXPIRE', writers, ttl)
-return {epoch, finished, {}}
+return {epoch, changes, {}}
 """
 )
 
@@ -129,7 +129,7 @@ local p, token, epoch = ARGV[1], ARGV[2], ARGV[3]
 if epoch ~= '0' then
   if redis.call('GET', p .. 'active') == epoch then redis.call('DEL', p .. 'active') end
   redis.call('DEL', p .. 'pins:' .. epoch, p .. 'deleting:' .. epoch)
-  redis.call('INCR', p .. 'finished')
+  redis.call('INCR', p .. 'changes')
 end
 if redis.call('GET', p .. 'lock') == token then redis.call('DEL', p .. 'lock') end
 return 1
@@ -168,12 +168,12 @@ class RedisCoordination(Coordination):
     async def start_write(self, digests: Collection[str]) -> WriteTicket:
         names = check_digests(digests)
         writer = uuid.uuid4().hex
-        epoch, finished, conflicts = await asyncio.to_thread(
+        epoch, changes, conflicts = await asyncio.to_thread(
             self.run, "start_write", writer, self.writer_ttl_ms, *names
         )
         if conflicts:
             raise SweepConflict([_text(c) for c in conflicts])
-        return WriteTicket(writer, int(epoch), (int(epoch), int(finished)))
+        return WriteTicket(writer, int(epoch), (int(epoch), int(changes)))
 
     async def end_write(self, ticket: WriteTicket) -> None:
         await asyncio.to_thread(self.client.zrem, f"{self.prefix}writers:{ticket.epoch}", ticket.id)
@@ -266,6 +266,9 @@ class _RedisLease(CollectorLease):
         if digests:
             key = f"{self._owner.prefix}deleting:{self.epoch}"
             await asyncio.to_thread(self._owner.client.srem, key, *check_digests(digests))
+
+    async def announce(self) -> None:
+        await asyncio.to_thread(self._owner.client.incr, f"{self._owner.prefix}changes")
 
     async def finish(self) -> None:
         self._lost = True

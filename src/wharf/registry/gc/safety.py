@@ -16,8 +16,9 @@ deletes.** It rests on five rules.
 2. *Claim excludes pin.* Just before deleting a digest the collector *claims* it; claims and
    pins are atomic with respect to each other. Pinned first: the claim fails and the digest is
    kept. Claimed first: the writer's pin fails and so does its PUT, with MANIFEST_BLOB_UNKNOWN,
-   before it has linked anything. The collector deletes only while its lease is alive, so a
-   claim is never forgotten while the deletion it announced is under way.
+   before it has linked anything. A manifest that stays this way keeps its doomed children
+   and referrers. The collector deletes only while its lease is alive, so a claim is never
+   forgotten while the deletion it announced is under way.
 3. *Recent writes (the grace period).* A push uploads its blobs first and puts the manifest
    last; in between, nothing references the blobs. So a blob whose data or any layer link is
    younger than the grace period is kept, and (with ``--delete-untagged``) so is a manifest
@@ -41,9 +42,11 @@ found it, when that blob was old, unreferenced and swept between the HEAD and th
 PUT, gets MANIFEST_BLOB_UNKNOWN and pushes again. Distribution's collector, by contrast, deletes
 blobs of pushes in progress and lets a manifest be linked to deleted layers.
 
-Caches: when a collection ends the coordination's generation changes; every writer that sees a
-new generation drops its worker's cached views (an index PUT must not trust a cached "child
-exists"), and a collector running inside the server changes the registry-wide epoch directly.
+Caches: the coordination's generation changes when a collection starts, when it has removed
+manifests (before their claims are given back) and when it ends; a writer that sees a new
+generation drops its worker's cached views first, so that an index PUT never trusts a cached
+"child exists" for a child just removed. A collector running inside the server also changes
+the registry-wide epoch of its workers' caches directly.
 """
 
 from __future__ import annotations

@@ -115,6 +115,7 @@ async def _manifests(
         progress.advance(len(doomed))
         return
     claimed: set[str] = set()
+    removed = len(result.manifests_removed)
     try:
         # Everything is claimed before anything goes: whether a manifest stays decides
         # whether its children and referrers stay, and a claim keeps that decision stable.
@@ -140,6 +141,10 @@ async def _manifests(
                 result.manifests_removed.append(f"{item.repository.value}@{item.digest}")
             progress.advance()
     finally:
+        if len(result.manifests_removed) != removed:
+            # Before the claims go: a push that may pin a removed manifest from now on must
+            # also drop its cached "it exists" (an index must not list a removed child).
+            await lease.announce()
         await lease.unclaim(sorted(claimed))
 
 
