@@ -21,19 +21,18 @@ from bench import machine
 from bench.blobs import BlobSource, pull_rate, push_rate
 from bench.client import MANIFEST_ACCEPT, Client
 from bench.items import (
-    CATALOG_PREFIX,
     ITEMS,
-    TAGS_REPOSITORY,
     Environment,
     Item,
     Manifests,
     S3Storage,
 )
-from bench.layout import fill, small_image
+from bench.layout import small_image
 from bench.loadgen import build_hload, run_hload, run_wrk
 from bench.registries import Target, start_reference, start_wharf
 from bench.report import Metric, Results, render_rounds, render_table
 from bench.settings import Settings, add_arguments
+from bench.storage import Roots, default_data_dir
 
 __all__ = ["main"]
 
@@ -75,18 +74,6 @@ def _environment(settings: Settings, workdir: Path) -> Environment:
         size = sum(layer.size for layer in env.image.layers) + env.image.config.size
         log(f"skopeo image: {size / 1e6:.0f} MB in {time.perf_counter() - started:.0f} s")
     return env
-
-
-def _fill(settings: Settings, env: Environment, roots: list[Path]) -> None:
-    if not settings.wants("listings"):
-        return
-    tags = [f"t{number:05d}" for number in range(settings.tags)]
-    repositories = [f"{CATALOG_PREFIX}{number:05d}" for number in range(settings.repositories)]
-    for root in roots:
-        started = time.perf_counter()
-        files = fill(root, env.small, [TAGS_REPOSITORY], tags)
-        files += fill(root, env.small, repositories, ["latest"])
-        log(f"filled {root.name}: {files:,} files in {time.perf_counter() - started:.0f} s")
 
 
 @contextlib.contextmanager
@@ -241,7 +228,7 @@ def _measure_round(
             )
 
 
-def run(settings: Settings, output: Path | None, json_path: Path | None) -> int:
+def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path | None) -> int:
     started = time.perf_counter()
     _check_tools()
     description = machine.describe()
@@ -260,13 +247,19 @@ def run(settings: Settings, output: Path | None, json_path: Path | None) -> int:
                 log(f"skipping {item.name}: {reason}")
                 for metric in item.metrics():
                     results.skipped[metric.key] = reason
-        roots = [workdir / "wharf-root", workdir / "docker-registry-root"]
-        _fill(settings, env, roots)
+        roots = Roots(data_dir)
+        roots.prepare(
+            env.small,
+            settings.tags,
+            settings.repositories,
+            log,
+            listings=settings.wants("listings"),
+        )
         ceiling = _client_ceiling(settings, env)
         targets: list[Target] = []
         try:
-            targets.append(start_wharf(roots[0], settings.workers))
-            targets.append(start_reference(roots[1]))
+            targets.append(start_wharf(roots.wharf, settings.workers))
+            targets.append(start_reference(roots.reference))
             log(
                 f"wharf at {targets[0].url} ({len(targets[0].serving_pids())} workers), "
                 f"docker-registry at {targets[1].url}"
@@ -276,6 +269,7 @@ def run(settings: Settings, output: Path | None, json_path: Path | None) -> int:
                     item.setup(target)
             for round_number in range(1, settings.rounds + 1):
                 _measure_round(runnable, targets, results, round_number)
+            log("load generator calibration: the same GET with wrk and hload")
             ceiling += _calibrate(settings, env, targets[0])
         except Exception:
             for target in targets:
@@ -284,6 +278,7 @@ def run(settings: Settings, output: Path | None, json_path: Path | None) -> int:
         finally:
             for target in targets:
                 target.stop()
+            roots.scrub(set(env.small.blobs) | {env.small.digest})
     report = _report(
         settings, metrics, results, ceiling, time.perf_counter() - started, description
     )
@@ -318,4 +313,5 @@ def main(argv: list[str] | None = None) -> int:
         output: Path | None = Path(args.output)
     else:
         output = None if args.quick else DEFAULT_OUTPUT
-    return run(settings, output, Path(args.json) if args.json else None)
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    return run(settings, data_dir, output, Path(args.json) if args.json else None)

@@ -24,11 +24,9 @@ from bench.registries import Target
 from bench.report import Metric
 from bench.report import Target as Goal
 from bench.settings import MIB, Settings
+from bench.storage import TAGS_REPOSITORY
 
 __all__ = ["ITEMS", "Environment", "Item"]
-
-TAGS_REPOSITORY = "bench/tags"
-CATALOG_PREFIX = "bench/catalog/r"
 
 
 @dataclass
@@ -351,6 +349,7 @@ class UploadMemory(Item):
                     Goal(wharf_max=150),
                 ),
                 Metric(f"rss_{key}_sum", f"Peak RSS of all workers, {size} upload, {how}", "MiB"),
+                Metric(f"rss_{key}_before", f"RSS per worker before that upload, {how}", "MiB"),
             ]
         return metrics
 
@@ -368,6 +367,7 @@ class UploadMemory(Item):
                         client.push_chunked(self.repository, view, digest, chunk)
                 client.delete_blob(self.repository, digest)
                 remove_blob_data(target.root, digest)
+                out[f"rss_{key}_before"] = max(sampler.peaks.baseline_per_process.values()) / MIB
                 out[f"rss_{key}_max"] = sampler.peaks.max_per_worker / MIB
                 out[f"rss_{key}_sum"] = sampler.peaks.sum_of_workers / MIB
         return out

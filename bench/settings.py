@@ -98,3 +98,8 @@ def add_arguments(parser: argparse.ArgumentParser, items: list[str]) -> None:
         help="write the report (markdown) here; default bench/RESULTS.md, none with --quick",
     )
     add("--json", help="write every sample as JSON here")
+    add(
+        "--data-dir",
+        help="where the two registries' storage roots live between runs "
+        "(default ~/.cache/wharf-bench; see bench/storage.py)",
+    )

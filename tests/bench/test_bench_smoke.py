@@ -48,7 +48,14 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
     report = tmp_path / "report.md"
     samples = tmp_path / "samples.json"
     done = subprocess.run(
-        [sys.executable, "bench/run.py", *TINY, f"--output={report}", f"--json={samples}"],
+        [
+            sys.executable,
+            "bench/run.py",
+            *TINY,
+            f"--data-dir={tmp_path / 'data'}",
+            f"--output={report}",
+            f"--json={samples}",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
