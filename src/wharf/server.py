@@ -48,6 +48,7 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_APP_FACTORY",
     "GENERATED_SECRET_ENV",
+    "MAX_HTTP2_HEADERS",
     "SHARED_STATE_ENV",
     "SHARED_STATE_SIZE",
     "WORKERS_ENV",
@@ -68,6 +69,8 @@ WORKERS_ENV = "WHARF_WORKERS"
 SHARED_STATE_ENV = "WHARF_SHARED_STATE"
 GENERATED_SECRET_ENV = "WHARF_GENERATED_SECRET"
 SHARED_STATE_SIZE = 64 * 1024
+#: Largest header block granian accepts on an HTTP/2 stream (access control's hardening).
+MAX_HTTP2_HEADERS = 64 * 1024
 DEFAULT_APP_FACTORY = "wharf.api.app:create_app"
 #: What granian and uvicorn import in each worker: a factory, so the app is built there.
 _WORKER_TARGET = "wharf.server:worker_app"
@@ -187,6 +190,7 @@ def _drain_seconds(config: Config) -> int | None:
 def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP2Settings
     from granian.log import LogLevels
 
     where = listener(config)
@@ -213,6 +217,9 @@ def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.auto,
+        # Hardening: HTTP/1 keeps hyper's limits (about 400 KiB and 100 header fields, then
+        # 431); HTTP/2 would otherwise accept 16 MiB of headers per request.
+        http2_settings=HTTP2Settings(max_headers_size=MAX_HTTP2_HEADERS),
         websockets=False,
         log_level=LogLevels(config.log.level),
         log_dictconfig=logging_config(config.log),
