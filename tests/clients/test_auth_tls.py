@@ -215,3 +215,19 @@ def test_podman_login_over_tls(material: Material, tmp_path: Path) -> None:
         podman.run("push", "--signature-policy", str(podman.policy), *certs, target)
         podman.run("rmi", target)
         podman.run("pull", "--signature-policy", str(podman.policy), *certs, target)
+
+
+def test_header_limits() -> None:
+    """granian answers 431 to oversized header blocks, on HTTP/1 and on HTTP/2."""
+    with WharfServer(storage={"inmemory": {}}) as running:
+        big = {"X-Big": "a" * 600_000}
+        assert httpx.get(running.url + "/v2/", headers=big).status_code == 431
+        many = {f"X-Field-{i}": "x" for i in range(200)}
+        assert httpx.get(running.url + "/v2/", headers=many).status_code == 431
+        assert httpx.get(running.url + "/v2/", headers={"X-Ok": "a" * 8000}).status_code == 200
+        pytest.importorskip("h2")
+        with httpx.Client(http1=False, http2=True) as client:
+            response = client.get(running.url + "/v2/", headers={"X-Big": "a" * 60_000})
+            assert (response.http_version, response.status_code) == ("HTTP/2", 200)
+            response = client.get(running.url + "/v2/", headers={"X-Big": "a" * 70_000})
+            assert response.status_code == 431
