@@ -11,6 +11,9 @@ the parent exports (and the workers inherit, together with every ``REGISTRY_*`` 
                          for cross-worker cache invalidation; removed when the server stops
 ``WHARF_GENERATED_SECRET`` when ``http.secret`` is empty: one random secret for all workers,
                          so that an upload signed by one worker is accepted by the others
+``WHARF_INSTANCE_ID``    one id for this instance's workers (the ``source`` of notifications)
+``WHARF_METRICS_DIR``    with ``http.debug.addr``: where workers write metric snapshots for the
+                         debug listener, a process of its own (``wharf.observability``)
 
 SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
 most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
@@ -31,6 +34,7 @@ import socket
 import ssl
 import tempfile
 import threading
+import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +45,8 @@ from typing import Any
 from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
 from wharf.config.model import Config, TLSConfig
 from wharf.logs import level_number, logging_config
+from wharf.observability.debug_listener import bind_debug, debug_process, metrics_directory
+from wharf.observability.metrics import METRICS_DIR_ENV
 
 __all__ = [
     "APP_FACTORY_ENV",
@@ -48,6 +54,7 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_APP_FACTORY",
     "GENERATED_SECRET_ENV",
+    "INSTANCE_ID_ENV",
     "MAX_HTTP2_HEADERS",
     "SHARED_STATE_ENV",
     "SHARED_STATE_SIZE",
@@ -68,6 +75,7 @@ APP_FACTORY_ENV = "WHARF_APP_FACTORY"
 WORKERS_ENV = "WHARF_WORKERS"
 SHARED_STATE_ENV = "WHARF_SHARED_STATE"
 GENERATED_SECRET_ENV = "WHARF_GENERATED_SECRET"
+INSTANCE_ID_ENV = "WHARF_INSTANCE_ID"
 SHARED_STATE_SIZE = 64 * 1024
 #: Largest header block granian accepts on an HTTP/2 stream (access control's hardening).
 MAX_HTTP2_HEADERS = 64 * 1024
@@ -167,6 +175,7 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
             APP_FACTORY_ENV: app_factory,
             WORKERS_ENV: str(workers),
             SHARED_STATE_ENV: state,
+            INSTANCE_ID_ENV: str(uuid.uuid4()),
         }
         if not config.http.secret:
             log.warning(
@@ -174,11 +183,30 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
                 "the same http.secret (or REGISTRY_HTTP_SECRET) to continue each other's uploads"
             )
             exported[GENERATED_SECRET_ENV] = secrets.token_hex(32)
+        if config.http.debug is not None:
+            exported[METRICS_DIR_ENV] = stack.enter_context(metrics_directory())
         stack.enter_context(_environment(exported))
+        if config.http.debug is not None:
+            stack.enter_context(_debug_listener(config))
         if config.http.server == "uvicorn":
             _run_uvicorn(config, workers, client_ca)
         else:
             _run_granian(config, workers, client_ca)
+
+
+@contextlib.contextmanager
+def _debug_listener(config: Config) -> Iterator[None]:
+    """/metrics and /debug/health on ``http.debug.addr``, served by a process of its own."""
+    assert config.http.debug is not None
+    addr = config.http.debug.addr
+    try:
+        sock = bind_debug(config.http.debug)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ListenError(f"cannot listen on {addr} (http.debug.addr): {reason}") from None
+    with debug_process(sock, dict(os.environ)):
+        log.info("debug listener on %s: /metrics, /debug/health", addr)
+        yield
 
 
 def _drain_seconds(config: Config) -> int | None:

@@ -34,6 +34,8 @@ __all__ = ["INSTANCE_ID_ENV", "Operations"]
 INSTANCE_ID_ENV = "WHARF_INSTANCE_ID"
 #: How long a stopping worker keeps sending queued notifications.
 NOTIFICATION_DRAIN_SECONDS = 5.0
+#: How long a stopping worker waits for cancelled requests to unwind.
+QUIESCE_SECONDS = 2.0
 
 HTTPEntry = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -113,6 +115,12 @@ class Operations:
             self.redis.start()
 
     async def aclose(self) -> None:
+        # A server that stops after its drain timeout cancels the requests still running;
+        # let them unwind (close their upload writers) before the storage goes away.
+        for _ in range(int(QUIESCE_SECONDS / 0.05)):
+            if self.metrics.in_flight <= 0:
+                break
+            await asyncio.sleep(0.05)
         if self.sink is not None:
             await self.sink.aclose(NOTIFICATION_DRAIN_SECONDS)
         if self.redis is not None:
