@@ -133,7 +133,7 @@ class TokenVerifier:
 
     def verify(self, raw: str, now: float | None = None) -> Claims:
         now = time.time() if now is None else now
-        digest = hashlib.sha256(raw.encode("utf-8", "replace")).digest()
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).digest()
         claims = self._cache.get(digest)
         if claims is None:
             claims = self._verify(raw)

@@ -41,6 +41,7 @@ from joserfc import jws, jwt
 from joserfc.jwk import Key
 
 from wharf.auth.base import Access
+from wharf.auth.challenge import quote
 from wharf.auth.credentials import authorization, basic_credentials
 from wharf.auth.htpasswd import HtpasswdFile
 from wharf.auth.keys import SigningKey, load_signing_key, secret_signing_key
@@ -96,7 +97,7 @@ class TokenService:
         self.expiration = int(expiration.total_seconds())
         self.refresh_expiration = int(refresh_expiration.total_seconds())
         self.path = path
-        self.challenge = f'Basic realm="{service}"'
+        self.challenge = f"Basic realm={quote(service)}"
         self._refresh_verifier = TokenVerifier(
             issuer=issuer,
             service=self._refresh_audience,
