@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from tests.support.server import free_port
 from bench import machine
 from bench.blobs import BlobSource, pull_rate, push_rate
 from bench.client import MANIFEST_ACCEPT, Client
+from bench.cpu import CpuMeter
 from bench.items import (
     ITEMS,
     Environment,
@@ -30,7 +32,7 @@ from bench.items import (
 from bench.layout import small_image
 from bench.loadgen import build_hload, run_hload, run_wrk
 from bench.registries import Target, start_reference, start_wharf
-from bench.report import Metric, Results, render_rounds, render_table
+from bench.report import Metric, Results, render_noise, render_rounds, render_table
 from bench.settings import Settings, add_arguments
 from bench.storage import Roots, default_data_dir
 
@@ -170,14 +172,14 @@ def _report(
         "| | |",
         "|---|---|",
         *(f"| {name} | {value} |" for name, value in description),
-        f"| Load average at end | {' '.join(f'{v:.2f}' for v in __import__('os').getloadavg())} |",
+        f"| Load average at end | {' '.join(f'{v:.2f}' for v in os.getloadavg())} |",
         "",
         "## Method",
         "",
         "- Both registries run side by side on filesystem storage, each with its own root in "
         "one temporary directory, delete enabled, upload purging off; every measurement runs "
         "on wharf, then on docker-registry, round after round.",
-        f"- The load generator shares the {description and __import__('os').cpu_count()} cores "
+        f"- The load generator shares the {os.cpu_count()} cores "
         "with the servers; it runs "
         + (f"pinned to CPUs {settings.load_cpu}" if settings.load_cpu else "unpinned")
         + f" with {settings.load_threads} threads. Manifest GET: wrk with a Lua script "
@@ -208,6 +210,11 @@ def _report(
         "",
         render_rounds(metrics, results),
         "",
+        "CPU taken by other processes on the machine during each sample, in cores (of "
+        f"{os.cpu_count()}): the noise behind the figures above (bench/cpu.py).",
+        "",
+        render_noise(results),
+        "",
     ]
     return "\n".join(lines)
 
@@ -218,13 +225,17 @@ def _measure_round(
     for item in items:
         for target in targets:
             started = time.perf_counter()
-            values = item.measure(target, round_number)
+            pids = sorted({target.main_pid, *target.serving_pids()})
+            with CpuMeter(pids) as meter:
+                values = item.measure(target, round_number)
             for key, value in values.items():
                 results.add(key, target.name, value)
+            results.add_noise(item.name, target.name, meter.foreign_cores)
             shown = ", ".join(f"{key} {value:,.1f}" for key, value in values.items())
             log(
                 f"round {round_number} {item.name} {target.name}: {shown} "
-                f"({time.perf_counter() - started:.0f} s)"
+                f"({time.perf_counter() - started:.0f} s, other processes "
+                f"{meter.foreign_cores:.2f} cores)"
             )
 
 
@@ -293,6 +304,7 @@ def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path
                     "settings": asdict(settings),
                     "samples": results.samples,
                     "skipped": results.skipped,
+                    "other_cpu_cores": results.noise,
                     "metrics": [asdict(metric) for metric in metrics],
                     "ceiling": ceiling,
                 },

@@ -3,8 +3,9 @@
 Both are the test suite's own launchers (tests/support): wharf is ``python -m wharf serve
 CONFIG`` with one worker per core by default, Debian's docker-registry 2.8.2 is
 ``docker-registry serve CONFIG`` without AWS_CA_BUNDLE in its environment (it panics at start
-when that is set). Each gets a filesystem root of its own in the benchmark's temporary
-directory, delete enabled, upload purging off (neither walks its storage in the background).
+when that is set). Each gets a filesystem root of its own in the benchmark's data
+directory, delete enabled, upload purging off (neither walks its storage in the background),
+logging at info with the access log off.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ WHARF = "wharf"
 REFERENCE = "docker-registry"
 
 _NO_PURGING = {"uploadpurging": {"enabled": False}}
+#: docker-registry's settings in tests/support: info level, access log off (Distribution
+#: still logs one "response completed" line per request at info; wharf logs none).
+_LOG = {"level": "info", "accesslog": {"disabled": True}}
 
 
 @dataclass
@@ -69,6 +73,7 @@ def start_wharf(root: Path, workers: int) -> Target:
             "maintenance": _NO_PURGING,
         },
         workers=workers,
+        config={"log": _LOG},
     )
     server.start()
     return Target(WHARF, server, root)

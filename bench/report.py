@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bench.registries import REFERENCE, WHARF
 
-__all__ = ["Metric", "Results", "Target", "render_table"]
+__all__ = ["Metric", "Results", "Target", "render_noise", "render_rounds", "render_table"]
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,14 @@ class Results:
 
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+    #: CPU cores other processes took during each sample, by item and registry.
+    noise: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def add(self, key: str, registry: str, value: float) -> None:
         self.samples.setdefault(key, {}).setdefault(registry, []).append(value)
+
+    def add_noise(self, item: str, registry: str, cores: float) -> None:
+        self.noise.setdefault(item, {}).setdefault(registry, []).append(cores)
 
     def median(self, key: str, registry: str) -> float | None:
         values = self.samples.get(key, {}).get(registry)
@@ -126,4 +131,18 @@ def render_rounds(metrics: list[Metric], results: Results) -> str:
             values = results.samples[metric.key].get(registry, [])
             cells.append(", ".join(_number(value, metric.digits) for value in values) or "-")
         lines.append(f"| {metric.label} ({metric.unit}) | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def render_noise(results: Results) -> str:
+    lines = [
+        f"| Item | {WHARF} samples | {REFERENCE} samples |",
+        "|---|---|---|",
+    ]
+    for item, by_registry in results.noise.items():
+        cells = [
+            ", ".join(f"{value:.2f}" for value in by_registry.get(registry, [])) or "-"
+            for registry in (WHARF, REFERENCE)
+        ]
+        lines.append(f"| {item} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
