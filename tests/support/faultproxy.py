@@ -155,10 +155,18 @@ class FaultProxy:
             self.requests.clear()
             self.max_in_flight.clear()
 
+    def recorded(self) -> list[Recorded]:
+        """The requests so far, in order. Waits for those in flight: a client may have its
+        answer before the handler that sent it has recorded it."""
+        deadline = time.monotonic() + 5
+        while any(self.in_flight.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.requests)
+
     def operations(self, *names: str) -> list[str]:
         """The operations recorded so far, in order, limited to ``names`` when given."""
-        with self._lock:
-            return [r.operation for r in self.requests if not names or r.operation in names]
+        return [r.operation for r in self.recorded() if not names or r.operation in names]
 
     def count(self, operation: str) -> int:
         return len(self.operations(operation))

@@ -24,6 +24,7 @@ no xattrs) skips its tests with the reason.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import os
 import secrets
@@ -70,6 +71,15 @@ class S3Server:
     log: Path | None = None
 
     def client(self, endpoint: str | None = None) -> S3Client:
+        """A boto3 client of the server (one, reused: making one takes 0.1 s), or of
+        ``endpoint`` (a proxy in front of it)."""
+        return self._client if endpoint is None else self._new_client(endpoint)
+
+    @functools.cached_property
+    def _client(self) -> S3Client:
+        return self._new_client(self.endpoint)
+
+    def _new_client(self, endpoint: str) -> S3Client:
         config = botocore.config.Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
@@ -79,7 +89,7 @@ class S3Server:
         )
         return boto3.session.Session().client(
             "s3",
-            endpoint_url=endpoint or self.endpoint,
+            endpoint_url=endpoint,
             aws_access_key_id=self.access_key,
             aws_secret_access_key=self.secret_key,
             region_name=self.region,
