@@ -59,9 +59,9 @@ def push_rate(
 
 def pull_rate(
     url: str, repository: str, digest: str, *, size: int, streams: int, total: int
-) -> float:
+) -> tuple[float, int]:
     """MB/s over ``streams`` concurrent connections pulling the blob until about ``total``
-    bytes (whole blobs, at least one per stream) have arrived."""
+    bytes (whole blobs, at least one per stream) have arrived; and the bytes pulled."""
     repeats = max(1, round(total / (size * streams)))
     clients = [Client(url) for _ in range(streams)]
     for client in clients:  # connect and warm up outside the timing
@@ -90,4 +90,5 @@ def pull_rate(
         client.close()
     if errors:
         raise errors[0]
-    return size * repeats * streams / elapsed / 1e6
+    pulled = size * repeats * streams
+    return pulled / elapsed / 1e6, pulled

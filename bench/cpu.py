@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-__all__ = ["CpuMeter"]
+__all__ = ["CpuMeter", "ServerCpu"]
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -57,3 +57,21 @@ class CpuMeter:
         busy = _machine_busy() - self._busy
         ours = self._ours() - self._ours_at_start
         self.foreign_cores = max(0.0, busy - ours) / elapsed if elapsed > 0 else 0.0
+
+
+class ServerCpu:
+    """CPU seconds (user + system) the given processes use inside the ``with`` block."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.seconds = 0.0
+
+    def _total(self) -> float:
+        return sum(_process_cpu(pid) for pid in self.pids)
+
+    def __enter__(self) -> ServerCpu:
+        self._start = self._total()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = self._total() - self._start

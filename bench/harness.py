@@ -115,7 +115,7 @@ def _client_ceiling(settings: Settings, env: Environment) -> list[tuple[str, str
             rows.append((f"Blob push, {label}", f"{rate:,.0f} MB/s"))
         digest = "sha256:" + "0" * 64
         for streams in (1, 4):
-            rate = pull_rate(
+            rate, _ = pull_rate(
                 url,
                 "ceiling",
                 digest,
@@ -154,7 +154,9 @@ def _report(
     seconds: float,
     description: list[tuple[str, str]],
 ) -> str:
-    table, missed = render_table(metrics, results)
+    main = [metric for metric in metrics if metric.group == "main"]
+    table, missed = render_table(main, results)
+    cpu_table, _ = render_table([metric for metric in metrics if metric.group == "cpu"], results)
     lines = [
         "# wharf benchmark results",
         "",
@@ -166,6 +168,14 @@ def _report(
         table,
         "",
         "Targets missed: " + (", ".join(missed) if missed else "none") + ".",
+        "",
+        "## Server CPU per unit of work",
+        "",
+        "CPU time (user + system) of the serving processes during each sample, divided by the "
+        "work done: how much of the two cores each registry needs, independent of how busy "
+        "the machine was. Lower is better.",
+        "",
+        cpu_table,
         "",
         "## Machine",
         "",

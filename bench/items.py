@@ -17,6 +17,7 @@ from tests.support.images import BuiltImage
 
 from bench.blobs import BlobSource, pull_rate, push_rate
 from bench.client import MANIFEST_ACCEPT, BenchError, Client
+from bench.cpu import ServerCpu
 from bench.layout import SmallImage, remove_blob_data
 from bench.loadgen import run_hload, run_wrk
 from bench.memory import RssSampler
@@ -63,6 +64,9 @@ class Item:
         raise NotImplementedError
 
 
+_PER_GB = "server CPU s/GB"
+
+
 def _size(size: int) -> str:
     if size >= 1 << 30 and size % (1 << 30) == 0:
         return f"{size >> 30} GiB"
@@ -102,6 +106,10 @@ class Manifests(Item):
                 Goal(ratio_min=10),
             ),
             Metric("manifest_head_p99", "Manifest HEAD by digest, p99 latency", "ms", digits=1),
+            Metric("manifest_get_cpu", "Manifest GET by tag", "server CPU µs/request", group="cpu"),
+            Metric(
+                "manifest_head_cpu", "Manifest HEAD by digest", "server CPU µs/request", group="cpu"
+            ),
         ]
 
     def setup(self, target: Target) -> None:
@@ -119,25 +127,27 @@ class Manifests(Item):
     def _load(self, target: Target, seconds: int) -> dict[str, float]:
         s = self.settings
         headers = {"Accept": MANIFEST_ACCEPT}
-        get = run_wrk(
-            f"{target.url}/v2/{self.repository}/manifests/latest",
-            workdir=self.env.workdir,
-            headers=headers,
-            connections=s.connections,
-            threads=s.load_threads,
-            seconds=seconds,
-            cpu=s.load_cpu,
-        )
-        head = run_hload(
-            self.env.hload,
-            f"{target.url}/v2/{self.repository}/manifests/{self.env.small.digest}",
-            method="HEAD",
-            headers=headers,
-            connections=s.connections,
-            threads=s.load_threads,
-            seconds=seconds,
-            cpu=s.load_cpu,
-        )
+        with ServerCpu(target.all_pids()) as get_cpu:
+            get = run_wrk(
+                f"{target.url}/v2/{self.repository}/manifests/latest",
+                workdir=self.env.workdir,
+                headers=headers,
+                connections=s.connections,
+                threads=s.load_threads,
+                seconds=seconds,
+                cpu=s.load_cpu,
+            )
+        with ServerCpu(target.all_pids()) as head_cpu:
+            head = run_hload(
+                self.env.hload,
+                f"{target.url}/v2/{self.repository}/manifests/{self.env.small.digest}",
+                method="HEAD",
+                headers=headers,
+                connections=s.connections,
+                threads=s.load_threads,
+                seconds=seconds,
+                cpu=s.load_cpu,
+            )
         for result in (get, head):
             if result.bad:
                 raise BenchError(f"{target.name}: {result.bad} failed requests ({result.tool})")
@@ -146,6 +156,8 @@ class Manifests(Item):
             "manifest_get_p99": get.p99_ms,
             "manifest_head_rps": head.requests_per_s,
             "manifest_head_p99": head.p99_ms,
+            "manifest_get_cpu": get_cpu.seconds / max(get.requests, 1) * 1e6,
+            "manifest_head_cpu": head_cpu.seconds / max(head.requests, 1) * 1e6,
         }
 
     def measure(self, target: Target, round_number: int) -> dict[str, float]:
@@ -165,6 +177,10 @@ class Push(Item):
             Metric(
                 "push_chunked", f"Blob push {size}, {chunk} chunks", "MB/s", Goal(ratio_min=2.5)
             ),
+            Metric("push_monolithic_cpu", "Blob push, monolithic", _PER_GB, digits=2, group="cpu"),
+            Metric(
+                "push_chunked_cpu", f"Blob push, {chunk} chunks", _PER_GB, digits=2, group="cpu"
+            ),
         ]
 
     def measure(self, target: Target, round_number: int) -> dict[str, float]:
@@ -177,15 +193,17 @@ class Push(Item):
                 remove_blob_data(target.root, digest)
 
             for key, chunk in (("push_monolithic", None), ("push_chunked", s.chunk_bytes)):
-                out[key] = push_rate(
-                    client,
-                    self.repository,
-                    self.env.source,
-                    size=s.blob_bytes,
-                    chunk=chunk,
-                    count=s.pushes,
-                    cleanup=cleanup,
-                )
+                with ServerCpu(target.all_pids()) as cpu:
+                    out[key] = push_rate(
+                        client,
+                        self.repository,
+                        self.env.source,
+                        size=s.blob_bytes,
+                        chunk=chunk,
+                        count=s.pushes,
+                        cleanup=cleanup,
+                    )
+                out[f"{key}_cpu"] = cpu.seconds / (s.blob_bytes * s.pushes / 1e9)
         return out
 
 
@@ -200,6 +218,8 @@ class Pull(Item):
         return [
             Metric("pull_1", f"Blob pull {size}, 1 stream", "MB/s", Goal(ratio_min=1.2)),
             Metric("pull_4", f"Blob pull {size}, 4 streams", "MB/s", Goal(ratio_min=1.2)),
+            Metric("pull_1_cpu", "Blob pull, 1 stream", _PER_GB, digits=2, group="cpu"),
+            Metric("pull_4_cpu", "Blob pull, 4 streams", _PER_GB, digits=2, group="cpu"),
         ]
 
     def setup(self, target: Target) -> None:
@@ -213,17 +233,20 @@ class Pull(Item):
     def measure(self, target: Target, round_number: int) -> dict[str, float]:
         s = self.settings
         digest = self.env.pull_digests[target.name]
-        return {
-            f"pull_{streams}": pull_rate(
-                target.url,
-                self.repository,
-                digest,
-                size=s.blob_bytes,
-                streams=streams,
-                total=s.pull_bytes,
-            )
-            for streams in (1, 4)
-        }
+        out = {}
+        for streams in (1, 4):
+            with ServerCpu(target.all_pids()) as cpu:
+                rate, pulled = pull_rate(
+                    target.url,
+                    self.repository,
+                    digest,
+                    size=s.blob_bytes,
+                    streams=streams,
+                    total=s.pull_bytes,
+                )
+            out[f"pull_{streams}"] = rate
+            out[f"pull_{streams}_cpu"] = cpu.seconds / (pulled / 1e9)
+        return out
 
 
 class SkopeoCopy(Item):
@@ -244,6 +267,8 @@ class SkopeoCopy(Item):
                 Goal(ratio_max=0.8),
                 digits=2,
             ),
+            Metric("skopeo_push_cpu", "skopeo push", "server CPU s", digits=2, group="cpu"),
+            Metric("skopeo_pull_cpu", "skopeo pull", "server CPU s", digits=2, group="cpu"),
         ]
 
     def measure(self, target: Target, round_number: int) -> dict[str, float]:
@@ -252,11 +277,11 @@ class SkopeoCopy(Item):
             raise RuntimeError("the skopeo image was not built")
         work = self.env.workdir / "skopeo" / f"{target.name}-{round_number}"
         reference = f"docker://{target.host}/bench/skopeo-{round_number}:v1"
-        with Skopeo(work / "push", target.server) as skopeo:
+        with Skopeo(work / "push", target.server) as skopeo, ServerCpu(target.all_pids()) as push:
             started = time.perf_counter()
             skopeo.copy(image.source, reference)
             pushed = time.perf_counter() - started
-        with Skopeo(work / "pull", target.server) as skopeo:
+        with Skopeo(work / "pull", target.server) as skopeo, ServerCpu(target.all_pids()) as pull:
             started = time.perf_counter()
             skopeo.copy(reference, f"dir:{work / 'image'}")
             pulled = time.perf_counter() - started
@@ -268,6 +293,8 @@ class SkopeoCopy(Item):
             "skopeo_push": pushed,
             "skopeo_pull": pulled,
             "skopeo_round_trip": pushed + pulled,
+            "skopeo_push_cpu": push.seconds,
+            "skopeo_pull_cpu": pull.seconds,
         }
 
 
@@ -293,6 +320,8 @@ class Listings(Item):
                 Goal(ratio_min=10),
                 digits=1,
             ),
+            Metric("tags_list_cpu", "Tags list", "server CPU ms/request", digits=2, group="cpu"),
+            Metric("catalog_cpu", "Catalog page", "server CPU ms/request", digits=2, group="cpu"),
         ]
 
     def _targets(self, target: Target) -> dict[str, str]:
@@ -315,19 +344,21 @@ class Listings(Item):
         s = self.settings
         out = {}
         for key, path in self._targets(target).items():
-            result = run_wrk(
-                target.url + path,
-                workdir=self.env.workdir,
-                headers={},
-                connections=s.list_connections,
-                threads=min(s.load_threads, s.list_connections),
-                seconds=s.seconds,
-                cpu=s.load_cpu,
-                timeout_s=max(30, s.seconds * 4),
-            )
+            with ServerCpu(target.all_pids()) as cpu:
+                result = run_wrk(
+                    target.url + path,
+                    workdir=self.env.workdir,
+                    headers={},
+                    connections=s.list_connections,
+                    threads=min(s.load_threads, s.list_connections),
+                    seconds=s.seconds,
+                    cpu=s.load_cpu,
+                    timeout_s=max(30, s.seconds * 4),
+                )
             if result.bad:
                 raise BenchError(f"{target.name}: {result.bad} failed listing requests")
             out[key] = result.requests_per_s
+            out[key.replace("_rps", "_cpu")] = cpu.seconds / max(result.requests, 1) * 1e3
         return out
 
 

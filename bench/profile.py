@@ -7,8 +7,9 @@ item, then samples every worker with ``py-spy record --subprocesses`` for the du
 ITEM's measurement and prints where the samples fall: the top functions by own samples and
 by samples below them (inclusive), as shares of all samples. The collapsed stacks are kept in
 ``DIR/ITEM.txt`` (``inferno-flamegraph < DIR/ITEM.txt`` draws them). ``--idle`` keeps the
-samples of waiting threads, to see where an I/O-bound request spends its time; ``--native``
-adds C and Rust frames.
+samples of waiting threads, to see where an I/O-bound request spends its time; ``--gil``
+keeps only the thread holding the GIL, to see what serialises a worker; ``--native`` adds C
+and Rust frames.
 Needs py-spy (``pip install py-spy``) and permission to trace the workers (root, or
 ptrace_scope 0).
 """
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-profiles", help="directory for the stacks")
     parser.add_argument("--idle", action="store_true", help="keep samples of waiting threads")
     parser.add_argument("--native", action="store_true", help="C and Rust frames too")
+    parser.add_argument("--gil", action="store_true", help="only threads holding the GIL")
     parser.add_argument("--rate", type=int, default=200, help="samples per second (200)")
     add_arguments(parser, names)
     args = parser.parse_args(argv)
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                 "--output",
                 str(stacks),
             ]
-            command += ["--idle"] * args.idle + ["--native"] * args.native
+            command += ["--idle"] * args.idle + ["--native"] * args.native + ["--gil"] * args.gil
             recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL)
             time.sleep(1.0)  # py-spy attaches to every worker
             for round_number in range(1, settings.rounds + 1):

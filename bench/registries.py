@@ -61,6 +61,9 @@ class Target:
             return children(self.main_pid) or [self.main_pid]
         return [self.main_pid]
 
+    def all_pids(self) -> list[int]:
+        return sorted({self.main_pid, *self.serving_pids()})
+
     def stop(self) -> None:
         self.server.cleanup()
 

@@ -47,6 +47,8 @@ class Metric:
     target: Target | None = None
     #: Decimal places in the table.
     digits: int = 0
+    #: "main" for the results table, "cpu" for the table of server CPU per unit of work.
+    group: str = "main"
 
 
 @dataclass

@@ -82,7 +82,8 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         for registry in ("wharf", "docker-registry"):
             values = document["samples"][metric["key"]][registry]
             assert len(values) == 1, (metric["key"], registry, values)
-            assert values[0] > 0, (metric["key"], registry, values)
+            # CPU figures of tiny samples can round to zero clock ticks.
+            assert values[0] > 0 or metric["group"] == "cpu", (metric["key"], registry, values)
         wharf, reference, ratio = (cell.strip() for cell in rows[label].split("|")[2:5])
         assert wharf != "-", rows[label]
         assert reference != "-", rows[label]
