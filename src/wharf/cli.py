@@ -46,12 +46,14 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from wharf import server  # imports granian/uvicorn, which other commands do not need
+    from wharf.auth.factory import validate_auth
 
     try:
         config, warnings = load_config_with_warnings(args.config, os.environ)
+        validate_auth(config.extra.get("auth"))
         where = server.listener(config)
         storage = _prepare_storage(config)
-    except ConfigError as exc:
+    except ValueError as exc:  # ConfigError, or an auth section the factory refuses
         return _fail(str(exc))
     setup_logging(config.log)
     for warning in warnings:

@@ -423,10 +423,6 @@ def test_query_parameters(
     check(world, response, {"PAGINATION_NUMBER_INVALID", "SIZE_INVALID", "UNSUPPORTED"})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Request.query lets parse_qs's 'Max number of fields exceeded' ValueError escape",
-)
 def test_too_many_query_parameters(world: World) -> None:
     response = world.request("GET", f"/v2/{REPO}/tags/list", params=[("p", "x")] * 65)
     check(world, response, {"PAGINATION_NUMBER_INVALID", "SIZE_INVALID", "UNSUPPORTED"})
@@ -618,11 +614,6 @@ async def test_a_stalled_upload_frees_its_session(
     assert response.status_code == 202, response.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry/uploads.py _pump re-raises body errors wrapped in its TaskGroup's "
-    "ExceptionGroup, so the 408 becomes a 500",
-)
 async def test_a_stalled_upload_is_answered_with_408(
     impatient: tuple[WharfApp, httpx.AsyncClient],
 ) -> None:

@@ -18,6 +18,7 @@ from wharf.api.http import (
     Response,
     Scope,
     Send,
+    check_header_limits,
     error_response,
 )
 from wharf.api.operations import Operations
@@ -102,6 +103,7 @@ class WharfApp:
         request = Request(scope, receive, path, self._body_timeout)
         head = scope["method"] == "HEAD"
         try:
+            check_header_limits(scope["headers"])
             response = await self._dispatch(request, path)
         except RegistryError as error:
             response = error_response(error)

@@ -17,6 +17,7 @@ __all__ = [
     "Response",
     "Scope",
     "Send",
+    "check_header_limits",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -27,6 +28,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: Largest header value wharf reads (bytes); longer values are refused.
 MAX_HEADER_VALUE = 8192
+#: Limits on a request's headers, whichever server runs the app (uvicorn has none).
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_BYTES = 64 << 10
+#: Query parameters parsed at most.
+MAX_QUERY_FIELDS = 64
+
+
+def check_header_limits(raw_headers: list[tuple[bytes, bytes]]) -> None:
+    """Refuse, with 431, a request whose headers exceed what wharf reads."""
+    if len(raw_headers) > MAX_HEADER_FIELDS:
+        raise SizeInvalid(
+            {"limit": MAX_HEADER_FIELDS}, message="too many request headers", status=431
+        )
+    if sum(len(name) + len(value) for name, value in raw_headers) > MAX_HEADER_BYTES:
+        raise SizeInvalid(
+            {"limit": MAX_HEADER_BYTES}, message="request headers too large", status=431
+        )
 #: Seconds a request body may stall between two chunks (``http.body_timeout``'s default).
 BODY_TIMEOUT = 60.0
 
@@ -82,7 +100,16 @@ class Request:
     def query(self) -> dict[str, list[str]]:
         if self._query is None:
             raw = self.scope.get("query_string", b"").decode("latin-1")
-            self._query = parse_qs(raw, keep_blank_values=True, max_num_fields=64) if raw else {}
+            try:
+                self._query = (
+                    parse_qs(raw, keep_blank_values=True, max_num_fields=MAX_QUERY_FIELDS)
+                    if raw
+                    else {}
+                )
+            except ValueError:
+                raise SizeInvalid(
+                    {"limit": MAX_QUERY_FIELDS}, message="too many query parameters"
+                ) from None
         return self._query
 
     def query_value(self, name: str) -> str | None:

@@ -561,6 +561,7 @@ def _http(section: _Section) -> HTTPConfig:
         server=section.choice("server", defaults.server, ("granian", "uvicorn")),
         relative_urls=section.boolean("relativeurls", False),
         drain_timeout=section.duration("draintimeout", None),
+        body_timeout=section.duration("bodytimeout", defaults.body_timeout, positive=True),
         debug=parse_debug(section.section("debug")),
     )
     section.ignore("http2")

@@ -320,10 +320,15 @@ class Uploads:
             await hash_queue.put(None)
             await write_queue.put(None)
 
-        async with asyncio.TaskGroup() as group:
-            group.create_task(produce())
-            group.create_task(consume(hash_queue, hash_step))
-            group.create_task(consume(write_queue, session.writer.write))
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(produce())
+                group.create_task(consume(hash_queue, hash_step))
+                group.create_task(consume(write_queue, session.writer.write))
+        except BaseExceptionGroup as failure:
+            # One step failed and the others were cancelled: what the caller must see is the
+            # failure itself (a stalled or vanished client, a storage error), not the group.
+            raise failure.exceptions[0] from None
         return received
 
 
