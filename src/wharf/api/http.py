@@ -45,6 +45,8 @@ def check_header_limits(raw_headers: list[tuple[bytes, bytes]]) -> None:
         raise SizeInvalid(
             {"limit": MAX_HEADER_BYTES}, message="request headers too large", status=431
         )
+
+
 #: Seconds a request body may stall between two chunks (``http.body_timeout``'s default).
 BODY_TIMEOUT = 60.0
 
