@@ -56,7 +56,7 @@ class TestS3Contract(DriverContract):
 
 MiB = 1 << 20
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
-_KNOBS = ("page_size", "read_chunk", "read_ahead")
+_KNOBS = ("page_size", "read_chunk", "read_ahead", "read_budget")
 
 
 def make_driver(
@@ -651,6 +651,14 @@ async def test_large_reads_use_parallel_ranges(
     assert await read_all(driver, "/blob", 3) == data[3:]
     assert proxy.count("GetObject") == 10
     assert 2 <= proxy.max_in_flight["GetObject"] <= 5
+    await driver.close()
+    # No read-ahead budget left: one range at a time, still every byte.
+    driver = make_driver(
+        s3_server, bucket, endpoint=proxy.endpoint, read_chunk=4 * MiB, read_budget=0
+    )
+    proxy.clear()
+    assert await read_all(driver, "/blob") == data
+    assert proxy.max_in_flight["GetObject"] == 1
     await driver.close()
 
 

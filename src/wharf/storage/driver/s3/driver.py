@@ -33,7 +33,13 @@ from wharf.storage.driver.s3.client import (
 )
 from wharf.storage.driver.s3.layout import PENDING_MARK, KeyLayout
 from wharf.storage.driver.s3.params import S3Parameters, parse_parameters
-from wharf.storage.driver.s3.reader import READ_AHEAD, READ_CHUNK, open_reader
+from wharf.storage.driver.s3.reader import (
+    READ_AHEAD,
+    READ_BUDGET,
+    READ_CHUNK,
+    ReadBudget,
+    open_reader,
+)
 from wharf.storage.driver.s3.writer import S3Writer, load_stored
 
 __all__ = ["REDIRECT_EXPIRY", "S3Driver"]
@@ -54,6 +60,7 @@ class S3Driver(StorageDriver):
         retry: RetryPolicy | None = None,
         read_chunk: int = READ_CHUNK,
         read_ahead: int = READ_AHEAD,
+        read_budget: int = READ_BUDGET,
     ) -> None:
         """``page_size`` (keys per listing and per DeleteObjects), ``retry`` and the read
         knobs exist for tests and benchmarks; configuration sets only ``params``."""
@@ -63,6 +70,7 @@ class S3Driver(StorageDriver):
         self.bucket = Bucket(self.client, params, page_size=page_size)
         self._read_chunk = read_chunk
         self._read_ahead = read_ahead
+        self._read_budget = ReadBudget(read_budget)
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> S3Driver:
@@ -82,7 +90,13 @@ class S3Driver(StorageDriver):
     async def reader(self, path: str, offset: int = 0) -> FileReader:
         key = self.layout.key(path)
         return await open_reader(
-            self.bucket, path, key, offset, chunk=self._read_chunk, ahead=self._read_ahead
+            self.bucket,
+            path,
+            key,
+            offset,
+            chunk=self._read_chunk,
+            ahead=self._read_ahead,
+            budget=self._read_budget,
         )
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
