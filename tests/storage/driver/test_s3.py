@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import re
@@ -550,6 +551,22 @@ def test_parameters_as_distribution_and_the_environment_give_them() -> None:
     driver = S3Driver(parameters)
     assert driver.client.s3.meta.endpoint_url == "http://minio:9000"
     assert driver.client.s3.meta.config.signature_version == "s3"  # type: ignore[attr-defined]
+
+
+@pytest.mark.s3
+async def test_loglevel_debug_logs_each_call(
+    moto_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    logger = logging.getLogger("wharf.storage.s3")
+    level = logger.level
+    try:
+        driver = make_driver(moto_server, moto_server.create_bucket(), loglevel="debug")
+        with caplog.at_level(logging.DEBUG, "wharf.storage.s3"):
+            await driver.put_content("/a", b"x")
+        assert "s3 PutObject took" in caplog.text
+        await driver.close()
+    finally:
+        logger.setLevel(level)
 
 
 # -- faults -------------------------------------------------------------------------------------

@@ -82,7 +82,9 @@ class Bucket:
         self.name = params.bucket
         self.page_size = page_size
         self.copy_chunk = params.multipartcopychunksize
-        self.copy_concurrency = min(params.multipartcopymaxconcurrency, client.max_threads)
+        # Half the pool at most: a big move must not starve the requests of other clients.
+        self.copy_concurrency = min(params.multipartcopymaxconcurrency, client.max_threads // 2)
+        self.copy_concurrency = max(1, self.copy_concurrency)
         self.copy_threshold = params.multipartcopythresholdsize
         # Encryption applies to every object holding registry bytes, pending ones included.
         self.encryption: dict[str, Any] = {}
