@@ -20,19 +20,14 @@ from tests.support.images import build_image
 from tests.support.server import free_port
 
 from bench import machine
+from bench.base import Environment, Item, Unavailable
 from bench.blobs import BlobSource, pull_rate, push_rate
 from bench.client import MANIFEST_ACCEPT, Client
 from bench.cpu import CpuMeter
-from bench.items import (
-    ITEMS,
-    Environment,
-    Item,
-    Manifests,
-    S3Storage,
-)
+from bench.items import ITEMS, Manifests
 from bench.layout import small_image
 from bench.loadgen import build_hload, run_hload, run_wrk
-from bench.registries import Target, start_reference, start_wharf
+from bench.registries import FilesystemStore, Target, start_reference, start_wharf
 from bench.report import Metric, Results, render_noise, render_rounds, render_table
 from bench.settings import Settings, add_arguments
 from bench.storage import Roots, default_data_dir
@@ -65,7 +60,7 @@ def _environment(settings: Settings, workdir: Path) -> Environment:
         small=small_image(workdir / "small-image"),
         source=BlobSource(source_size),
     )
-    if settings.wants("skopeo"):
+    if settings.wants("skopeo") or settings.wants("s3"):
         started = time.perf_counter()
         env.image = build_image(
             workdir / "skopeo-image",
@@ -248,14 +243,19 @@ def _report(
     return "\n".join(lines)
 
 
+def _skip(item: Item, reason: str, results: Results) -> None:
+    log(f"skipping {item.name}: {reason}")
+    for metric in item.metrics():
+        results.skipped[metric.key] = reason
+
+
 def _measure_round(
     items: list[Item], targets: list[Target], results: Results, round_number: int
 ) -> None:
     for item in items:
         for target in targets:
             started = time.perf_counter()
-            pids = sorted({target.main_pid, *target.serving_pids()})
-            with CpuMeter(pids) as meter:
+            with CpuMeter(item.pids(target)) as meter:
                 values = item.measure(target, round_number)
             for key, value in values.items():
                 results.add(key, target.name, value)
@@ -280,13 +280,11 @@ def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path
         metrics = [metric for item in items for metric in item.metrics()]
         runnable = []
         for item in items:
-            reason = item.unavailable() if isinstance(item, S3Storage) else None
+            reason = item.unavailable()
             if reason is None:
                 runnable.append(item)
             else:
-                log(f"skipping {item.name}: {reason}")
-                for metric in item.metrics():
-                    results.skipped[metric.key] = reason
+                _skip(item, reason, results)
         roots = Roots(data_dir)
         roots.prepare(
             env.small,
@@ -298,15 +296,19 @@ def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path
         ceiling = _client_ceiling(settings, env)
         targets: list[Target] = []
         try:
-            targets.append(start_wharf(roots.wharf, settings.workers))
-            targets.append(start_reference(roots.reference))
+            targets.append(start_wharf(FilesystemStore(roots.wharf), settings.workers))
+            targets.append(start_reference(FilesystemStore(roots.reference)))
             log(
                 f"wharf at {targets[0].url} ({len(targets[0].serving_pids())} workers), "
                 f"docker-registry at {targets[1].url}"
             )
-            for item in runnable:
-                for target in targets:
-                    item.setup(target)
+            for item in list(runnable):
+                try:
+                    for target in targets:
+                        item.setup(target)
+                except Unavailable as error:
+                    runnable.remove(item)
+                    _skip(item, str(error), results)
             for round_number in range(1, settings.rounds + 1):
                 _measure_round(runnable, targets, results, round_number)
             log("load generator calibration: the same GET with wrk and hload")
@@ -316,6 +318,8 @@ def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path
                 log(f"--- {target.name} log (tail) ---\n{target.log()[-3000:]}")
             raise
         finally:
+            for item in items:
+                item.close()
             for target in targets:
                 target.stop()
             roots.scrub(set(env.small.blobs) | {env.small.digest})

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.harness import _environment, log
 from bench.items import ITEMS
-from bench.registries import start_wharf
+from bench.registries import FilesystemStore, start_wharf
 from bench.settings import Settings, add_arguments
 from bench.storage import Roots, default_data_dir
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             listings=args.item == "listings",
         )
         item = next(cls for cls in ITEMS if cls.name == args.item)(env)
-        target = start_wharf(roots.wharf, settings.workers)
+        target = start_wharf(FilesystemStore(roots.wharf), settings.workers)
         try:
             item.setup(target)
             stacks = out / f"{args.item}.txt"

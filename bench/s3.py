@@ -1,0 +1,100 @@
+"""Item 7: blob push, pull and skopeo copy on S3 storage, OpenStack Swift with s3api.
+
+One Swift server (tests/support/s3servers.py: proxy, account, container and object servers,
+SigV4 checked) in the run's temporary directory; each registry gets a bucket of its own on it
+and runs beside the filesystem pair. Redirects are off for both, so the registries stream blob
+bytes themselves. Fewer bytes per sample than on the filesystem (one push per sample, two
+blobs per pull sample): Swift here moves about 200 MB/s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from bench.base import Environment, Item, Unavailable
+from bench.memory import children
+from bench.registries import REFERENCE, WHARF, S3Store, Target, start_reference, start_wharf
+from bench.report import Metric
+from bench.transfer import Pull, Push, SkopeoCopy
+
+if TYPE_CHECKING:
+    from tests.support.s3servers import S3Server
+
+__all__ = ["S3Storage"]
+
+_PREFIX = "s3_"
+_SCOPE = "S3: "
+
+
+class S3Storage(Item):
+    name = "s3"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        s = self.settings
+        self.parts: list[Item] = [
+            Push(env, prefix=_PREFIX, scope=_SCOPE, goal=3, pushes=1),
+            Pull(env, prefix=_PREFIX, scope=_SCOPE, goal=1, pull_bytes=2 * s.blob_bytes),
+            SkopeoCopy(env, prefix=_PREFIX, scope=_SCOPE, goal=None),
+        ]
+        self._stack = contextlib.ExitStack()
+        self._server: S3Server | None = None
+        self._targets: dict[str, Target] = {}
+
+    def metrics(self) -> list[Metric]:
+        return [metric for part in self.parts for metric in part.metrics()]
+
+    def unavailable(self) -> str | None:
+        try:
+            import boto3  # noqa: F401
+            import swift  # type: ignore[import-untyped]  # noqa: F401
+            from tests.support import s3servers  # noqa: F401
+        except ImportError as error:
+            return f"cannot start Swift with s3api: {error} (bench/run installs swift)"
+        return None
+
+    def _start_server(self) -> S3Server:
+        if self._server is None:
+            from tests.support.s3servers import start_swift
+
+            directory = self.env.workdir / "swift"
+            directory.mkdir()
+            try:
+                self._server = self._stack.enter_context(start_swift(directory))
+            except BaseException as error:  # pytest.skip raises a BaseException
+                if type(error).__name__ == "Skipped":
+                    raise Unavailable(f"Swift cannot start here: {error}") from None
+                raise
+        return self._server
+
+    def setup(self, target: Target) -> None:
+        server = self._start_server()
+        store = S3Store(server, server.create_bucket())
+        if target.name == WHARF:
+            s3_target = start_wharf(store, self.settings.workers)
+        elif target.name == REFERENCE:
+            s3_target = start_reference(store)
+        else:
+            raise ValueError(target.name)
+        self._stack.callback(s3_target.stop)
+        self._targets[target.name] = s3_target
+        for part in self.parts:
+            part.setup(s3_target)
+
+    def measure(self, target: Target, round_number: int) -> dict[str, float]:
+        s3_target = self._targets[target.name]
+        out: dict[str, float] = {}
+        for part in self.parts:
+            out.update(part.measure(s3_target, round_number))
+        return out
+
+    def pids(self, target: Target) -> list[int]:
+        # Swift's daemons are children of this process: its own load, not the machine's.
+        import os
+
+        swift = children(os.getpid())
+        return sorted({*self._targets[target.name].all_pids(), *swift})
+
+    def close(self) -> None:
+        self._stack.close()
