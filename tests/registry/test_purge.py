@@ -14,6 +14,7 @@ from wharf.registry.uploads import format_started_at
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.inmemory import InMemoryDriver
 
 pytestmark = pytest.mark.asyncio
 
@@ -69,3 +70,25 @@ async def test_session_without_start_time_uses_directory_time(driver: StorageDri
     assert (await purge_uploads(driver, catalog, timedelta(seconds=-60))).purged == [
         f"nostart/{NO_START}"
     ]
+
+
+class _Uncommitted(InMemoryDriver):
+    """Reports uncommitted data kept outside the files, as the S3 driver does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[tuple[datetime, bool]] = []
+
+    async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> list[str]:
+        self.asked.append((before, dry_run))
+        return ["/docker/registry/v2/repositories/x/_uploads/y/data"]
+
+
+async def test_driver_uncommitted_data_is_purged_by_age() -> None:
+    driver = _Uncommitted()
+    catalog = Catalog(driver, RegistryCache(Generations()))
+    result = await purge_uploads(driver, catalog, timedelta(days=7), dry_run=True)
+    assert result.purged == ["/docker/registry/v2/repositories/x/_uploads/y/data"]
+    ((before, dry_run),) = driver.asked
+    assert dry_run
+    assert abs((datetime.now(UTC) - timedelta(days=7) - before).total_seconds()) < 60

@@ -48,6 +48,10 @@ async def purge_uploads(
             if not dry_run:
                 with contextlib.suppress(PathNotFound):
                     await driver.delete(paths.upload_dir(name, upload_id))
+    # Uncommitted data a driver keeps outside the session directories (S3 multipart
+    # uploads) is purged by the same age.
+    for path in await driver.purge_uncommitted(cutoff, dry_run=dry_run):
+        purged.append(path)
     if purged:
         log.info(
             "upload purge: %d removed%s, %d kept",

@@ -10,7 +10,8 @@ it failed (a missing path is an answer, not a failure): the storage latency metr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from time import perf_counter
 from types import TracebackType
 
@@ -139,6 +140,10 @@ class CheckedDriver(StorageDriver):
         self._check(path)
         with _Translate(self.name, "redirect_url", path, self.observe):
             return await self.inner.redirect_url(path, method)
+
+    async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> Sequence[str]:
+        with _Translate(self.name, "purge_uncommitted", "/", self.observe):
+            return await self.inner.purge_uncommitted(before, dry_run=dry_run)
 
     async def close(self) -> None:
         with _Translate(self.name, "close", "/"):
