@@ -200,8 +200,10 @@ def _report(
         "## Method",
         "",
         "- Both registries run side by side on filesystem storage, each with its own root in "
-        "one temporary directory, delete enabled, upload purging off; every measurement runs "
-        "on wharf, then on docker-registry, round after round.",
+        "one data directory, delete enabled, upload purging off, logging at info with the "
+        "access log off; every measurement runs on wharf, then on docker-registry, round "
+        "after round. Item 7 starts a second pair on one OpenStack Swift (s3api) server, a "
+        "bucket each, redirects off.",
         f"- The load generator shares the {os.cpu_count()} cores "
         "with the servers; it runs "
         + (f"pinned to CPUs {settings.load_cpu}" if settings.load_cpu else "unpinned")
