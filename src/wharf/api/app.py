@@ -31,6 +31,8 @@ from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
 from wharf.registry.cache import RegistryCache
+from wharf.registry.gc.guard import create_coordination
+from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.purge import purge_uploads
 from wharf.storage.driver.base import DriverError
@@ -168,9 +170,26 @@ class WharfApp:
 
     def start_background(self) -> None:
         self.operations.start()
+        loop = asyncio.get_running_loop()
         purging = self.config.storage.upload_purging
         if purging.enabled and not self.config.storage.readonly:
-            self._background.append(asyncio.get_running_loop().create_task(self._purge_loop()))
+            self._background.append(loop.create_task(self._purge_loop()))
+        if self.config.storage.gc.enabled and not self.config.storage.readonly:
+            self._background.append(loop.create_task(self._gc_loop()))
+
+    async def _gc_loop(self) -> None:
+        # Every worker runs the schedule; the coordination's lease lets one collect a round.
+        coordination = create_coordination(self.config)
+        try:
+            await run_schedule(
+                self.registry.driver,
+                coordination,
+                online_options(self.config),
+                self.config.storage.gc.interval.total_seconds(),
+                generations=self.generations,
+            )
+        finally:
+            await coordination.close()
 
     async def _purge_loop(self) -> None:
         purging = self.config.storage.upload_purging

@@ -37,7 +37,7 @@ async def run_schedule(
     """Collect every ``interval`` seconds until cancelled. Every worker of every instance may
     run this: the lease lets one collect and the others skip that round."""
     # Workers start together; spread their first attempts.
-    delay = first_delay if first_delay is not None else secrets.randbelow(60) + 1.0
+    delay = first_delay if first_delay is not None else min(interval, secrets.randbelow(60) + 1.0)
     while True:
         await asyncio.sleep(delay)
         delay = interval
