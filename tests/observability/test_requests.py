@@ -172,3 +172,24 @@ async def test_uploads_in_progress(app: WharfApp, client: httpx.AsyncClient) -> 
     assert (await patch).status_code == 202
     assert metrics.uploads_in_progress == 0
     assert metrics.requests[("upload", "PATCH", 202)][2] == 2000
+
+
+@pytest.mark.parametrize(
+    ("path", "cached"),
+    [
+        ("/v2/app/manifests/latest", True),
+        ("/v2/app/tags/list", True),
+        ("/v2/_catalog", True),
+        ("/v2/app/referrers/sha256:0", True),
+        ("/v2/x/blobs/y/manifests/latest", True),  # a repository named x/blobs/y
+        ("/v2/x/blobs/uploads/manifests/latest", True),
+        ("/v2/app/blobs/tags/list", True),
+        ("/v2/app/blobs/sha256:0", False),
+        ("/v2/app/blobs/uploads/", False),
+        ("/v2/app/blobs/uploads/0b8f3c0e-5b7c-4f4e-9d1a-2f0c1e2d3a4b", False),
+    ],
+)
+def test_only_requests_that_read_caches_wait_for_the_barrier(path: str, cached: bool) -> None:
+    from wharf.observability.middleware import _reads_no_cache
+
+    assert _reads_no_cache(path) is not cached

@@ -48,7 +48,7 @@ from redis.backoff import NoBackoff
 
 from wharf.config.operations import RedisConfig
 from wharf.observability.context import CURRENT
-from wharf.observability.metrics import WorkerMetrics
+from wharf.observability.metrics import Sample, WorkerMetrics
 from wharf.registry.generations import Generations, Token
 
 __all__ = ["EVERYTHING", "RedisGenerations", "channel_name"]
@@ -104,6 +104,7 @@ class RedisGenerations(Generations):
         super().__init__(None)  # this process's mirror
         self.config = config
         self._metrics = metrics or WorkerMetrics()
+        self._metrics.collect(self._samples)
         self._channel = channel_name(config)
         self._trusted = False
         self._client: redis.Redis | None = None
@@ -111,9 +112,12 @@ class RedisGenerations(Generations):
         self._unsent: set[str] = set()
         self._writer: asyncio.StreamWriter | None = None
         self._next: asyncio.Future[None] | None = None
-        self._sent: deque[tuple[int, asyncio.Future[None]]] = deque()
+        #: PINGs sent and not answered yet: (sequence, loop time sent, waiters)
+        self._sent: deque[tuple[int, float, asyncio.Future[None]]] = deque()
+        self._barriers = 0
         self._sequence = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self._resending: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
 
     # -- the Generations interface -------------------------------------------------------------
@@ -211,12 +215,7 @@ class RedisGenerations(Generations):
         at once while the subscription is down: the tokens are not trusted then)."""
         if not self._trusted:
             return
-        future = self._next
-        if future is None:
-            loop = asyncio.get_running_loop()
-            future = self._next = loop.create_future()
-            loop.call_soon(self._ping)
-        await future
+        await (self._next or self._ping_soon())
 
     def _ping(self) -> None:
         future, self._next = self._next, None
@@ -227,14 +226,16 @@ class RedisGenerations(Generations):
             future.set_result(None)
             return
         self._sequence += 1
-        self._sent.append((self._sequence, future))
+        self._sent.append((self._sequence, asyncio.get_running_loop().time(), future))
         writer.write(_command(b"PING", b"%d" % self._sequence))
-        self._metrics.inc("wharf_redis_barriers_total")
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.config.read_timeout.total_seconds(), self._check_late, future)
+        self._barriers += 1
 
-    def _check_late(self, future: asyncio.Future[None]) -> None:
-        if not future.done():
+    def _check_late(self) -> None:
+        """Called now and then: a PONG overdue means the connection cannot be trusted."""
+        if not self._sent:
+            return
+        waited = asyncio.get_running_loop().time() - self._sent[0][1]
+        if waited > self.config.read_timeout.total_seconds():
             log.warning("no answer from Redis within readtimeout: reconnecting")
             self._metrics.inc("wharf_redis_errors_total", operation="barrier")
             self._distrust()
@@ -243,13 +244,13 @@ class RedisGenerations(Generations):
 
     def _pong(self, sequence: int) -> None:
         while self._sent and self._sent[0][0] <= sequence:
-            _, future = self._sent.popleft()
+            future = self._sent.popleft()[2]
             if not future.done():
                 future.set_result(None)
 
     def _distrust(self) -> None:
         self._trusted = False
-        for _, future in self._sent:
+        for _, _, future in self._sent:
             if not future.done():
                 future.set_result(None)  # the request goes on, uncached
         self._sent.clear()
@@ -334,16 +335,39 @@ class RedisGenerations(Generations):
                 self._pong(int(frame[1]))
 
     async def _maintain(self) -> None:
-        """Heartbeat the subscription, and send again what could not be published."""
+        """Watch for overdue PONGs, heartbeat an idle subscription, and send again what
+        could not be published."""
+        tick = min(0.5, self.config.read_timeout.total_seconds() / 4)
+        idle = 0.0
         while True:
-            await asyncio.sleep(_HEARTBEAT)
-            if self._trusted and not self._sent:
-                await self.barrier()
-            if self._unsent:
-                with contextlib.suppress(ConnectionError):
-                    await self._resend()
+            await asyncio.sleep(tick)
+            self._check_late()
+            idle = 0.0 if self._sent else idle + tick
+            if self._trusted and idle >= _HEARTBEAT:
+                idle = 0.0
+                self._ping_soon()
+            if self._unsent and (self._resending is None or self._resending.done()):
+                self._resending = asyncio.get_running_loop().create_task(self._resend_quietly())
+
+    async def _resend_quietly(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._resend()
+
+    def _ping_soon(self) -> asyncio.Future[None]:
+        """The future the next PING resolves; the PING goes out at the end of this turn of
+        the event loop, so every request arriving meanwhile shares it."""
+        if self._next is None:
+            loop = asyncio.get_running_loop()
+            self._next = loop.create_future()
+            loop.call_soon(self._ping)
+        return self._next
+
+    def _samples(self) -> list[Sample]:
+        return [("wharf_redis_barriers_total", {}, float(self._barriers))]
 
     async def aclose(self) -> None:
+        if self._resending is not None:
+            self._tasks.append(self._resending)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
