@@ -1,4 +1,4 @@
-"""In-process API tests: the ASGI app driven through httpx, on each embedded driver."""
+"""In-process API tests: the ASGI app driven through httpx, on each driver (s3 on two servers)."""
 
 from __future__ import annotations
 
@@ -9,28 +9,55 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.s3servers import S3Server
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
 
 AppFactory = Callable[..., WharfApp]
 
 
-@pytest.fixture(params=["inmemory", "filesystem"])
+@pytest.fixture(
+    params=[
+        "inmemory",
+        "filesystem",
+        pytest.param("s3-moto", marks=pytest.mark.s3),
+        pytest.param("s3-swift", marks=pytest.mark.s3),
+    ]
+)
 def driver_name(request: pytest.FixtureRequest) -> str:
+    """The storage: an embedded driver, or s3 on one of the test S3 servers."""
     return str(request.param)
 
 
 @pytest.fixture
-async def make_app(driver_name: str, tmp_path: Path) -> AsyncIterator[AppFactory]:
+def storage_parameters(
+    driver_name: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> dict[str, Any]:
+    """The driver's parameters: fresh storage per test, shared by the apps it makes."""
+    if driver_name == "filesystem":
+        return {"rootdirectory": str(tmp_path / "data")}
+    if driver_name.startswith("s3-"):
+        server: S3Server = request.getfixturevalue(driver_name.replace("s3-", "") + "_server")
+        return server.fresh_parameters()
+    return {}
+
+
+@pytest.fixture
+async def make_app(
+    driver_name: str, storage_parameters: dict[str, Any]
+) -> AsyncIterator[AppFactory]:
     apps: list[WharfApp] = []
+    driver = driver_name.split("-")[0]
 
     def factory(**storage: Any) -> WharfApp:
-        parameters: dict[str, Any] = (
-            {"rootdirectory": str(tmp_path / "data")} if driver_name == "filesystem" else {}
-        )
-        settings: dict[str, Any] = {"delete_enabled": True, **storage}
+        # Blob GETs on s3 answer with the bytes, not a redirect the ASGI client cannot follow.
+        settings: dict[str, Any] = {
+            "delete_enabled": True,
+            "redirect_disabled": driver == "s3",
+            **storage,
+        }
         config = Config(
-            storage=StorageConfig(driver=driver_name, parameters=parameters, **settings),
+            storage=StorageConfig(driver=driver, parameters=storage_parameters, **settings),
             http=HTTPConfig(secret="test-secret"),
         )
         app = create_app(config)

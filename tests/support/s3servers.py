@@ -101,6 +101,19 @@ class S3Server:
         self.client().create_bucket(Bucket=name)
         return name
 
+    @functools.cached_property
+    def _shared_bucket(self) -> str:
+        return self.create_bucket()
+
+    def fresh_parameters(self, **extra: Any) -> dict[str, Any]:
+        """``storage: s3:`` parameters on storage no one else uses: a new bucket on moto, a
+        new root directory in one shared bucket on Swift (so both kinds of isolation, and
+        a root directory below a bucket that holds other trees, are exercised)."""
+        if self.kind == "moto":
+            return self.parameters(self.create_bucket(), **extra)
+        root = f"/wharf/{uuid.uuid4().hex[:16]}"
+        return self.parameters(self._shared_bucket, rootdirectory=root, **extra)
+
     def parameters(self, bucket: str, **extra: Any) -> dict[str, Any]:
         """``storage: s3:`` parameters for ``bucket`` on this server."""
         return {

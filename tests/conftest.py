@@ -1,4 +1,4 @@
-"""Fixtures shared by the driver tests: the S3 servers (session-scoped, started on first use)."""
+"""Fixtures for every test directory: the S3 servers (session-scoped, started on first use)."""
 
 from tests.support.s3servers import moto_server, s3_server, swift_server
 
