@@ -7,13 +7,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.redis_server import RedisServer, needs_redis
-from tests.support.server import WharfServer
+from tests.support.server import WharfServer, free_port
 
 pytestmark = [pytest.mark.server, needs_redis]
 
@@ -27,12 +30,28 @@ def _digest(data: bytes) -> str:
 
 
 def _instances(redis: RedisServer | None) -> tuple[WharfServer, WharfServer]:
-    config = {"redis": {"addr": redis.addr}} if redis is not None else {}
-    first = WharfServer(workers=2, config=config)
+    def config() -> dict[str, Any]:
+        settings: dict[str, Any] = {"http": {"debug": {"addr": f"127.0.0.1:{free_port()}"}}}
+        if redis is not None:
+            settings["redis"] = {"addr": redis.addr}
+        return settings
+
+    first = WharfServer(workers=2, config=config())
     second = WharfServer(
-        storage={"filesystem": {"rootdirectory": str(first.root)}}, workers=2, config=config
+        storage={"filesystem": {"rootdirectory": str(first.root)}}, workers=2, config=config()
     )
     return first, second
+
+
+def _metrics(server: WharfServer, name: str) -> float:
+    """The sum of a metric's samples on the server's debug listener (flushed every second)."""
+    addr = yaml.safe_load(server.config_path.read_text())["http"]["debug"]["addr"]
+    debug = f"http://{addr}/metrics"
+    total = 0.0
+    for line in httpx.get(debug).text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +61,17 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="module")
-def pair(redis_server: RedisServer) -> Iterator[tuple[httpx.Client, httpx.Client]]:
+def servers(redis_server: RedisServer) -> Iterator[tuple[WharfServer, WharfServer]]:
     first, second = _instances(redis_server)
+    with first, second:
+        yield first, second
+
+
+@pytest.fixture(scope="module")
+def pair(servers: tuple[WharfServer, WharfServer]) -> Iterator[tuple[httpx.Client, httpx.Client]]:
     with (
-        first,
-        second,
-        httpx.Client(base_url=first.url) as a,
-        httpx.Client(base_url=second.url) as b,
+        httpx.Client(base_url=servers[0].url) as a,
+        httpx.Client(base_url=servers[1].url) as b,
     ):
         yield a, b
 
@@ -135,7 +158,7 @@ def _latest(client: httpx.Client, name: str) -> httpx.Response:
 
 
 def test_tag_moves_and_deletes_are_seen_at_once_on_the_other(
-    pair: tuple[httpx.Client, httpx.Client],
+    pair: tuple[httpx.Client, httpx.Client], servers: tuple[WharfServer, WharfServer]
 ) -> None:
     clients = list(pair)
     name = "shared/moving"
@@ -160,6 +183,12 @@ def test_tag_moves_and_deletes_are_seen_at_once_on_the_other(
             tags = reader.get(f"/v2/{name}/tags/list").json()["tags"] or []
             assert "latest" not in tags
             _put(writer, name, "latest", _manifest(config, [], round=f"{round_}-again"))
+    # Served through the caches, not around them: the subscriptions were up all along.
+    time.sleep(1.5)  # the workers' metrics reach the debug listener every second
+    for server in servers:
+        assert _metrics(server, "wharf_cache_hits_total") > 100
+        assert _metrics(server, "wharf_redis_barriers_total") > 0
+        assert _metrics(server, "wharf_redis_errors_total") == 0
 
 
 def test_without_redis_the_other_instance_serves_a_stale_tag() -> None:

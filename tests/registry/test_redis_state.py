@@ -152,3 +152,26 @@ async def test_a_pong_that_does_not_come_stops_the_trust() -> None:
         await generations.aclose()
         server.close()
         await server.wait_closed()
+
+
+def test_under_uvloop_as_the_servers_run(redis_server: RedisServer) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        first = RedisGenerations(_config(redis_server.addr))
+        second = RedisGenerations(_config(redis_server.addr))
+        for generations in (first, second):
+            generations.start()
+            assert await generations.wait_subscribed()
+        try:
+            for _ in range(20):
+                await second.barrier()
+                before = second.token("app")
+                await _write(first, "app")
+                await second.barrier()
+                assert second.token("app") != before
+        finally:
+            for generations in (first, second):
+                await generations.aclose()
+
+    uvloop.run(scenario())

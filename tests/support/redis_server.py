@@ -24,7 +24,8 @@ needs_redis = pytest.mark.skipif(
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, *arguments: str) -> None:
+        self.arguments = arguments  # more redis-server options, such as --requirepass
         self.port = free_port()
         self._directory = tempfile.TemporaryDirectory(prefix="wharf-redis-")
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,17 +51,20 @@ class RedisServer:
                 "no",
                 "--dir",
                 self._directory.name,
+                *self.arguments,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = self.client()
         deadline = time.monotonic() + 15
         try:
             while True:
                 try:
                     client.ping()
                     return self
+                except redis.AuthenticationError:
+                    return self  # up, and wants a password
                 except redis.ConnectionError:
                     if self.process.poll() is not None or time.monotonic() > deadline:
                         raise RuntimeError("redis-server did not start") from None
@@ -78,8 +82,10 @@ class RedisServer:
                 self.process.wait()
             self.process = None
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port)
+    def client(self, password: str | None = None) -> redis.Redis:
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, password=password, socket_connect_timeout=0.5
+        )
 
     @contextlib.contextmanager
     def stopped(self) -> Iterator[None]:

@@ -26,10 +26,8 @@ drops the connection the same way. A PUBLISH that fails is retried in the backgr
 Redis takes it; a manifest or tag write whose PUBLISH fails answers 503 meanwhile (the change is
 stored, but another instance could still serve what it replaced; retrying is safe).
 
-The subscription speaks RESP on a plain asyncio stream rather than through redis-py's PubSub:
-the barrier needs to match each PONG to its PING and to know of every reconnection (redis-py
-reconnects and resubscribes silently, losing the messages sent in between), and its per
-message overhead would be paid on the hot path. Publishing goes through redis-py's pool.
+The subscription is a connection of its own (``redis_subscription``: every lost connection is
+known, every frame applied as it is read); publishing goes through redis-py's pool.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import ssl
 from collections import deque
 from collections.abc import Awaitable
 
@@ -50,6 +47,7 @@ from wharf.config.operations import RedisConfig
 from wharf.observability.context import CURRENT
 from wharf.observability.metrics import Sample, WorkerMetrics
 from wharf.registry.generations import Generations, Token
+from wharf.registry.redis_subscription import ReplyError, Subscription, command, subscribe
 
 __all__ = ["EVERYTHING", "RedisGenerations", "channel_name"]
 
@@ -67,36 +65,6 @@ def channel_name(config: RedisConfig) -> str:
     return f"wharf:{config.db}:changes"
 
 
-def _command(*parts: bytes) -> bytes:
-    encoded = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        encoded.append(b"$%d\r\n%s\r\n" % (len(part), part))
-    return b"".join(encoded)
-
-
-class _ReplyError(Exception):
-    pass
-
-
-async def _read_reply(reader: asyncio.StreamReader) -> object:
-    line = await reader.readline()
-    if not line.endswith(b"\r\n"):
-        raise ConnectionError("connection to Redis closed")
-    kind, rest = line[:1], line[1:-2]
-    if kind == b"+":
-        return rest
-    if kind == b"-":
-        raise _ReplyError(rest.decode(errors="replace"))
-    if kind == b":":
-        return int(rest)
-    if kind == b"$":
-        length = int(rest)
-        return None if length < 0 else (await reader.readexactly(length + 2))[:-2]
-    if kind == b"*":
-        return [await _read_reply(reader) for _ in range(int(rest))]
-    raise ConnectionError(f"unexpected reply from Redis: {line[:40]!r}")
-
-
 class RedisGenerations(Generations):
     """:class:`Generations` whose changes reach every process subscribed to the channel."""
 
@@ -110,7 +78,7 @@ class RedisGenerations(Generations):
         self._client: redis.Redis | None = None
         self._publishing: set[asyncio.Task[None]] = set()
         self._unsent: set[str] = set()
-        self._writer: asyncio.StreamWriter | None = None
+        self._connection: Subscription | None = None
         self._next: asyncio.Future[None] | None = None
         #: PINGs sent and not answered yet: (sequence, loop time sent, waiters)
         self._sent: deque[tuple[int, float, asyncio.Future[None]]] = deque()
@@ -221,13 +189,13 @@ class RedisGenerations(Generations):
         future, self._next = self._next, None
         if future is None:
             return
-        writer = self._writer
-        if writer is None or not self._trusted:
+        connection = self._connection
+        if connection is None or not self._trusted:
             future.set_result(None)
             return
         self._sequence += 1
         self._sent.append((self._sequence, asyncio.get_running_loop().time(), future))
-        writer.write(_command(b"PING", b"%d" % self._sequence))
+        connection.write(command(b"PING", b"%d" % self._sequence))
         self._barriers += 1
 
     def _check_late(self) -> None:
@@ -239,8 +207,8 @@ class RedisGenerations(Generations):
             log.warning("no answer from Redis within readtimeout: reconnecting")
             self._metrics.inc("wharf_redis_errors_total", operation="barrier")
             self._distrust()
-            if self._writer is not None:
-                self._writer.close()
+            if self._connection is not None:
+                self._connection.close()
 
     def _pong(self, sequence: int) -> None:
         while self._sent and self._sent[0][0] <= sequence:
@@ -278,7 +246,7 @@ class RedisGenerations(Generations):
             try:
                 await self._subscription()
                 failures = 0
-            except (OSError, ConnectionError, _ReplyError, asyncio.IncompleteReadError) as error:
+            except (OSError, ConnectionError, ReplyError, TimeoutError) as error:
                 if failures == 0:
                     log.warning("Redis subscription lost: %s; caches bypassed meanwhile", error)
                 self._metrics.inc("wharf_redis_errors_total", operation="subscribe")
@@ -286,39 +254,21 @@ class RedisGenerations(Generations):
             finally:
                 self._distrust()
                 self._connected.clear()
-                if self._writer is not None:
-                    self._writer.close()
-                    self._writer = None
+                if self._connection is not None:
+                    self._connection.close()
+                    self._connection = None
             await asyncio.sleep(_RECONNECT_DELAYS[min(failures, len(_RECONNECT_DELAYS) - 1)])
 
     async def _subscription(self) -> None:
-        config = self.config
-        context: ssl.SSLContext | None = None
-        if config.tls:
-            context = ssl.create_default_context(
-                cafile=config.tls_client_cas[0] if config.tls_client_cas else None
-            )
-            if config.tls_certificate:
-                context.load_cert_chain(config.tls_certificate, config.tls_key)
-        async with asyncio.timeout(config.dial_timeout.total_seconds()):
-            reader, writer = await asyncio.open_connection(config.host, config.port, ssl=context)
-        self._writer = writer
-        if config.password:
-            credentials = [config.username.encode()] if config.username else []
-            writer.write(_command(b"AUTH", *credentials, config.password.encode()))
-            await _read_reply(reader)
-        writer.write(_command(b"SUBSCRIBE", self._channel.encode()))
-        async with asyncio.timeout(config.read_timeout.total_seconds()):
-            confirmation = await _read_reply(reader)
-        if not (isinstance(confirmation, list) and confirmation[:1] == [b"subscribe"]):
-            raise ConnectionError(f"unexpected answer to SUBSCRIBE: {confirmation!r}")
+        """Subscribe, trust the tokens while subscribed, return when the connection is lost."""
+        connection = await subscribe(self.config, self._channel, self._apply)
+        self._connection = connection
         # Changes published while we were not subscribed are lost: change every token.
         Generations.changed_everything(self)
         self._trusted = True
         self._connected.set()
-        log.info("Redis subscription to %s at %s up", self._channel, config.addr)
-        while True:
-            self._apply(await _read_reply(reader))
+        log.info("Redis subscription to %s at %s up", self._channel, self.config.addr)
+        await connection.closed
 
     def _apply(self, frame: object) -> None:
         if not isinstance(frame, list) or not frame:
