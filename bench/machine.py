@@ -50,6 +50,29 @@ def _sha_ni() -> str:
         return "?"
 
 
+def _virtualisation() -> str:
+    """Whether this is a VM, and whether freed memory goes back to the host: then memory the
+    kernel hands out again is faulted in from the host, which makes allocation-heavy work
+    (page cache for new files, fresh buffers) slower and noisier."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            guest = " hypervisor" in cpuinfo.read()
+    except OSError:
+        guest = False
+    if not guest:
+        return "none detected"
+    reporting = "/sys/module/page_reporting/parameters/reported_kib"
+    balloon = "/sys/bus/virtio/drivers/virtio_balloon"
+    text = "virtual machine"
+    if os.path.exists(reporting):
+        with open(reporting) as reported:
+            kib = int(reported.read().strip() or 0)
+        text += f", free page reporting on ({kib / (1 << 20):.0f} GiB handed back to the host)"
+    elif os.path.isdir(balloon) and any(name.startswith("virtio") for name in os.listdir(balloon)):
+        text += ", virtio balloon"
+    return text
+
+
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -62,6 +85,7 @@ def describe() -> list[tuple[str, str]]:
     return [
         ("CPU", f"{_cpu_model()}, {os.cpu_count()} cores (nproc), SHA-NI: {_sha_ni()}"),
         ("Memory", _memory()),
+        ("Virtualisation", _virtualisation()),
         ("Kernel", f"{platform.system()} {platform.release()}"),
         ("OS", platform.freedesktop_os_release().get("PRETTY_NAME", "?")),
         ("Python", sys.version.split()[0]),
