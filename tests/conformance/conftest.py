@@ -2,11 +2,12 @@
 
 With ``OCI_ROOT_URL`` set, the suite runs once against that registry, configured by the Go
 suite's environment variables. Otherwise it starts wharf, once per *target*: each storage
-backend (``filesystem``, ``inmemory``) in each configuration of :data:`_VARIANTS`, so that
-the tests the Go suite runs only in some configurations (a teardown order, pulling existing
-content) run against wharf too, each against its own server and content. A test runs on the
-wharf targets whose settings match its ``only_with`` marker and whose workflows include its
-own; against ``OCI_ROOT_URL`` every test runs and skips itself as in the Go suite.
+backend (``filesystem``, ``inmemory``, and ``s3-moto`` and ``s3-swift``, marked ``s3``) in
+each configuration of :data:`_VARIANTS`, so that the tests the Go suite runs only in some
+configurations (a teardown order, pulling existing content) run against wharf too, each
+against its own server and content. A test runs on the wharf targets whose settings match
+its ``only_with`` marker and whose workflows include its own; against ``OCI_ROOT_URL`` every
+test runs and skips itself as in the Go suite.
 
 The workflows run in the Go suite's order (pull, push, content discovery, content
 management) per target, with their tests in file order.
@@ -31,6 +32,7 @@ from tests.conformance.existing import (
     push_existing_tags,
 )
 from tests.conformance.fixtures import OciClient, Settings, Suite, Workflow
+from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
 
 _HERE = Path(__file__).parent
@@ -44,6 +46,11 @@ _WORKFLOW_ORDER = {name: position for position, name in enumerate(_WORKFLOWS)}
 
 #: storage section for WharfServer per backend; None means its default (filesystem).
 _STORAGES: dict[str, dict[str, Any] | None] = {"filesystem": None, "inmemory": {"inmemory": {}}}
+#: s3 backends: the S3 server fixture each runs on (fresh storage per wharf server). Blob
+#: GETs and HEADs are answered by wharf, not redirected: the strict layer checks the headers
+#: of the final response, and S3's answer to a presigned URL has no Docker-Content-Digest.
+#: The real-client tests (tests/clients) follow wharf's default redirects.
+_S3_STORAGES = {"s3-moto": "moto_server", "s3-swift": "swift_server"}
 
 #: Settings for wharf unless the environment says otherwise: the strict layer, and a test of
 #: mounting without ``from`` (wharf mounts any blob it holds).
@@ -89,6 +96,8 @@ class Target:
     id: str
     settings: Settings
     storage: dict[str, Any] | None = None
+    #: The S3 server fixture for s3 storage (``storage`` is then made per server).
+    s3_server: str | None = None
     external: bool = False
     preload: Preload | None = None
 
@@ -105,14 +114,19 @@ def _targets() -> dict[str, Target]:
     if os.environ.get("OCI_ROOT_URL"):
         return {"external": Target("external", Settings.from_env(), external=True)}
     targets: dict[str, Target] = {}
-    for storage_id, storage in _STORAGES.items():
+    storages: list[tuple[str, dict[str, Any] | None, str | None]]
+    storages = [(storage_id, storage, None) for storage_id, storage in _STORAGES.items()]
+    storages += [(storage_id, None, fixture) for storage_id, fixture in _S3_STORAGES.items()]
+    for storage_id, storage, s3_server in storages:
         for variant in _VARIANTS:
             settings = Settings.from_env({**_WHARF_DEFAULTS, **os.environ, **variant.env})
             if variant.workflows is not None:
                 workflows = settings.workflows & variant.workflows
                 settings = dataclasses.replace(settings, workflows=workflows)
             target_id = storage_id + variant.suffix
-            targets[target_id] = Target(target_id, settings, storage, preload=variant.preload)
+            targets[target_id] = Target(
+                target_id, settings, storage, s3_server, preload=variant.preload
+            )
     return targets
 
 
@@ -138,7 +152,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     only_with: dict[str, object] = {}
     for marker in metafunc.definition.iter_markers("only_with"):
         only_with.update(marker.kwargs)
-    ids = [t.id for t in _TARGETS.values() if t.runs(workflow, only_with)]
+    ids = [
+        pytest.param(t.id, marks=pytest.mark.s3) if t.s3_server else t.id
+        for t in _TARGETS.values()
+        if t.runs(workflow, only_with)
+    ]
     metafunc.parametrize("target", ids, indirect=True, scope="session")
 
 
@@ -153,13 +171,17 @@ def oci_settings(target: Target) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def registry_url(target: Target) -> Iterator[str]:
+def registry_url(target: Target, request: pytest.FixtureRequest) -> Iterator[str]:
     """The registry's base URL: ``OCI_ROOT_URL``, or a wharf server with the target's storage."""
     if target.external:
         assert target.settings.root_url is not None
         yield target.settings.root_url
         return
-    with WharfServer(storage=target.storage) as server:
+    storage = target.storage
+    if target.s3_server is not None:
+        s3: S3Server = request.getfixturevalue(target.s3_server)
+        storage = {"s3": s3.fresh_parameters(), "redirect": {"disable": True}}
+    with WharfServer(storage=storage) as server:
         yield server.url
 
 
