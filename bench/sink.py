@@ -1,10 +1,10 @@
 """A trivial HTTP server with no work behind it, to measure the benchmark client's ceiling.
 
 It answers the requests ``bench.client`` makes for pushes and pulls as a registry would, but
-does nothing else: a GET (or HEAD) of ``/v2/<name>/blobs/<digest>`` sends ``--size`` bytes from one
-preallocated buffer with ``sendall``; POST answers 202 with a Location, PATCH reads and drops
-its body and answers 202, PUT reads and drops its body and answers 201. One thread per
-connection; the data calls release the GIL.
+does nothing else: a GET (or HEAD) of ``/v2/<name>/blobs/<digest>`` sends ``--size`` bytes
+from one preallocated buffer with ``sendall``; POST answers 202 with a Location, PATCH reads
+and drops its body and answers 202, PUT reads and drops its body and answers 201. One thread
+per connection; the data calls release the GIL.
 
 Run: ``python -m bench.sink --port PORT --size BYTES`` (it prints ``ready`` when listening).
 """
