@@ -1,4 +1,8 @@
-"""Registries for the real-client tests: wharf on each storage, and the reference registry."""
+"""Registries for the real-client tests: wharf on each storage, and the reference registry.
+
+wharf on s3 serves blob bytes itself (redirects disabled): several tests check blobs with
+plain ``httpx`` requests that do not follow wharf's default 307 to a presigned URL.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,17 @@ import pytest
 
 from tests.support.clients import Registry
 from tests.support.reference_registry import ReferenceRegistry, docker_registry_binary
+from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
 
 
-def _start(kind: str) -> WharfServer | ReferenceRegistry:
+def _start(kind: str, request: pytest.FixtureRequest) -> WharfServer | ReferenceRegistry:
     server: WharfServer | ReferenceRegistry
-    if kind == "reference":
+    if kind.startswith("wharf-s3-"):
+        s3: S3Server = request.getfixturevalue(kind.removeprefix("wharf-s3-") + "_server")
+        storage = {"s3": s3.fresh_parameters(), "redirect": {"disable": True}}
+        server = WharfServer(storage=storage)
+    elif kind == "reference":
         if docker_registry_binary() is None:
             pytest.skip("docker-registry (Distribution 2.8) is not installed")
         server = ReferenceRegistry()
@@ -29,7 +38,7 @@ def _start(kind: str) -> WharfServer | ReferenceRegistry:
 
 
 def _serve(request: pytest.FixtureRequest) -> Iterator[Registry]:
-    server = _start(request.param)
+    server = _start(request.param, request)
     try:
         yield server
     finally:
@@ -43,11 +52,14 @@ def _serve(request: pytest.FixtureRequest) -> Iterator[Registry]:
     params=[
         "wharf-filesystem",
         "wharf-inmemory",
+        pytest.param("wharf-s3-moto", marks=pytest.mark.s3),
+        pytest.param("wharf-s3-swift", marks=pytest.mark.s3),
         pytest.param("reference", marks=pytest.mark.reference),
     ]
 )
 def registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
-    """A running registry: wharf on filesystem and in-memory storage, and docker-registry."""
+    """A running registry: wharf on filesystem, in-memory and s3 storage (on moto and on
+    Swift), and docker-registry."""
     yield from _serve(request)
 
 
