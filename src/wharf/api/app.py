@@ -28,6 +28,7 @@ from wharf.api.upload_state import UploadStateSigner
 from wharf.auth.factory import create_auth
 from wharf.config import Config
 from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
+from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
 from wharf.registry.cache import RegistryCache
@@ -220,4 +221,5 @@ class WharfApp:
 
 
 def create_app(config: Config) -> WharfApp:
+    tune_allocator()
     return WharfApp(config)
