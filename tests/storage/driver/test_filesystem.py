@@ -177,3 +177,39 @@ def test_killed_during_put_content_leaves_old_or_new(tmp_path: Path) -> None:
         assert finals == [f"f{n}" for n in range(8)]
         for name in finals:
             assert (tmp_path / "d" / name).read_bytes() in good
+
+
+@pytest.mark.parametrize("cached", [True, False])
+async def test_reads_in_and_out_of_page_cache(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, cached: bool
+) -> None:
+    """Reads take the inline path for cached data and the thread pool otherwise; both read
+    the same bytes."""
+    from wharf.storage.driver import filesystem
+
+    calls: list[int] = []
+
+    def probe(fd: int, offset: int) -> bool:
+        calls.append(offset)
+        return cached
+
+    monkeypatch.setattr(filesystem, "_cached", probe)
+    content = random_bytes(3 * 1024 * 1024 + 17)
+    await driver.put_content("/cache/blob", content)
+    async with await driver.reader("/cache/blob", 5) as reader:
+        data = b"".join([chunk async for chunk in reader.chunks(1 << 20)])
+    assert data == content[5:]
+    assert calls
+
+
+def test_page_cache_probe_on_a_real_file(tmp_path: Path) -> None:
+    from wharf.storage.driver.filesystem import _cached
+
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 8192)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert _cached(fd, 100) in (True, False)  # False only without RWF_NOWAIT support
+        assert _cached(fd, 10_000) is False  # past the end: nothing to read
+    finally:
+        os.close(fd)
