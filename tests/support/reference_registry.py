@@ -2,7 +2,8 @@
 
 Same shape as :class:`tests.support.server.WharfServer`: a context manager on a free loopback
 port, with ``url``, ``host``, ``root`` and ``log()``. Give ``root`` to serve an existing
-filesystem tree, for example one that wharf wrote.
+filesystem tree, for example one that wharf wrote, or ``storage`` for another driver (such as
+``{"s3": {...}}``).
 """
 
 from __future__ import annotations
@@ -38,12 +39,14 @@ def docker_registry_binary() -> str | None:
 
 
 class ReferenceRegistry:
-    """A ``docker-registry serve CONFIG`` process with filesystem storage at ``root``."""
+    """A ``docker-registry serve CONFIG`` process with filesystem storage at ``root``, or the
+    driver ``storage`` names."""
 
     def __init__(
         self,
         *,
         root: Path | None = None,
+        storage: dict[str, Any] | None = None,
         config: dict[str, Any] | None = None,
         port: int | None = None,
         env: dict[str, str] | None = None,
@@ -59,7 +62,7 @@ class ReferenceRegistry:
             "version": 0.1,
             "log": {"level": "info", "accesslog": {"disabled": True}},
             "storage": {
-                "filesystem": {"rootdirectory": str(self.root)},
+                **(storage or {"filesystem": {"rootdirectory": str(self.root)}}),
                 "delete": {"enabled": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },
