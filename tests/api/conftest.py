@@ -16,6 +16,8 @@ from wharf.config import Config, HTTPConfig, StorageConfig
 AppFactory = Callable[..., WharfApp]
 
 
+# The whole suite runs on both S3 servers, not a subset on Swift: on 2 cores its 69 tests per
+# driver take about 30 s on moto and 70 s on Swift, next to ~15 min for the rest of the suite.
 @pytest.fixture(
     params=[
         "inmemory",
