@@ -28,7 +28,14 @@ from bench.items import ITEMS, Manifests
 from bench.layout import small_image
 from bench.loadgen import build_hload, run_hload, run_wrk
 from bench.registries import FilesystemStore, Target, start_reference, start_wharf
-from bench.report import Metric, Results, render_noise, render_rounds, render_table
+from bench.report import (
+    Metric,
+    Results,
+    noise_warning,
+    render_noise,
+    render_rounds,
+    render_table,
+)
 from bench.settings import Settings, add_arguments
 from bench.storage import Roots, default_data_dir
 
@@ -178,6 +185,7 @@ def _report(
         f"{seconds / 60:.1f} min). Ratios are wharf / docker-registry: above 1 is better for "
         "rates, below 1 is better for times and latencies.",
         "",
+        *([warning, ""] if (warning := noise_warning(results, os.cpu_count() or 1)) else []),
         table,
         "",
         "Targets missed: " + (", ".join(missed) if missed else "none") + ".",

@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 
 from bench.registries import REFERENCE, WHARF
 
-__all__ = ["Metric", "Results", "Target", "render_noise", "render_rounds", "render_table"]
+__all__ = [
+    "Metric",
+    "Results",
+    "Target",
+    "noise_warning",
+    "render_noise",
+    "render_rounds",
+    "render_table",
+]
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,23 @@ def render_rounds(metrics: list[Metric], results: Results) -> str:
             cells.append(", ".join(_number(value, metric.digits) for value in values) or "-")
         lines.append(f"| {metric.label} ({metric.unit}) | {cells[0]} | {cells[1]} |")
     return "\n".join(lines)
+
+
+def noise_warning(results: Results, cores: int) -> str | None:
+    """A warning when other processes took a noticeable share of the machine."""
+    samples = [value for by in results.noise.values() for values in by.values() for value in values]
+    if not samples:
+        return None
+    mean = sum(samples) / len(samples)
+    if mean < 0.2:
+        return None
+    busy = sum(value >= 0.2 for value in samples)
+    return (
+        f"**Shared machine:** other processes took {mean:.2f} of the {cores} cores on average "
+        f"during the samples ({busy} of {len(samples)} samples above 0.2, at most "
+        f"{max(samples):.2f}; last table). Rates are lower and ratios noisier than on an idle "
+        "machine; the CPU-per-work table is less affected."
+    )
 
 
 def render_noise(results: Results) -> str:
