@@ -214,6 +214,9 @@ def test_tags_list_and_delete(registry: Registry, tmp_path: Path) -> None:
     assert client.delete_tag(f"{registry.host}/oras/tags", "v2") is False
     manifest = client.get_manifest(f"{registry.host}/oras/tags:v1")
     assert manifest["annotations"] == {"number": "0"}
-    blob = httpx.get(f"{registry.url}/v2/oras/tags/blobs/{manifest['layers'][0]['digest']}")
+    blob = httpx.get(
+        f"{registry.url}/v2/oras/tags/blobs/{manifest['layers'][0]['digest']}",
+        follow_redirects=True,
+    )
     assert blob.status_code == 200
     assert blob.content == contents["README.md"]

@@ -157,7 +157,9 @@ def test_buildah_scratch_commit_push_pull(
     manifest = _manifest(registry, "buildah/scratch", "v1")
     assert manifest.headers["docker-content-digest"] == pushed
     (layer,) = manifest.json()["layers"]
-    blob = httpx.get(f"{registry.url}/v2/buildah/scratch/blobs/{layer['digest']}")
+    blob = httpx.get(
+        f"{registry.url}/v2/buildah/scratch/blobs/{layer['digest']}", follow_redirects=True
+    )
     assert blob.status_code == 200
     with tarfile.open(fileobj=io.BytesIO(gzip.decompress(blob.content))) as tar:
         member = tar.extractfile("hello.txt")

@@ -142,7 +142,9 @@ def test_copy_large_layers(skopeo: Skopeo, registry: Registry, tmp_path: Path) -
 
     _assert_image_pulled(back, OCI, image, "big")
     for layer in image.layers:
-        response = httpx.head(f"{registry.url}/v2/skopeo/large/blobs/{layer.digest}")
+        response = httpx.head(
+            f"{registry.url}/v2/skopeo/large/blobs/{layer.digest}", follow_redirects=True
+        )
         assert response.status_code == 200
         assert int(response.headers["content-length"]) == layer.size
 
@@ -235,7 +237,9 @@ def test_list_tags_and_copy_between_repositories(
     assert sha256_digest(raw) == image.digest
     assert skopeo.list_tags(f"docker://{registry.host}/skopeo/other/copy") == ["v1"]
     for digest in image.blob_digests:
-        response = httpx.head(f"{registry.url}/v2/skopeo/other/copy/blobs/{digest}")
+        response = httpx.head(
+            f"{registry.url}/v2/skopeo/other/copy/blobs/{digest}", follow_redirects=True
+        )
         assert response.status_code == 200, digest
 
     with pytest.raises(ClientError):
