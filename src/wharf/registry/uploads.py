@@ -20,7 +20,7 @@ import contextlib
 import re
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
@@ -28,15 +28,12 @@ from wharf.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from wharf.hashing import Hasher, new_hasher, restore_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
+from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
 from wharf.storage.driver import FileWriter, InvalidOffset, PathNotFound, StorageDriver
 
 __all__ = ["BATCH_SIZE", "UploadSession", "Uploads", "format_started_at", "parse_started_at"]
 
-#: Bytes gathered from the request before a batch is hashed and written.
-BATCH_SIZE = 1 << 20
-#: Batches in flight between receiving and hashing/writing.
-PIPELINE_DEPTH = 4
 _UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = "sha256"
 
@@ -277,59 +274,7 @@ class Uploads:
 
     async def _pump(self, session: UploadSession, body: AsyncIterator[bytes]) -> int:
         """Hash and write the body in batches; returns the bytes received."""
-        loop = asyncio.get_running_loop()
-        hash_queue: asyncio.Queue[bytes | None] = asyncio.Queue(PIPELINE_DEPTH)
-        write_queue: asyncio.Queue[bytes | None] = asyncio.Queue(PIPELINE_DEPTH)
-        received = 0
-
-        async def consume(
-            queue: asyncio.Queue[bytes | None], step: Callable[[bytes], object]
-        ) -> None:
-            while (batch := await queue.get()) is not None:
-                result = step(batch)
-                if asyncio.isfuture(result) or asyncio.iscoroutine(result):
-                    await result
-
-        hasher = session.hasher
-
-        def hash_step(batch: bytes) -> asyncio.Future[None] | None:
-            if hasher is None:
-                return None
-            return loop.run_in_executor(self.executor, hasher.update, batch)
-
-        async def produce() -> None:
-            # On failure the task group cancels the consumers: no end marker is needed then.
-            nonlocal received
-            parts: list[bytes] = []
-            pending = 0
-            async for chunk in body:
-                if not chunk:
-                    continue
-                parts.append(chunk)
-                pending += len(chunk)
-                received += len(chunk)
-                if pending >= BATCH_SIZE:
-                    batch = parts[0] if len(parts) == 1 else b"".join(parts)
-                    parts, pending = [], 0
-                    await hash_queue.put(batch)
-                    await write_queue.put(batch)
-            if parts:
-                batch = b"".join(parts)
-                await hash_queue.put(batch)
-                await write_queue.put(batch)
-            await hash_queue.put(None)
-            await write_queue.put(None)
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(produce())
-                group.create_task(consume(hash_queue, hash_step))
-                group.create_task(consume(write_queue, session.writer.write))
-        except BaseExceptionGroup as failure:
-            # One step failed and the others were cancelled: what the caller must see is the
-            # failure itself (a stalled or vanished client, a storage error), not the group.
-            raise failure.exceptions[0] from None
-        return received
+        return await pump(body, session.writer, session.hasher, self.executor)
 
 
 def _basename(path: str) -> str:
