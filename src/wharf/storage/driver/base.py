@@ -120,7 +120,8 @@ class FileWriter(ABC):
         """Bytes in the file, including those of earlier writers appended to."""
 
     @abstractmethod
-    async def write(self, data: bytes | bytearray | memoryview) -> None: ...
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Append ``data``; the caller may reuse its buffer as soon as this returns."""
 
     @abstractmethod
     async def close(self) -> None:
