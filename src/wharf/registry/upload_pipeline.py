@@ -4,8 +4,9 @@ The body is copied into a few reusable, page-aligned batch buffers. A full batch
 hashing thread and to the driver's writer concurrently, and its buffer returns to the ring
 when both are done, so neither the event loop nor the client waits for the other and memory
 stays bounded. Reusing the buffers matters more than it seems: a fresh megabyte per batch
-costs a page fault per page (and on VMs a host fault too), and aligned buffers let the
-filesystem driver write batches to the disk directly.
+costs a page fault per page (and on VMs a host fault too), which the kernel's copies out of
+and into it then pay for. Measured on a 2-core VM, pushing 256 MiB: 2.7-4.5 server CPU s/GB
+with a fresh ``bytes`` per batch, 1.5-1.9 with the ring.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ _pool: list[memoryview] = []
 
 
 def _new_buffer() -> memoryview:
-    # Anonymous mappings are page-aligned, and untouched pages cost nothing: a small body
-    # only ever touches the pages it fills.
+    # Untouched pages of an anonymous mapping cost nothing: a small body only ever touches
+    # the pages it fills.
     return _pool.pop() if _pool else memoryview(mmap.mmap(-1, BATCH_SIZE))
 
 
