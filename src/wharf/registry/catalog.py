@@ -2,6 +2,13 @@
 
 A directory is a repository when it holds ``_layers`` or ``_manifests`` (Distribution lists a
 repository once it has ``_layers``); other ``_``-prefixed directories are never descended.
+
+A walk lists every directory of the tree, so it is expensive (about a CPU second for 10,000
+repositories on a filesystem) and is done once per change token in each process: requests
+that miss the cache while a walk is under way wait for that walk instead of starting their
+own. The walk runs as a task of its own, so a request that goes away does not stop it for
+the others waiting, and it lists with a fixed number of workers, so its memory does not grow
+with the number of directories.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import asyncio
 import bisect
 
 from wharf.registry.cache import RegistryCache
+from wharf.registry.generations import Token
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 
@@ -18,6 +26,7 @@ __all__ = ["CATALOG_KEY", "Catalog"]
 #: The change-token key of the repository list (not a valid repository name).
 CATALOG_KEY = "_catalog"
 _MARKERS = ("_layers", "_manifests")
+#: Directories listed at once: enough to keep S3 round trips overlapping.
 _WALK_CONCURRENCY = 32
 
 
@@ -25,15 +34,32 @@ class Catalog:
     def __init__(self, driver: StorageDriver, cache: RegistryCache) -> None:
         self.driver = driver
         self.cache = cache
+        #: The walk under way for each change token (several only while tokens change).
+        self._walks: dict[Token, asyncio.Task[list[str]]] = {}
 
     async def all(self) -> list[str]:
         token = self.cache.generations.token(CATALOG_KEY)
         cached = self.cache.catalog.get(CATALOG_KEY, token)
         if cached is not None:
             return cached
+        walk = self._walks.get(token)
+        if walk is None:
+            walk = asyncio.get_running_loop().create_task(self._walk_under(token))
+            self._walks[token] = walk
+            walk.add_done_callback(lambda done: self._walked(token, done))
+        # A caller cancelled while waiting leaves the walk running for the others.
+        return await asyncio.shield(walk)
+
+    async def _walk_under(self, token: Token) -> list[str]:
         names = await self.walk()
         self.cache.catalog.put(CATALOG_KEY, token, names)
         return names
+
+    def _walked(self, token: Token, walk: asyncio.Task[list[str]]) -> None:
+        if self._walks.get(token) is walk:
+            del self._walks[token]
+        if not walk.cancelled():
+            walk.exception()  # retrieved even when every waiter went away; the next call retries
 
     async def page(self, limit: int, last: str | None) -> tuple[list[str], bool]:
         """Up to ``limit`` names after ``last``, and whether more follow."""
@@ -48,20 +74,42 @@ class Catalog:
         """Every repository, read from storage now (no cache)."""
         root = paths.repositories_dir()
         found: list[str] = []
-        semaphore = asyncio.Semaphore(_WALK_CONCURRENCY)
+        # Depth first: the directories waiting are the siblings along one path, not a level.
+        waiting: asyncio.LifoQueue[str] = asyncio.LifoQueue()
+        waiting.put_nowait(root)
+        failures: list[BaseException] = []
 
         async def visit(directory: str) -> None:
-            async with semaphore:
-                try:
-                    children = await self.driver.list(directory)
-                except PathNotFound:
-                    return
+            try:
+                children = await self.driver.list(directory)
+            except PathNotFound:
+                return
             names = {child.rpartition("/")[2]: child for child in children}
             if any(marker in names for marker in _MARKERS):
                 found.append(directory[len(root) + 1 :])
-            await asyncio.gather(
-                *(visit(path) for name, path in names.items() if not name.startswith("_"))
-            )
+            for name, path in names.items():
+                if not name.startswith("_"):
+                    waiting.put_nowait(path)
 
-        await visit(root)
-        return sorted(found)
+        async def work() -> None:
+            while True:
+                directory = await waiting.get()
+                try:
+                    if not failures:
+                        await visit(directory)
+                except Exception as error:
+                    failures.append(error)  # the rest is only drained: the walk has failed
+                finally:
+                    waiting.task_done()
+
+        workers = [asyncio.create_task(work()) for _ in range(_WALK_CONCURRENCY)]
+        try:
+            await waiting.join()
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        if failures:
+            raise failures[0]
+        found.sort()
+        return found
