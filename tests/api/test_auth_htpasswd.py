@@ -66,6 +66,25 @@ async def test_push_and_pull_with_credentials(client: httpx.AsyncClient) -> None
     assert response.headers["Docker-Content-Digest"] == digest
 
 
+async def test_answers_kept_for_one_caller_still_need_credentials(
+    ruled: httpx.AsyncClient,
+) -> None:
+    ruled.headers.update(ALICE)
+    digest, _ = await push_image(ruled, "team/app", "v1")
+    ruled.headers.pop("Authorization")
+    for reference in ("v1", digest):
+        path = f"/v2/team/app/manifests/{reference}"
+        for _ in range(2):  # the second is answered from the cache
+            assert (await ruled.get(path, headers=BOB)).status_code == 200
+            assert (await ruled.head(path, headers=BOB)).status_code == 200
+        assert_challenged(await ruled.get(path))
+        assert_challenged(await ruled.get(path, headers=basic("bob", "wrong")))
+        assert (await ruled.head(path)).status_code == 401
+    for _ in range(2):
+        assert (await ruled.get("/v2/team/app/tags/list", headers=BOB)).status_code == 200
+    assert_challenged(await ruled.get("/v2/team/app/tags/list"))
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -137,3 +137,16 @@ async def test_ignored_actions_and_media_types(tmp_path: Path, receiver: Webhook
         assert len(events) == 2
     finally:
         await app.aclose()
+
+
+async def test_every_pull_is_reported_also_repeated_ones(
+    client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    digest, _ = await push_image(client, "again", "v1", layer_count=1)
+    pushes = len(await asyncio.to_thread(receiver.wait_for, 3))
+    for _ in range(3):
+        assert (await client.head("/v2/again/manifests/v1")).status_code == 200
+        assert (await client.get("/v2/again/manifests/v1")).status_code == 200
+    await asyncio.to_thread(receiver.wait_for, pushes + 3)
+    await asyncio.sleep(0.2)
+    assert _summary(receiver.events()[pushes:]) == [("pull", "again", "v1", digest)] * 3

@@ -147,7 +147,8 @@ async def test_metrics_move_with_requests(app: WharfApp, client: httpx.AsyncClie
         (name, tuple(labels.items())): value
         for name, labels, value in metrics.snapshot()["samples"]
     }
-    assert samples[("wharf_cache_hits_total", (("cache", "tags"),))] >= 2
+    assert samples[("wharf_cache_hits_total", (("cache", "manifest_responses"),))] >= 2
+    assert samples[("wharf_cache_misses_total", (("cache", "tags"),))] >= 1
     assert metrics.in_flight == 0
 
 

@@ -22,6 +22,7 @@ from wharf.api.http import (
     error_response,
 )
 from wharf.api.operations import Operations
+from wharf.api.response_cache import ResponseCaches
 from wharf.api.routes import match_route
 from wharf.api.token import token_route
 from wharf.api.upload_state import UploadStateSigner
@@ -64,11 +65,19 @@ class WharfApp:
         )
         registry = Registry(driver, cache, self.hash_executor)
         self.operations.attach(registry)
+        # Decorated services (notifications reporting pulls) must see every pull.
+        responses = ResponseCaches(manifests=not registry.middleware)
+        self.operations.count_caches(manifest_responses=responses.manifests)
         secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
         prefix = config.http.prefix.rstrip("/")
         auth = create_auth(config.extra.get("auth"), secret=secret)
         self.context = AppContext(
-            config, registry, UploadStateSigner(secret), prefix, access=auth.controller
+            config,
+            registry,
+            UploadStateSigner(secret),
+            prefix,
+            access=auth.controller,
+            responses=responses,
         )
         #: Endpoints outside ``/v2`` (such as a token service), by exact path.
         self.extra_routes: dict[str, Callable[[AppContext, Request], Awaitable[Response]]] = {}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wharf.api.http import Request
+from wharf.api.response_cache import ResponseCaches
 from wharf.api.upload_state import UploadStateSigner
 from wharf.auth import Access, AccessController
 from wharf.config import Config
@@ -25,6 +26,7 @@ class AppContext:
     signer: UploadStateSigner
     prefix: str = ""
     access: AccessController | None = None
+    responses: ResponseCaches = field(default_factory=ResponseCaches)
 
     def repository(self, name: str) -> Repository:
         return self.registry.repository(RepositoryName(name))

@@ -7,6 +7,7 @@ from contextlib import suppress
 
 from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
 from wharf.api.http import Request, Response
+from wharf.api.response_cache import CachedResponse
 from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
@@ -20,9 +21,8 @@ _OCI_TYPES = {media.OCI_MANIFEST, media.OCI_INDEX}
 _LIST_TYPES = {media.OCI_INDEX, media.DOCKER_MANIFEST_LIST}
 
 
-def _accepted(request: Request) -> set[str] | None:
-    """The media types the client accepts; None when it accepts anything."""
-    header = request.header("accept")
+def _accepted(header: str | None) -> set[str] | None:
+    """The media types an Accept header names; None when it accepts anything."""
     if not header:
         return None
     types = {part.split(";", 1)[0].strip().lower() for part in header.split(",")}
@@ -70,21 +70,41 @@ def _existing_reference(reference: str) -> Tag | Digest:
 
 
 async def get_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
+    accept = request.header("accept")
+    cache = ctx.responses.manifests
+    if cache is None:
+        response = await _manifest_response(ctx, name, reference, accept)
+    else:
+        # Read before the manifest is: a change made meanwhile leaves this answer unused.
+        token = ctx.registry.cache.generations.token(name)
+        key = (name, reference, accept)
+        cached = cache.get(key, token)
+        if cached is None:
+            cached = await _manifest_response(ctx, name, reference, accept)
+            cache.put(key, token, cached, cached.size + len(accept or ""))
+        response = cached
+    etag = request.header("if-none-match")
+    if etag is not None and etag == response.headers["ETag"]:
+        headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}
+        return Response(304, headers=headers)
+    return response
+
+
+async def _manifest_response(
+    ctx: AppContext, name: str, reference: str, accept: str | None
+) -> CachedResponse:
+    """The 200 answer to a GET (a HEAD sends its headers): the same for every client that
+    sends the same Accept header, while the repository does not change."""
     repository = ctx.repository(name)
     ref = _existing_reference(reference)
     stored = await repository.manifests.resolve(ref)
-    stored = await _negotiate(repository, stored, _accepted(request), isinstance(ref, Tag))
-    etag = f'"{stored.digest}"'
+    stored = await _negotiate(repository, stored, _accepted(accept), isinstance(ref, Tag))
     headers = {
         "Content-Type": stored.media_type,
         "Docker-Content-Digest": str(stored.digest),
-        "ETag": etag,
+        "ETag": f'"{stored.digest}"',
     }
-    if request.header("if-none-match") == etag:
-        return Response(304, headers=headers)
-    if request.method == "HEAD":
-        return Response(200, headers={**headers, "Content-Length": str(len(stored.body))})
-    return Response(200, stored.body, headers)
+    return CachedResponse(200, stored.body, headers)
 
 
 async def put_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:

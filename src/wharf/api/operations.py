@@ -13,7 +13,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from wharf.config import Config
@@ -22,7 +22,7 @@ from wharf.notifications.events import Source
 from wharf.observability.context import CURRENT
 from wharf.observability.metrics import METRICS_DIR_ENV, Sample, WorkerMetrics, flush_loop
 from wharf.observability.middleware import ObservedHTTP
-from wharf.registry.cache import ContentCache, RegistryCache, TokenCache
+from wharf.registry.cache import ContentCache, TokenCache
 from wharf.registry.generations import Generations
 from wharf.registry.namespace import Registry
 from wharf.registry.redis_state import RedisGenerations
@@ -40,15 +40,10 @@ QUIESCE_SECONDS = 2.0
 HTTPEntry = Callable[[Any, Any, Any], Awaitable[None]]
 
 
-def _cache_samples(cache: RegistryCache) -> Callable[[], list[Sample]]:
-    caches: dict[str, TokenCache[Any, Any] | ContentCache[Any, Any]] = {
-        "tags": cache.tags,
-        "links": cache.links,
-        "tag_lists": cache.tag_lists,
-        "catalog": cache.catalog,
-        "manifests": cache.manifests,
-    }
+Counted = TokenCache[Any, Any] | ContentCache[Any, Any]
 
+
+def _cache_samples(caches: Mapping[str, Counted]) -> Callable[[], list[Sample]]:
     def samples() -> list[Sample]:
         found: list[Sample] = []
         for name, counted in caches.items():
@@ -84,9 +79,21 @@ class Operations:
     def attach(self, registry: Registry) -> None:
         if isinstance(registry.driver, CheckedDriver):
             registry.driver.observe = self.metrics.storage_call
-        self.metrics.collect(_cache_samples(registry.cache))
+        cache = registry.cache
+        self.count_caches(
+            tags=cache.tags,
+            links=cache.links,
+            tag_lists=cache.tag_lists,
+            catalog=cache.catalog,
+            manifests=cache.manifests,
+        )
         if self.sink is not None:
             registry.middleware.append(notifying(self.sink, self._url))
+
+    def count_caches(self, **caches: Counted | None) -> None:
+        """Report the hits and misses of ``caches`` (by name; None: not kept) in the metrics."""
+        kept = {name: cache for name, cache in caches.items() if cache is not None}
+        self.metrics.collect(_cache_samples(kept))
 
     def _url(self, path: str) -> str:
         host = self.config.http.host.rstrip("/")

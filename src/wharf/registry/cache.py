@@ -19,11 +19,14 @@ V = TypeVar("V")
 
 
 class TokenCache(Generic[K, V]):
-    """An LRU map whose entries are valid only under the token they were stored with."""
+    """An LRU map whose entries are valid only under the token they were stored with, bounded
+    by entries and, when ``max_bytes`` is given, by the sizes their values were put with."""
 
-    def __init__(self, max_entries: int) -> None:
-        self._entries: OrderedDict[K, tuple[Token, V]] = OrderedDict()
+    def __init__(self, max_entries: int, max_bytes: int | None = None) -> None:
+        self._entries: OrderedDict[K, tuple[Token, V, int]] = OrderedDict()
         self._max = max_entries
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self.hits = 0
         self.misses = 0
 
@@ -36,14 +39,23 @@ class TokenCache(Generic[K, V]):
         self.hits += 1
         return entry[1]
 
-    def put(self, key: K, token: Token, value: V) -> None:
-        self._entries[key] = (token, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._max:
-            self._entries.popitem(last=False)
+    def put(self, key: K, token: Token, value: V, size: int = 0) -> None:
+        if self._max_bytes is not None and size > self._max_bytes // 4:
+            return  # one value must not push out most of the others
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[2]
+        self._entries[key] = (token, value, size)
+        self._bytes += size
+        while len(self._entries) > self._max or (
+            self._max_bytes is not None and self._bytes > self._max_bytes
+        ):
+            self._bytes -= self._entries.popitem(last=False)[1][2]
 
     def discard(self, key: K) -> None:
-        self._entries.pop(key, None)
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[2]
 
 
 class ContentCache(Generic[K, V]):
