@@ -213,3 +213,29 @@ def test_page_cache_probe_on_a_real_file(tmp_path: Path) -> None:
         assert _cached(fd, 10_000) is False  # past the end: nothing to read
     finally:
         os.close(fd)
+
+
+async def test_written_batches_are_sent_to_the_disk_before_commit(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch's whole pages are handed to writeback as soon as they are written, so the
+    fsync of ``commit`` has only the tail left; the last, partial page is not."""
+    from wharf.storage.driver import filesystem
+
+    real = filesystem._sync_file_range
+    if real is None:
+        pytest.skip("no sync_file_range here")
+    ranges: list[tuple[int, int]] = []
+
+    def recording(fd: int, offset: int, nbytes: int, flags: int) -> int:
+        ranges.append((offset, nbytes))
+        return real(fd, offset, nbytes, flags)
+
+    monkeypatch.setattr(filesystem, "_sync_file_range", recording)
+    first, second = random_bytes((1 << 20) + 100), random_bytes(2 << 20)
+    writer = await driver.writer("/blob")
+    await writer.write(first)
+    await writer.write(second)
+    await writer.commit()
+    assert ranges == [(0, 1 << 20), (1 << 20, 2 << 20)]
+    assert await driver.get_content("/blob") == first + second

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import re
 import secrets
 import shutil
 import stat as stat_module
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -82,6 +84,39 @@ def _write_all(fd: int, chunks: Sequence[_Buffer]) -> None:
             views.pop(0)
         if views and written:
             views[0] = views[0][written:]
+
+
+def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_sync_file_range = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+_PAGE = 4096
+
+
+def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int) -> None:
+    """Append ``chunks`` (the file's size was ``offset``) and start writing them back.
+
+    ``commit`` must fsync, and a client waits for that answer: writing each batch back while
+    the rest of the body arrives leaves the fsync only the tail to wait for. Whole pages
+    only, as the last one may still change; failures are left to the fsync to report."""
+    _write_all(fd, chunks)
+    if _sync_file_range is None:
+        return
+    start = offset - offset % _PAGE
+    end = offset + sum(_nbytes(chunk) for chunk in chunks)
+    end -= end % _PAGE
+    if end > start:
+        _sync_file_range(fd, start, end - start, _SYNC_FILE_RANGE_WRITE)
 
 
 def _open_creating(full: str, flags: int) -> int:
@@ -422,9 +457,10 @@ class _FsWriter(FileWriter):
             self._gathered += size
             self._size += size
             return
+        offset = self._size - self._gathered
         fd, chunks, self._chunks, self._gathered = self._fd, self._chunks, [], 0
         chunks.append(data)
-        future = self._driver._run(_write_all, fd, chunks)
+        future = self._driver._run(_write_batch, fd, chunks, offset)
         try:
             # Shielded: a cancelled request must not close the descriptor under the thread
             # still writing to it.
