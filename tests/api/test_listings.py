@@ -71,3 +71,11 @@ async def test_catalog_n_is_capped(client: httpx.AsyncClient) -> None:
     response = await client.get("/v2/_catalog", params={"n": 10**9})
     assert response.status_code == 200
     assert response.json() == {"repositories": ["cap"]}
+
+
+async def test_n_must_be_ascii_digits(client: httpx.AsyncClient) -> None:
+    await push_image(client, "digits", "v1")
+    for path in ("/v2/digits/tags/list", "/v2/_catalog"):
+        response = await client.get(path, params={"n": "²"})  # a digit to str.isdigit
+        assert response.status_code == 400
+        assert error_codes(response) == ["PAGINATION_NUMBER_INVALID"]

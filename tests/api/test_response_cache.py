@@ -1,5 +1,6 @@
-"""Manifest answers kept per worker: the same bytes as made anew, one per Accept header, and
-never one the repository has moved past, also when another worker made the change."""
+"""Answers kept per worker (manifest GET and HEAD, tags lists): the same bytes as made anew,
+one per Accept header or page, and never one the repository has moved past, also when another
+worker made the change."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ pytestmark = pytest.mark.asyncio
 def _answers(app: WharfApp) -> tuple[int, int]:
     cache = app.context.responses.manifests
     assert cache is not None
+    return cache.hits, cache.misses
+
+
+def _pages(app: WharfApp) -> tuple[int, int]:
+    cache = app.context.responses.tag_lists
     return cache.hits, cache.misses
 
 
@@ -77,6 +83,34 @@ async def test_an_invalid_reference_is_never_cached(client: httpx.AsyncClient) -
         assert (await client.get("/v2/BAD/manifests/v1")).status_code in (400, 404)
 
 
+async def test_tags_list_pages_are_kept_and_follow_changes(
+    app: WharfApp, client: httpx.AsyncClient
+) -> None:
+    for tag in ("a", "b", "c"):
+        await push_image(client, "paged", tag)
+    first = await client.get("/v2/paged/tags/list", params={"n": 2})
+    hits, misses = _pages(app)
+    for _ in range(2):
+        again = await client.get("/v2/paged/tags/list", params={"n": 2})
+        assert again.json() == {"name": "paged", "tags": ["a", "b"]}
+        assert _without_request_id(again) == _without_request_id(first)
+        assert again.headers["Link"] == '</v2/paged/tags/list?n=2&last=b>; rel="next"'
+        rest = await client.get("/v2/paged/tags/list", params={"n": 2, "last": "b"})
+        assert rest.json()["tags"] == ["c"]
+        assert "Link" not in rest.headers
+        assert (await client.get("/v2/paged/tags/list")).json()["tags"] == ["a", "b", "c"]
+    assert _pages(app) == (hits + 4, misses + 2)
+    await push_image(client, "paged", "0")
+    assert (await client.get("/v2/paged/tags/list", params={"n": 2})).json()["tags"] == ["0", "a"]
+    assert (await client.delete("/v2/paged/manifests/c")).status_code == 202
+    rest = await client.get("/v2/paged/tags/list", params={"n": 2, "last": "b"})
+    assert rest.json()["tags"] == []
+    for _ in range(2):
+        bad = await client.get("/v2/paged/tags/list", params={"n": "x"})
+        assert error_codes(bad) == ["PAGINATION_NUMBER_INVALID"]
+        assert (await client.get("/v2/unknown/tags/list")).status_code == 404
+
+
 @pytest.fixture
 async def workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[WharfApp]]:
     """Two apps over the same storage and the same shared-state file, as two workers."""
@@ -106,11 +140,17 @@ async def test_another_workers_changes_are_seen_at_once(workers: list[WharfApp])
             assert got.headers["Docker-Content-Digest"] == first
             assert (await reader.head(f"/v2/shared/manifests/{first}")).status_code == 200
         assert _answers(workers[0])[0] == 2
-        second, _ = await push_image(writer, "shared", "latest", seed="two")
+        for _ in range(2):
+            tags = await reader.get("/v2/shared/tags/list")
+            assert tags.json()["tags"] == ["latest"]
+        second, _ = await push_image(writer, "shared", "v2", seed="two")
+        assert (await reader.get("/v2/shared/tags/list")).json()["tags"] == ["latest", "v2"]
+        await push_image(writer, "shared", "latest", seed="two")
         got = await reader.get("/v2/shared/manifests/latest")
         assert got.headers["Docker-Content-Digest"] == second
         assert (await writer.delete("/v2/shared/manifests/latest")).status_code == 202
         assert (await reader.get("/v2/shared/manifests/latest")).status_code == 404
+        assert (await reader.get("/v2/shared/tags/list")).json()["tags"] == ["v2"]
         assert (await writer.delete(f"/v2/shared/manifests/{first}")).status_code == 202
         assert (await reader.head(f"/v2/shared/manifests/{first}")).status_code == 404
     finally:

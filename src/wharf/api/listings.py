@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
+from wharf.api.response_cache import CachedResponse, answer
 from wharf.errors import PaginationNumberInvalid
 from wharf.reference import Digest
 from wharf.registry import media
@@ -17,12 +18,11 @@ __all__ = ["get_catalog", "get_referrers", "list_tags"]
 _JSON = "application/json"
 
 
-def _page_size(request: Request, cap: int) -> int | None:
+def _page_size(value: str | None, cap: int) -> int | None:
     """The ``n`` a client asked for, capped; None when it asked for none."""
-    value = request.query_value("n")
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise PaginationNumberInvalid({"n": value[:40]})
     return min(int(value), cap)
 
@@ -43,20 +43,30 @@ def _link(ctx: AppContext, path: str, limit: int, last: str) -> str:
 
 
 async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Response:
+    n, last = request.query_value("n"), request.query_value("last")
+    return await answer(
+        ctx.responses.tag_lists,
+        ctx.registry.cache.generations,
+        (name, n, last),
+        lambda: _tags_page(ctx, name, n, last),
+    )
+
+
+async def _tags_page(ctx: AppContext, name: str, n: str | None, last: str | None) -> CachedResponse:
     repository = ctx.repository(name)
     tags = await repository.tags.all()
-    limit = _page_size(request, max(ctx.config.catalog.max_entries, 10_000))
-    chunk, next_last = _paginate(tags, limit, request.query_value("last"))
+    limit = _page_size(n, max(ctx.config.catalog.max_entries, 10_000))
+    chunk, next_last = _paginate(tags, limit, last)
     headers = {"Content-Type": _JSON}
     if next_last is not None and limit is not None:
         headers["Link"] = _link(ctx, f"/v2/{name}/tags/list", limit, next_last)
     body = json.dumps({"name": name, "tags": chunk}, separators=(",", ":")).encode()
-    return Response(200, body, headers)
+    return CachedResponse(200, body, headers)
 
 
 async def get_catalog(ctx: AppContext, request: Request, _name: str, _ref: str) -> Response:
     cap = ctx.config.catalog.max_entries
-    limit = _page_size(request, cap)
+    limit = _page_size(request.query_value("n"), cap)
     if limit is None:
         limit = cap
     names = await ctx.registry.catalog.all()

@@ -7,7 +7,7 @@ from contextlib import suppress
 
 from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
 from wharf.api.http import Request, Response
-from wharf.api.response_cache import CachedResponse
+from wharf.api.response_cache import CachedResponse, answer
 from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
@@ -75,14 +75,12 @@ async def get_manifest(ctx: AppContext, request: Request, name: str, reference: 
     if cache is None:
         response = await _manifest_response(ctx, name, reference, accept)
     else:
-        # Read before the manifest is: a change made meanwhile leaves this answer unused.
-        token = ctx.registry.cache.generations.token(name)
-        key = (name, reference, accept)
-        cached = cache.get(key, token)
-        if cached is None:
-            cached = await _manifest_response(ctx, name, reference, accept)
-            cache.put(key, token, cached, cached.size + len(accept or ""))
-        response = cached
+        response = await answer(
+            cache,
+            ctx.registry.cache.generations,
+            (name, reference, accept),
+            lambda: _manifest_response(ctx, name, reference, accept),
+        )
     etag = request.header("if-none-match")
     if etag is not None and etag == response.headers["ETag"]:
         headers = {k: v for k, v in response.headers.items() if k != "Content-Length"}

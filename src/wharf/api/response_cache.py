@@ -14,15 +14,20 @@ answers are kept; errors are made anew each time.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 from wharf.api.http import Response, Send
 from wharf.registry.cache import TokenCache
+from wharf.registry.generations import Generations
 
-__all__ = ["CachedResponse", "ResponseCaches"]
+__all__ = ["CachedResponse", "ResponseCaches", "answer"]
 
 #: (repository, reference, Accept header as sent)
 ManifestKey = tuple[str, str, str | None]
+#: (repository, n, last), as given in the query
+PageKey = tuple[str, str | None, str | None]
+K = TypeVar("K", ManifestKey, PageKey)
 
 
 class CachedResponse(Response):
@@ -60,3 +65,21 @@ class ResponseCaches:
         self.manifests: TokenCache[ManifestKey, CachedResponse] | None = (
             TokenCache(max_entries, max_bytes) if manifests else None
         )
+        self.tag_lists: TokenCache[PageKey, CachedResponse] = TokenCache(max_entries, max_bytes)
+
+
+async def answer(
+    cache: TokenCache[K, CachedResponse],
+    generations: Generations,
+    key: K,
+    make: Callable[[], Awaitable[CachedResponse]],
+) -> CachedResponse:
+    """The answer kept for ``key`` (whose first part names the repository), else ``make``'s,
+    kept from now on."""
+    # Read before the answer is made: a change made meanwhile leaves it unused.
+    token = generations.token(key[0])
+    cached = cache.get(key, token)
+    if cached is None:
+        cached = await make()
+        cache.put(key, token, cached, cached.size + sum(len(part or "") for part in key))
+    return cached
