@@ -1,14 +1,29 @@
 from __future__ import annotations
 
+import asyncio
 import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 
 from tests.api.conftest import AppFactory
 from tests.api.helpers import error_codes, push_blob, sha256
+from tests.support.s3servers import S3Server
+from wharf.api.app import WharfApp
+from wharf.reference import Digest
+from wharf.storage import paths
+from wharf.storage.driver.checked import CheckedDriver
+from wharf.storage.driver.s3.layout import KeyLayout
+
+if TYPE_CHECKING:
+    from types_boto3_s3.client import S3Client
 
 pytestmark = pytest.mark.asyncio
+
+MiB = 1 << 20
 
 
 async def _start(client: httpx.AsyncClient, name: str) -> httpx.Response:
@@ -235,3 +250,145 @@ async def test_resume_without_saved_hash_state(make_app: AppFactory) -> None:
         assert response.status_code == 202
         done = await c.put(start.headers["Location"], params={"digest": sha256(data)})
         assert done.status_code == 201, done.text
+
+
+# -- a digest known before the body: written in place on S3 --------------------------------------
+
+
+@dataclass
+class S3Storage:
+    """What the bucket under an app holds, seen through a plain S3 client."""
+
+    client: S3Client
+    bucket: str
+    layout: KeyLayout
+
+    def blob_key(self, digest: str) -> str:
+        return self.layout.key(paths.blob_data(Digest.parse(digest)))
+
+    def objects(self) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.layout.prefix
+        )
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+    def uploads(self) -> list[str]:
+        """Keys with a multipart upload in progress."""
+        response = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.layout.prefix)
+        return [upload["Key"] for upload in response.get("Uploads", [])]
+
+    def session_data(self) -> list[str]:
+        return [key for key in self.objects() + self.uploads() if "/_uploads/" in key]
+
+
+def _small_parts(driver_name: str, storage_parameters: dict[str, Any]) -> None:
+    """5 MiB parts on S3, so that a few MiB make a multipart upload."""
+    if driver_name.startswith("s3-"):
+        storage_parameters["chunksize"] = 5 * MiB
+
+
+@pytest.fixture
+def s3_storage(
+    driver_name: str, storage_parameters: dict[str, Any], request: pytest.FixtureRequest
+) -> S3Storage:
+    if not driver_name.startswith("s3-"):
+        pytest.skip("writing in place is for S3 storage")
+    _small_parts(driver_name, storage_parameters)
+    server: S3Server = request.getfixturevalue(driver_name.replace("s3-", "") + "_server")
+    layout = KeyLayout(storage_parameters.get("rootdirectory", ""))
+    return S3Storage(server.client(), storage_parameters["bucket"], layout)
+
+
+def _record_moves(app: WharfApp) -> list[str]:
+    """The driver's ``move`` calls from now on (the storage metrics' hook)."""
+    driver = app.registry.driver
+    assert isinstance(driver, CheckedDriver)
+    moves: list[str] = []
+    observe = driver.observe
+
+    def record(name: str, operation: str, seconds: float, failed: bool) -> None:
+        if operation == "move":
+            moves.append(operation)
+        if observe is not None:
+            observe(name, operation, seconds, failed)
+
+    driver.observe = record
+    return moves
+
+
+async def _push(
+    client: httpx.AsyncClient, name: str, how: str, digest: str, body: Any
+) -> httpx.Response:
+    """A whole blob in one request: ``monolithic`` (POST, then PUT with the body) or ``post``
+    (POST with the digest and the body)."""
+    if how == "post":
+        return await client.post(
+            f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=body
+        )
+    location = (await _start(client, name)).headers["Location"]
+    return await client.put(location, params={"digest": digest}, content=body)
+
+
+@pytest.mark.parametrize("how", ["monolithic", "post"])
+async def test_digest_known_up_front_is_written_in_place(
+    s3_storage: S3Storage, make_app: AppFactory, how: str
+) -> None:
+    app = make_app()
+    moves = _record_moves(app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        for data in (os.urandom(12 * MiB), os.urandom(1000)):  # in parts, and in one PUT
+            response = await _push(c, "inplace", how, sha256(data), data)
+            assert response.status_code == 201, response.text
+            assert (await c.get(f"/v2/inplace/blobs/{sha256(data)}")).content == data
+            assert s3_storage.blob_key(sha256(data)) in s3_storage.objects()
+    assert moves == []  # no copy of the data, nothing left of the sessions
+    assert s3_storage.session_data() == []
+    assert s3_storage.uploads() == []
+
+
+@pytest.mark.parametrize("how", ["monolithic", "post"])
+async def test_digest_mismatch_in_place_leaves_nothing(
+    s3_storage: S3Storage, make_app: AppFactory, how: str
+) -> None:
+    app = make_app()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        for data in (os.urandom(12 * MiB), os.urandom(1000)):
+            claimed = sha256(b"something else " + data[:10])
+            response = await _push(c, "liar", how, claimed, data)
+            assert response.status_code == 400
+            assert error_codes(response) == ["DIGEST_INVALID"]
+            assert (await c.head(f"/v2/liar/blobs/{claimed}")).status_code == 404
+            assert s3_storage.blob_key(claimed) not in s3_storage.objects()
+            assert s3_storage.blob_key(sha256(data)) not in s3_storage.objects()
+    assert s3_storage.uploads() == []
+    assert s3_storage.session_data() == []
+
+
+async def test_concurrent_pushes_of_one_blob(
+    make_app: AppFactory, driver_name: str, storage_parameters: dict[str, Any]
+) -> None:
+    """Two clients push the same blob at once, the second starting when the first is half
+    done, then both finishing together: both succeed."""
+    _small_parts(driver_name, storage_parameters)
+    app = make_app()
+    data = os.urandom(24 * MiB)
+    half = len(data) // 2
+    halfway = [asyncio.Event(), asyncio.Event()]
+
+    async def body(me: int) -> AsyncIterator[bytes]:
+        if me:
+            await halfway[0].wait()
+        for start in range(0, len(data), MiB):
+            if start == half:
+                halfway[me].set()
+                await halfway[1 - me].wait()
+            yield data[start : start + MiB]
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        async with asyncio.timeout(120):
+            responses = await asyncio.gather(
+                *(_push(c, "same", "monolithic", sha256(data), body(me)) for me in (0, 1))
+            )
+        for response in responses:
+            assert response.status_code == 201, response.text
+        assert (await c.get(f"/v2/same/blobs/{sha256(data)}")).content == data

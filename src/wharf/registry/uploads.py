@@ -11,6 +11,11 @@ event loop nor the client waits for the other. Completion is the sequence of Dis
 blob writer, each step safe to repeat: make the data durable, verify size and digest, move it
 into the content-addressed store (an existing blob counts as success), link it into the
 repository, remove the session.
+
+On a driver whose ``move`` copies the data (``write_in_place``: S3), a whole blob sent with
+its digest to a session holding nothing yet is written straight to its place in the store
+instead, and committed there only once its digest verifies: the copy, which on S3 takes as
+long as the upload itself, never happens.
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
-from wharf.storage.driver import FileWriter, InvalidOffset, PathNotFound, StorageDriver
+from wharf.storage.driver import (
+    DriverError,
+    FileWriter,
+    InvalidOffset,
+    PathNotFound,
+    StorageDriver,
+)
 
 __all__ = ["BATCH_SIZE", "UploadSession", "Uploads", "format_started_at", "parse_started_at"]
 
@@ -235,33 +246,71 @@ class Uploads:
         """Receive the last bytes, verify them against ``digest`` and publish the blob."""
         async with self.lock(upload_id):
             session = await self._open(upload_id, digest.algorithm)
-            try:
-                if body is not None:
-                    await self._pump(session, body)
-                await session.writer.commit()
-            except BaseException:
+            if body is not None and not session.size and self.driver.write_in_place:
                 await session.writer.close()
-                raise
-            size = session.size
-            if session.hasher is not None and session.hasher.algorithm == digest.algorithm:
-                actual = session.hasher.hexdigest()
+                size = await self._store_in_place(upload_id, digest, body)
             else:
-                rehash = new_hasher(digest.algorithm)
-                await self._hash_stored(upload_id, rehash, 0, size)
-                actual = rehash.hexdigest()
-            if actual != digest.hex:
-                await self._remove(upload_id)
-                raise DigestInvalid(
-                    {"expected": str(digest), "computed": f"{digest.algorithm}:{actual}"}
-                )
-            data_path = paths.upload_data(self.name, upload_id)
-            if await self.store.exists(digest):
-                pass  # someone stored the same bytes: theirs are as good as ours
-            else:
-                await self.driver.move(data_path, paths.blob_data(digest))
+                size = await self._store_session(session, digest, body)
             await self.blobs.link(digest)
             await self._remove(upload_id)
             return BlobInfo(digest, size)
+
+    async def _store_session(
+        self, session: UploadSession, digest: Digest, body: AsyncIterator[bytes] | None
+    ) -> int:
+        """Commit the session's data, verify it and move it into the store; its size."""
+        try:
+            if body is not None:
+                await self._pump(session, body)
+            await session.writer.commit()
+        except BaseException:
+            await session.writer.close()
+            raise
+        size = session.size
+        if session.hasher is not None and session.hasher.algorithm == digest.algorithm:
+            actual = session.hasher.hexdigest()
+        else:
+            rehash = new_hasher(digest.algorithm)
+            await self._hash_stored(session.id, rehash, 0, size)
+            actual = rehash.hexdigest()
+        await self._verify(session.id, digest, actual)
+        if await self.store.exists(digest):
+            pass  # someone stored the same bytes: theirs are as good as ours
+        else:
+            await self.driver.move(
+                paths.upload_data(self.name, session.id), paths.blob_data(digest)
+            )
+        return size
+
+    async def _store_in_place(
+        self, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
+    ) -> int:
+        """Stream the whole blob to its path in the store, committed once verified; its size.
+        A concurrent push of the same blob writes on its own (see ``write_in_place``)."""
+        writer: FileWriter
+        if await self.store.exists(digest):
+            writer = _Discard()  # verified all the same: the client is told it was stored
+        else:
+            writer = await self.driver.writer(paths.blob_data(digest))
+        hasher = new_hasher(digest.algorithm)
+        try:
+            size = await pump(body, writer, hasher, self.executor)
+            await self._verify(upload_id, digest, hasher.hexdigest())
+            await writer.commit()
+        except BaseException:
+            # What failed matters, not whether cleaning up after it did too.
+            with contextlib.suppress(DriverError):
+                await writer.cancel()
+            raise
+        return size
+
+    async def _verify(self, upload_id: str, digest: Digest, actual: str) -> None:
+        """DigestInvalid, ending the session, unless ``actual`` is the digest's hex."""
+        if actual != digest.hex:
+            await self._remove(upload_id)
+            raise DigestInvalid(
+                {"expected": str(digest), "computed": f"{digest.algorithm}:{actual}"}
+            )
 
     async def cancel(self, upload_id: str) -> None:
         await self._require(upload_id)
@@ -275,6 +324,29 @@ class Uploads:
     async def _pump(self, session: UploadSession, body: AsyncIterator[bytes]) -> int:
         """Hash and write the body in batches; returns the bytes received."""
         return await pump(body, session.writer, session.hasher, self.executor)
+
+
+class _Discard(FileWriter):
+    """Takes the body of a blob the store already holds: it is hashed, not stored again."""
+
+    def __init__(self) -> None:
+        self._size = 0
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._size += memoryview(data).nbytes
+
+    async def close(self) -> None:
+        pass
+
+    async def cancel(self) -> None:
+        pass
+
+    async def commit(self) -> None:
+        pass
 
 
 def _basename(path: str) -> str:

@@ -22,7 +22,8 @@ by default (Distribution uses 5 GiB).
 Beyond Distribution's suite, it pins down what wharf relies on: ``writer(path, append=True)``
 raises PathNotFound when there is nothing to continue; reading at the end is empty and past it
 InvalidOffset; a writer is final after ``commit`` or ``cancel`` while ``close`` is always
-allowed; ``put_content`` replaces atomically under concurrent readers.
+allowed; ``put_content`` replaces atomically under concurrent readers; and, for drivers that
+claim ``write_in_place``, what it promises.
 """
 
 from __future__ import annotations
@@ -323,6 +324,52 @@ class DriverContract(TreeContract):
             await writer.cancel()
         assert await driver.get_content(path) == b"abc"
 
+    # -- writing in place (drivers that claim it) ---------------------------------------------
+
+    async def test_in_place_writer_is_invisible_until_commit(self, driver: StorageDriver) -> None:
+        if not driver.write_in_place:
+            pytest.skip("the driver does not claim write_in_place")
+        path, contents = random_path(), random_bytes(self.in_place_size)
+        writer = await driver.writer(path)
+        await writer.write(contents)
+        await _assert_nothing_at(driver, path)
+        await writer.commit()
+        assert await driver.get_content(path) == contents
+        cancelled = await driver.writer(path)
+        await cancelled.write(random_bytes(self.in_place_size))
+        await cancelled.cancel()
+        assert await driver.get_content(path) == contents
+
+    async def test_in_place_cancel_leaves_nothing(self, driver: StorageDriver) -> None:
+        if not driver.write_in_place:
+            pytest.skip("the driver does not claim write_in_place")
+        path = random_path()
+        writer = await driver.writer(path)
+        await writer.write(random_bytes(self.in_place_size))
+        await writer.cancel()
+        await _assert_nothing_at(driver, path)
+        with pytest.raises(PathNotFound):
+            await driver.writer(path, append=True)
+
+    async def test_in_place_writers_of_one_path_are_independent(
+        self, driver: StorageDriver
+    ) -> None:
+        if not driver.write_in_place:
+            pytest.skip("the driver does not claim write_in_place")
+        path, size = random_path(), self.in_place_size
+        contents = [random_bytes(size) for _ in range(3)]
+        writers = [await driver.writer(path) for _ in contents]
+        for writer, data in zip(writers, contents, strict=True):
+            await writer.write(data[: size // 2])
+        for writer, data in zip(writers, contents, strict=True):
+            await writer.write(data[size // 2 :])
+        await _assert_nothing_at(driver, path)
+        await writers[1].cancel()
+        await writers[0].commit()
+        assert await driver.get_content(path) == contents[0]
+        await writers[2].commit()
+        assert await driver.get_content(path) == contents[2]
+
     async def test_concurrent_stream_reads(self, driver: StorageDriver) -> None:
         path, contents = random_path(), random_bytes(min(self.large_size, 8 * MiB))
         await driver.put_content(path, contents)
@@ -341,6 +388,15 @@ class DriverContract(TreeContract):
             assert await read_all(driver, path) == contents
 
         await asyncio.gather(*(stream() for _ in range(self.concurrent_streams)))
+
+
+async def _assert_nothing_at(driver: StorageDriver, path: str) -> None:
+    with pytest.raises(PathNotFound):
+        await driver.stat(path)
+    with pytest.raises(PathNotFound):
+        await driver.reader(path)
+    with contextlib.suppress(PathNotFound):
+        assert path not in await driver.list(path.rpartition("/")[0] or "/")
 
 
 async def _drain(driver: StorageDriver, path: str) -> None:

@@ -82,3 +82,6 @@ class ContractSettings:
     many_files: int = 200
     #: Concurrent writers in the concurrent streams test.
     concurrent_streams: int = 8
+    #: Bytes per writer in the ``write_in_place`` tests: more than an S3 part of the
+    #: default 10 MiB ``chunksize``, so that the writers' multipart uploads overlap.
+    in_place_size: int = 12 * MiB

@@ -140,6 +140,12 @@ class StorageDriver(ABC):
     """The contract every storage backend implements."""
 
     name: str = "base"
+    #: Whether a file whose content is known up front is better written where it will stay
+    #: than written elsewhere and moved: ``move`` copies the data, a writer's bytes stay
+    #: invisible at its path until ``commit`` (``cancel`` leaves nothing there), and writers
+    #: opened on one path with ``append=False`` do not disturb each other, each ``commit``
+    #: replacing the file whole. True on S3, where a move is a server-side copy.
+    write_in_place: bool = False
 
     @abstractmethod
     async def get_content(self, path: str) -> bytes:

@@ -78,6 +78,7 @@ class CheckedDriver(StorageDriver):
     def __init__(self, inner: StorageDriver) -> None:
         self.inner = inner
         self.name = inner.name
+        self.write_in_place = inner.write_in_place
         self.observe: Observer | None = None
 
     def _check(self, path: str, *, allow_root: bool = False) -> None:

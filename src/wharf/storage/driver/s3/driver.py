@@ -9,7 +9,8 @@ visits siblings in key order: a sibling whose name continues with ``-`` or ``.``
 ``b.c``) comes before the directory ``b``'s subtree. ``delete`` lists the prefix and deletes
 page by page with DeleteObjects, and aborts the multipart uploads below the path, so that
 deleting an upload directory leaves nothing behind. ``move`` is a server-side copy
-(``bucket.copy``) and a delete.
+(``bucket.copy``) and a delete: as long as the upload itself on a store such as Swift, hence
+``write_in_place``, which the writer's multipart uploads of their own make safe.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ REDIRECT_EXPIRY = 20 * 60
 
 class S3Driver(StorageDriver):
     name = "s3"
+    write_in_place = True
 
     def __init__(
         self,

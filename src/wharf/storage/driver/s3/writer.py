@@ -26,8 +26,14 @@ no copy and no CompleteMultipartUpload, whatever the chunk sizes. Once a file ha
 ``commit`` sends the pending bytes and the buffer as the last part and completes the upload,
 or, when no part was ever sent, puts the whole file with one PutObject (also for 0 bytes);
 then aborts the upload's leftovers and deletes the pending objects. ``cancel`` aborts and
-deletes. A writer opened with ``append=False`` clears what an earlier writer left at ``key``
-before it first stores anything, so nothing stale can join its bytes.
+deletes.
+
+A writer opened with ``append=False`` has a multipart upload of its own and leaves the other
+uploads of ``key`` alone until it closes uncommitted: writers of one key may then run at once,
+each ``commit`` replacing the object whole and each ``cancel`` discarding only its own bytes
+(the registry writes a blob whose digest is known at its final key, and two clients may push
+the same blob). Only when it hands its bytes over to a later ``append=True`` writer does it
+clear what earlier writers left at ``key``, so nothing stale can join its bytes.
 """
 
 from __future__ import annotations
@@ -133,7 +139,7 @@ class S3Writer(FileWriter):
         self._path = path
         self._key = layout.key(path)
         self._chunk = chunk_size
-        # None: opened with append=False, storage not yet cleared.
+        # Opened with append=False and the key's leftovers not cleared (see the docstring).
         self._fresh = stored is None
         stored = stored or StoredFile()
         self._upload_id = stored.upload_id
@@ -180,6 +186,9 @@ class S3Writer(FileWriter):
             return
         with self._errors():
             await self._settle()
+            if self._fresh and (self._buffer or self._upload_id is not None):
+                await self._clear_stored()
+                self._fresh = False
             if self._buffer:
                 if self._pending_size + len(self._buffer) >= MIN_CHUNK_SIZE:
                     await self._send_part(self._pending_size + len(self._buffer))
@@ -204,8 +213,6 @@ class S3Writer(FileWriter):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._buffer = bytearray()
         with self._errors():
-            if self._fresh:
-                await self._clear_stored()
             await self._discard(drop_upload=True)
 
     # -- steps ------------------------------------------------------------------------------
@@ -235,11 +242,8 @@ class S3Writer(FileWriter):
         raise DriverError(f"part upload failed: {self._path}", path=self._path) from error
 
     async def _prepare(self) -> None:
-        """Before the first bytes are stored: clear a fresh writer's key, and turn a
-        committed object being continued into the start of a multipart upload."""
-        if self._fresh:
-            await self._clear_stored()
-            self._fresh = False
+        """Before the first bytes are stored: turn a committed object being continued into
+        the start of a multipart upload."""
         if self._base is not None:
             base, self._base = self._base, None
             if base.size < MIN_CHUNK_SIZE:
@@ -253,20 +257,29 @@ class S3Writer(FileWriter):
                 self._next_part = len(self._parts) + 1
 
     async def _clear_stored(self) -> None:
+        """Abort the key's other uploads and delete the pending objects of earlier writers."""
         uploads, pending = await asyncio.gather(
             self._bucket.list_uploads(self._key),
             self._bucket.list_all(self._layout.pending_prefix(self._key)),
         )
         stale = [u.upload_id for u in uploads if u.key == self._key]
         self._known_uploads.update(stale)
+        own = {o.key for o in self._pending}
         await asyncio.gather(
-            *(self._bucket.abort_upload(self._key, upload_id) for upload_id in stale),
-            self._bucket.delete_keys([o.key for o in pending]),
+            *(
+                self._bucket.abort_upload(self._key, upload_id)
+                for upload_id in stale
+                if upload_id != self._upload_id
+            ),
+            self._bucket.delete_keys([o.key for o in pending if o.key not in own]),
         )
 
     async def _ensure_upload(self) -> None:
         if self._upload_id is None:
-            self._upload_id = await self._bucket.create_upload(self._key, self._known_uploads)
+            # A fresh writer has not listed the key's uploads: create_upload then does, so that
+            # the uploads other writers had started are not taken for one whose answer was lost.
+            known = None if self._fresh else self._known_uploads
+            self._upload_id = await self._bucket.create_upload(self._key, known)
             self._known_uploads.add(self._upload_id)
 
     async def _take(self, size: int) -> bytes:
@@ -354,15 +367,6 @@ class S3Writer(FileWriter):
     async def _commit(self) -> None:
         if self._base is not None and not self._buffer:
             await self._discard(drop_upload=True)  # the committed object is the file
-            return
-        if self._fresh:
-            # Nothing stored yet, less than a part buffered: one PutObject, while the key's
-            # leftovers from earlier writers are cleared.
-            await asyncio.gather(
-                self._bucket.put(self._key, bytes(self._buffer)), self._clear_stored()
-            )
-            self._fresh = False
-            self._buffer.clear()
             return
         await self._prepare()
         if not self._parts:
