@@ -28,9 +28,10 @@ deletes.** It rests on five rules.
 4. *Uploads in progress.* A session's data lies outside ``blobs/`` until completion moves it
    there (keeping its modification time) and links it; a body whose digest came with it may
    instead be written at its place in ``blobs/`` (on stores where a move copies), invisible
-   until it is complete and then new. Data written after the cutoff is recent (rule 3). An idle session's saved hash state gives the digest its data becomes if completed
-   as it is (more data would make it recent): that digest is kept; a session without a usable
-   hash state keeps every blob of its size. Per repository the sessions are read before the
+   until it is complete and then new. Data written after the cutoff is recent (rule 3). An
+   idle session's saved hash state gives the digest its data becomes if completed as it is
+   (more data would make it recent): that digest is kept; a session without a usable hash
+   state keeps every blob of its size. Per repository the sessions are read before the
    layer links, and a completion moves, links, then removes the session: so either the
    collector saw the session, or the link it wrote was already there when the links were read.
    This is why the grace period need not exceed ``maintenance.uploadpurging.age``: how long a
