@@ -202,6 +202,21 @@ def _expected_files(item: Pushed) -> set[str]:
     return files
 
 
+def _assert_same_files(
+    wharf: dict[str, bytes], distribution: dict[str, bytes], content: list[Pushed], kind: str
+) -> None:
+    """Both registries stored exactly the files (or objects) Distribution's layout names for
+    ``content``, with the same bytes."""
+    expected: set[str] = set()
+    for item in content:
+        expected |= _expected_files(item)
+    assert set(distribution) == expected
+    assert sorted(set(wharf) - expected) == [], f"{kind} wharf writes that Distribution does not"
+    assert sorted(expected - set(wharf)) == [], f"{kind} Distribution writes that wharf does not"
+    for path, data in distribution.items():
+        assert wharf[path] == data, path
+
+
 def _hex(digest: str) -> str:
     return digest.removeprefix("sha256:")
 
@@ -216,14 +231,7 @@ def test_wharf_writes_the_files_distribution_writes(
     wharf = _tree(tmp_path / "wharf")
     distribution = _tree(tmp_path / "distribution")
 
-    expected: set[str] = set()
-    for item in content:
-        expected |= _expected_files(item)
-    assert set(distribution) == expected
-    assert sorted(set(wharf) - expected) == [], "files wharf writes that Distribution does not"
-    assert sorted(expected - set(wharf)) == [], "files Distribution writes that wharf does not"
-    for path, data in distribution.items():
-        assert wharf[path] == data, path
+    _assert_same_files(wharf, distribution, content, "files")
 
     # Every link holds "sha256:<hex>" with no newline: a tag's current link its manifest's
     # digest, every other link the digest its directory is named after.

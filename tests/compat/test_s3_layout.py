@@ -19,7 +19,7 @@ import pytest
 
 from tests.compat.test_layout import (
     Pushed,
-    _expected_files,
+    _assert_same_files,
     _push,
     _round_trip,
     content,
@@ -118,11 +118,4 @@ def test_wharf_writes_the_objects_distribution_writes(
     wharf = wharf_place.objects()
     distribution = reference_place.objects()
 
-    expected: set[str] = set()
-    for item in content:
-        expected |= _expected_files(item)
-    assert set(distribution) == expected
-    assert sorted(set(wharf) - expected) == [], "objects wharf writes that Distribution does not"
-    assert sorted(expected - set(wharf)) == [], "objects Distribution writes that wharf does not"
-    for key, data in distribution.items():
-        assert wharf[key] == data, key
+    _assert_same_files(wharf, distribution, content, "objects")
