@@ -1,6 +1,6 @@
 """Hashing and writing an upload body as it arrives.
 
-The body is copied into a few reusable, page-aligned batch buffers. A full batch goes to a
+The body is copied into a few reusable batch buffers. A full batch goes to a
 hashing thread and to the driver's writer concurrently, and its buffer returns to the ring
 when both are done, so neither the event loop nor the client waits for the other and memory
 stays bounded. Reusing the buffers matters more than it seems: a fresh megabyte per batch

@@ -103,8 +103,9 @@ _SYNC_FILE_RANGE_WRITE = 2
 _PAGE = 4096
 
 
-def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int) -> None:
-    """Append ``chunks`` (the file's size was ``offset``) and start writing them back.
+def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int, length: int) -> None:
+    """Append ``chunks``, ``length`` bytes at ``offset`` (the file's size), and start writing
+    them back.
 
     ``commit`` must fsync, and a client waits for that answer: writing each batch back while
     the rest of the body arrives leaves the fsync only the tail to wait for. Whole pages
@@ -113,7 +114,7 @@ def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int) -> None:
     if _sync_file_range is None:
         return
     start = offset - offset % _PAGE
-    end = offset + sum(_nbytes(chunk) for chunk in chunks)
+    end = offset + length
     end -= end % _PAGE
     if end > start:
         _sync_file_range(fd, start, end - start, _SYNC_FILE_RANGE_WRITE)
@@ -457,10 +458,10 @@ class _FsWriter(FileWriter):
             self._gathered += size
             self._size += size
             return
-        offset = self._size - self._gathered
+        offset, length = self._size - self._gathered, self._gathered + size
         fd, chunks, self._chunks, self._gathered = self._fd, self._chunks, [], 0
         chunks.append(data)
-        future = self._driver._run(_write_batch, fd, chunks, offset)
+        future = self._driver._run(_write_batch, fd, chunks, offset, length)
         try:
             # Shielded: a cancelled request must not close the descriptor under the thread
             # still writing to it.
