@@ -15,6 +15,7 @@ from tests.support.s3servers import S3Server
 from wharf.api.app import WharfApp
 from wharf.reference import Digest
 from wharf.storage import paths
+from wharf.storage.driver import PathNotFound
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.s3.layout import KeyLayout
 
@@ -250,6 +251,74 @@ async def test_resume_without_saved_hash_state(make_app: AppFactory) -> None:
         assert response.status_code == 202
         done = await c.put(start.headers["Location"], params={"digest": sha256(data)})
         assert done.status_code == 201, done.text
+
+
+async def _hash_state_offsets(app: WharfApp, name: str, upload_id: str) -> list[int]:
+    from wharf.reference import RepositoryName
+
+    states = paths.upload_hash_states_dir(RepositoryName(name), upload_id, "sha256")
+    try:
+        listed = await app.registry.driver.list(states)
+    except PathNotFound:
+        return []
+    return sorted(int(p.rpartition("/")[2]) for p in listed)
+
+
+async def test_each_patch_leaves_one_hash_state(make_app: AppFactory) -> None:
+    """The state a request resumed from is replaced by the one at the size it leaves."""
+    app = make_app()
+    data = os.urandom(900_000)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        start = await _start(c, "states")
+        upload_id, location = start.headers["Docker-Upload-UUID"], start.headers["Location"]
+        for first, end in ((0, 300_000), (300_000, 650_000), (650_000, 900_000)):
+            response = await c.patch(location, content=data[first:end])
+            assert response.status_code == 202, response.text
+            assert await _hash_state_offsets(app, "states", upload_id) == [end]
+        done = await c.put(location, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+        assert await _hash_state_offsets(app, "states", upload_id) == []
+
+
+async def test_resume_from_an_older_hash_state(make_app: AppFactory) -> None:
+    """Without a state at the session's size, the newest older one is caught up from the
+    data where the driver can read it, and completion hashes the whole blob where not."""
+    from wharf.reference import RepositoryName
+
+    app = make_app()
+    data = os.urandom(1_600_000)
+    repository = RepositoryName("older")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        start = await _start(c, "older")
+        upload_id, location = start.headers["Docker-Upload-UUID"], start.headers["Location"]
+        await c.patch(location, content=data[:500_000])
+        first_state = paths.upload_hash_state(repository, upload_id, "sha256", 500_000)
+        saved = await app.registry.driver.get_content(first_state)
+        await c.patch(location, content=data[500_000:1_100_000])
+        driver = app.registry.driver
+        await driver.delete(paths.upload_hash_state(repository, upload_id, "sha256", 1_100_000))
+        await driver.put_content(first_state, saved)
+        response = await c.patch(location, content=data[1_100_000:])
+        assert response.status_code == 202, response.text
+        done = await c.put(location, params={"digest": sha256(data)})
+        assert done.status_code == 201, done.text
+        assert (await c.get(f"/v2/older/blobs/{sha256(data)}")).content == data
+
+
+async def test_patch_to_unknown_session_stores_nothing(make_app: AppFactory) -> None:
+    from wharf.reference import RepositoryName
+
+    app = make_app()
+    upload_id = "00000000-0000-4000-8000-000000000000"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+        await push_blob(c, "ghost", b"the repository exists")
+        response = await c.patch(f"/v2/ghost/blobs/uploads/{upload_id}", content=b"lost bytes")
+        assert response.status_code == 404
+        assert error_codes(response) == ["BLOB_UPLOAD_UNKNOWN"]
+        status = await c.get(f"/v2/ghost/blobs/uploads/{upload_id}")
+        assert error_codes(status) == ["BLOB_UPLOAD_UNKNOWN"]
+    with pytest.raises(PathNotFound):
+        await app.registry.driver.stat(paths.upload_dir(RepositoryName("ghost"), upload_id))
 
 
 # -- a digest known before the body: written in place on S3 --------------------------------------

@@ -67,10 +67,18 @@ def parse_started_at(content: bytes) -> datetime | None:
 class UploadSession:
     """An open session: the writer appending to its data and the hash of what it holds."""
 
-    def __init__(self, upload_id: str, writer: FileWriter, hasher: Hasher | None) -> None:
+    def __init__(
+        self,
+        upload_id: str,
+        writer: FileWriter,
+        hasher: Hasher | None,
+        saved_states: tuple[int, ...] = (),
+    ) -> None:
         self.id = upload_id
         self.writer = writer
         self.hasher = hasher
+        #: Offsets of the hash states found in storage when the session was opened.
+        self.saved_states = saved_states
 
     @property
     def size(self) -> int:
@@ -115,18 +123,30 @@ class Uploads:
 
     async def size(self, upload_id: str) -> int:
         """Bytes received so far; BlobUploadUnknown for an unknown session."""
-        await self._require(upload_id)
-        writer = await self._writer(upload_id)
+        writer = await self._open_writer(upload_id)
         size = writer.size
         await writer.close()
         return size
 
-    async def _writer(self, upload_id: str) -> FileWriter:
-        # Uncommitted data is visible only through a writer (an S3 multipart upload has no
-        # object yet), so the size of a session is always asked of one.
+    async def _open_writer(self, upload_id: str) -> FileWriter:
+        """A writer appending to the session's data; BlobUploadUnknown for an unknown session.
+
+        Uncommitted data is visible only through a writer (an S3 multipart upload has no
+        object yet), so the size of a session is always asked of one. Opening one to append
+        changes nothing in storage, so it is opened while the session's existence is checked:
+        on S3 these are requests of their own, and every request to a session begins so.
+        """
+        self._check_id(upload_id)
         data_path = paths.upload_data(self.name, upload_id)
+        appending = asyncio.ensure_future(self.driver.writer(data_path, append=True))
         try:
-            return await self.driver.writer(data_path, append=True)
+            await self._require(upload_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await (await appending).close()
+            raise
+        try:
+            return await appending
         except PathNotFound:
             return await self.driver.writer(data_path, append=False)
 
@@ -140,45 +160,57 @@ class Uploads:
         return lock
 
     async def _open(self, upload_id: str, algorithm: str = _CANONICAL) -> UploadSession:
-        await self._require(upload_id)
-        writer = await self._writer(upload_id)
+        writer = await self._open_writer(upload_id)
         try:
-            hasher = await self._resume_hasher(upload_id, writer.size, algorithm)
+            hasher, saved_states = await self._resume_hasher(upload_id, writer.size, algorithm)
         except BaseException:
             await writer.close()
             raise
-        return UploadSession(upload_id, writer, hasher)
+        return UploadSession(upload_id, writer, hasher, saved_states)
 
-    async def _resume_hasher(self, upload_id: str, size: int, algorithm: str) -> Hasher | None:
+    async def _resume_hasher(
+        self, upload_id: str, size: int, algorithm: str
+    ) -> tuple[Hasher | None, tuple[int, ...]]:
         """The hash of the session's first ``size`` bytes, or None when it cannot be had
-        before the data is committed (it is then computed from storage at completion)."""
+        before the data is committed (it is then computed from storage at completion); and
+        the offsets of the hash states storage holds."""
         if not size:
-            return new_hasher(algorithm)
+            return new_hasher(algorithm), ()
+        # Each request saves the state at the size it leaves, so one read finds it. Listing
+        # is for a request that ended before saving it.
+        hasher = await self._load_hash_state(upload_id, size)
+        if hasher is not None:
+            return hasher, (size,)
         states_dir = paths.upload_hash_states_dir(self.name, upload_id, _CANONICAL)
-        offsets = sorted(
-            (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
-            reverse=True,
+        offsets = tuple(
+            sorted(
+                (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
+                reverse=True,
+            )
         )
-        hasher: Hasher | None = None
-        for offset in (o for o in offsets if o <= size):
-            with contextlib.suppress(PathNotFound):
-                state = await self.driver.get_content(
-                    paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
-                )
-                hasher = restore_hasher(_CANONICAL, state)
-                if hasher is not None and hasher.size == offset:
-                    break
-                hasher = None
+        for offset in (o for o in offsets if o < size):
+            hasher = await self._load_hash_state(upload_id, offset)
+            if hasher is not None:
+                break
         if hasher is None:
             hasher = new_hasher(_CANONICAL)
         if hasher.size < size:
-            # The last request ended before its hash state was saved: catch up from storage
-            # where the driver can read uncommitted data.
+            # Catch up from storage where the driver can read uncommitted data.
             try:
                 await self._hash_stored(upload_id, hasher, hasher.size, size)
             except (PathNotFound, InvalidOffset):
-                return None
-        return hasher
+                return None, offsets
+        return hasher, offsets
+
+    async def _load_hash_state(self, upload_id: str, offset: int) -> Hasher | None:
+        """The saved hash of the session's first ``offset`` bytes, if storage has it."""
+        path = paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
+        try:
+            state = await self.driver.get_content(path)
+        except PathNotFound:
+            return None
+        hasher = restore_hasher(_CANONICAL, state)
+        return hasher if hasher is not None and hasher.size == offset else None
 
     async def _list(self, path: str) -> list[str]:
         try:
@@ -193,20 +225,34 @@ class Uploads:
                 await loop.run_in_executor(self.executor, hasher.update, chunk)
 
     async def _save_hash_state(self, session: UploadSession) -> None:
+        """Save the hash at the session's new size and delete the states found at opening.
+
+        Both at once: with the writer closed at the new size, a state at an older offset is
+        never read again (the size of a session never goes back below what a request
+        stored). If the save fails after the deletes, the next request hashes the data
+        again from storage, or completion does.
+        """
         if session.hasher is None or session.hasher.algorithm != _CANONICAL:
             return
         state = session.hasher.state()
         if state is None:
             return
-        states_dir = paths.upload_hash_states_dir(self.name, session.id, _CANONICAL)
-        previous = [p for p in await self._list(states_dir) if _is_offset(p)]
-        await self.driver.put_content(
-            paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
+        await asyncio.gather(
+            self.driver.put_content(
+                paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
+            ),
+            *(
+                self._delete_hash_state(session.id, offset)
+                for offset in session.saved_states
+                if offset != session.size
+            ),
         )
-        for path in previous:
-            if int(_basename(path)) != session.size:
-                with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(path)
+
+    async def _delete_hash_state(self, upload_id: str, offset: int) -> None:
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(
+                paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
+            )
 
     # -- requests ---------------------------------------------------------------------------
 

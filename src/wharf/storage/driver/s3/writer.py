@@ -185,23 +185,25 @@ class S3Writer(FileWriter):
         if self._state != "open":
             return
         with self._errors():
-            await self._settle()
+            self._raise_failure()
             if self._fresh and (self._buffer or self._upload_id is not None):
                 await self._clear_stored()
                 self._fresh = False
+            tail = self._pending_size + len(self._buffer)
+            if self._buffer and tail >= MIN_CHUNK_SIZE:
+                # Sent while the earlier parts are still in flight: a request's last part
+                # starts when its body ends, not when the parts before it are done.
+                await self._send_part(tail)
+            await self._settle()
             if self._buffer:
-                if self._pending_size + len(self._buffer) >= MIN_CHUNK_SIZE:
-                    await self._send_part(self._pending_size + len(self._buffer))
-                    await self._settle()
-                else:
-                    await self._store_pending()
+                await self._store_pending()  # its offset is known once every part is
             await self._collect_garbage()
         self._state = "closed"
 
     async def commit(self) -> None:
         self._check("open")
         with self._errors():
-            await self._settle()
+            self._raise_failure()
             await self._commit()
         self._state = "committed"
 
@@ -369,7 +371,7 @@ class S3Writer(FileWriter):
             await self._discard(drop_upload=True)  # the committed object is the file
             return
         await self._prepare()
-        if not self._parts:
+        if self._next_part == 1:  # no part sent, by this writer or before it
             data = await self._take(self._pending_size + len(self._buffer))
             await self._bucket.put(self._key, data)
             await self._discard(drop_upload=True)
@@ -377,7 +379,7 @@ class S3Writer(FileWriter):
         tail = self._pending_size + len(self._buffer)
         if tail:
             await self._send_part(tail)
-            await self._settle()
+        await self._settle()
         assert self._upload_id is not None
         parts = sorted(self._parts, key=lambda p: p.number)
         await self._bucket.complete_upload(self._key, self._upload_id, parts, self._size)
