@@ -30,6 +30,16 @@ async def test_filesystem(tmp_path: Path) -> None:
     await driver.close()
 
 
+@pytest.mark.parametrize(("value", "expected"), [(False, False), ("false", False), ("True", True)])
+async def test_filesystem_direct_writes(tmp_path: Path, value: object, expected: bool) -> None:
+    config = StorageConfig("filesystem", {"rootdirectory": str(tmp_path), "directwrites": value})
+    driver = create_driver(config)
+    assert isinstance(driver, CheckedDriver)
+    assert isinstance(driver.inner, FilesystemDriver)
+    assert driver.inner.direct_writes is expected
+    await driver.close()
+
+
 async def test_filesystem_default_root() -> None:
     driver = create_driver(StorageConfig("filesystem", {}))
     assert isinstance(driver, CheckedDriver)
@@ -53,6 +63,7 @@ def test_unknown_driver() -> None:
         ("filesystem", {"maxthreads": 0}, "maxthreads must be a positive integer"),
         ("filesystem", {"maxthreads": True}, "maxthreads must be a positive integer"),
         ("filesystem", {"maxthreads": "many"}, "maxthreads must be a positive integer"),
+        ("filesystem", {"directwrites": "maybe"}, "directwrites must be true or false"),
     ],
 )
 def test_bad_parameters(driver: str, parameters: dict[str, Any], message: str) -> None:

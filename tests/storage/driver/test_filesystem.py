@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
 import subprocess
@@ -216,11 +217,14 @@ def test_page_cache_probe_on_a_real_file(tmp_path: Path) -> None:
 
 
 async def test_written_batches_are_sent_to_the_disk_before_commit(
-    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each batch's whole pages are handed to writeback as soon as they are written, so the
-    fsync of ``commit`` has only the tail left; the last, partial page is not."""
+    fsync of ``commit`` has only the tail left; the last, partial page is not. (Buffered
+    writes: a batch in an aligned buffer could otherwise go to the disk directly.)"""
     from wharf.storage.driver import filesystem
+
+    driver = FilesystemDriver(str(tmp_path / "r"), directwrites=False)
 
     real = filesystem._sync_file_range
     if real is None:
@@ -239,3 +243,68 @@ async def test_written_batches_are_sent_to_the_disk_before_commit(
     await writer.commit()
     assert ranges == [(0, 1 << 20), (1 << 20, 2 << 20)]
     assert await driver.get_content("/blob") == first + second
+    await driver.close()
+
+
+def _aligned(data: bytes) -> memoryview:
+    """``data`` in a page-aligned buffer, as the upload pipeline hands batches over."""
+    buffer = mmap.mmap(-1, len(data))
+    buffer[:] = data
+    return memoryview(buffer)
+
+
+def _direct_io_supported(directory: Path) -> bool:
+    try:
+        fd = os.open(directory / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT)
+    except (OSError, AttributeError):
+        return False
+    os.close(fd)
+    return True
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_direct_and_buffered_writes_make_the_same_file(tmp_path: Path, direct: bool) -> None:
+    """Aligned batches may bypass the page cache; unaligned offsets, unaligned buffers and
+    small writes take it; a resumed writer continues at an unaligned size. The bytes are the
+    same whichever way each write went."""
+    driver = FilesystemDriver(str(tmp_path / "r"), directwrites=direct)
+    mib = 1 << 20
+    pieces = [random_bytes(n) for n in (mib, mib, 1000, mib, 300_000, 2 * mib + 5)]
+    writer = await driver.writer("/blob")
+    await writer.write(_aligned(pieces[0]))
+    await writer.write(_aligned(pieces[1]))
+    await writer.write(pieces[2])  # gathered, then the file's size is unaligned
+    await writer.close()
+    writer = await driver.writer("/blob", append=True)
+    await writer.write(_aligned(pieces[3]))  # aligned buffer at an unaligned offset
+    await writer.write(pieces[4])
+    await writer.write(memoryview(pieces[5])[1:])  # unaligned buffer
+    await writer.commit()
+    expected = b"".join(pieces[:5]) + pieces[5][1:]
+    assert await driver.get_content("/blob") == expected
+    await driver.close()
+
+
+@pytest.mark.parametrize("direct", [True, False])
+async def test_direct_writes_leave_the_page_cache_alone(tmp_path: Path, direct: bool) -> None:
+    from wharf.storage.driver.filesystem import _cached
+
+    if not _direct_io_supported(tmp_path):
+        pytest.skip("the file system of the temporary directory has no direct I/O")
+    driver = FilesystemDriver(str(tmp_path / "r"), directwrites=direct)
+    content = random_bytes(4 << 20)
+    writer = await driver.writer("/blob")
+    for start in range(0, len(content), 1 << 20):
+        await writer.write(_aligned(content[start : start + (1 << 20)]))
+    await writer.commit()
+    fd = os.open(tmp_path / "r" / "blob", os.O_RDONLY)
+    try:
+        if not direct:
+            assert _cached(fd, 0) in (True, False)  # False only without RWF_NOWAIT support
+        else:
+            assert _cached(fd, 0) is False
+            assert _cached(fd, (4 << 20) - 4096) is False
+    finally:
+        os.close(fd)
+    assert await driver.get_content("/blob") == content
+    await driver.close()

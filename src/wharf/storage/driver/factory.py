@@ -48,7 +48,7 @@ def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
 
 
 def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
-    check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads"})
+    check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads", "directwrites"})
     root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
     if not isinstance(root, str) or not root:
         raise ValueError(
@@ -62,7 +62,14 @@ def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
         raise ValueError(
             f"storage driver 'filesystem': maxthreads must be a positive integer, not {threads!r}"
         )
-    return FilesystemDriver(root, maxthreads=threads)
+    direct = parameters.get("directwrites", True)
+    if isinstance(direct, str) and direct.strip().lower() in ("true", "false"):
+        direct = direct.strip().lower() == "true"
+    if not isinstance(direct, bool):
+        raise ValueError(
+            f"storage driver 'filesystem': directwrites must be true or false, not {direct!r}"
+        )
+    return FilesystemDriver(root, maxthreads=threads, directwrites=direct)
 
 
 _FACTORIES: dict[str, DriverFactory] = {

@@ -17,6 +17,14 @@ Crash safety:
   temporaries, ``lost+found``, ...).
 - ``writer`` appends to the target file itself (``O_APPEND``), as Distribution does, so an
   interrupted upload can be resumed by another process; ``commit`` fsyncs it.
+- Large writes from page-aligned buffers at block-aligned offsets (the upload pipeline's
+  batches) go to the disk with ``O_DIRECT`` (``directwrites``, on by default). ``commit``
+  fsyncs anyway, so the disk has to take those bytes before the client hears of success;
+  going direct skips the copy into the page cache, which is the largest cost of a push
+  (measured on a 2-core VM: 0.1 CPU s/GB direct, 0.3-2.8 through the page cache), and keeps
+  a burst of uploads from evicting what is being pulled. The price is that the first pull of
+  a blob just pushed reads it from the disk. Everything else, and every file system without
+  direct I/O, goes through the page cache, with writeback started batch by batch.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import os
 import re
 import secrets
@@ -62,6 +71,11 @@ _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 # A write of this size or more goes straight to the file, uncopied.
 _GATHER_BYTES = 1 << 20
 _GATHER_CHUNKS = 256  # well below IOV_MAX (1024)
+# Writes of this size or more, at block-aligned offsets from block-aligned buffers, go to the
+# disk directly (O_DIRECT) rather than through the page cache: see ``FilesystemDriver``.
+_DIRECT_MIN = 256 << 10
+_DIRECT_ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 _MISSING = (FileNotFoundError, NotADirectoryError)
 _sync = getattr(os, "fdatasync", os.fsync)
 
@@ -103,7 +117,7 @@ _SYNC_FILE_RANGE_WRITE = 2
 _PAGE = 4096
 
 
-def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int, length: int) -> None:
+def _write_buffered(fd: int, chunks: Sequence[_Buffer], offset: int, length: int) -> None:
     """Append ``chunks``, ``length`` bytes at ``offset`` (the file's size), and start writing
     them back.
 
@@ -118,6 +132,39 @@ def _write_batch(fd: int, chunks: Sequence[_Buffer], offset: int, length: int) -
     end -= end % _PAGE
     if end > start:
         _sync_file_range(fd, start, end - start, _SYNC_FILE_RANGE_WRITE)
+
+
+def _write_direct(direct_fd: int, offset: int, data: _Buffer) -> int:
+    """Write the block-aligned head of ``data`` through ``direct_fd`` when the file offset
+    and the buffer allow it; the bytes written (0 when they do not)."""
+    view = memoryview(data).cast("B")
+    aligned = len(view) - len(view) % _DIRECT_ALIGN
+    if offset % _DIRECT_ALIGN or not aligned:
+        return 0
+    done = 0
+    try:
+        while done < aligned:
+            done += os.write(direct_fd, view[done:aligned])
+    except OSError as exc:
+        # EINVAL: the buffer's address is not aligned (or the file system refuses direct
+        # I/O after all); the page cache takes the rest.
+        if exc.errno != errno.EINVAL:
+            raise
+    return done
+
+
+def _write_batch(
+    fd: int, direct_fd: int | None, chunks: Sequence[_Buffer], offset: int, length: int
+) -> None:
+    """Append ``chunks``, ``length`` bytes at ``offset``: a single large batch directly when
+    the writer has a direct descriptor and alignment allows, the rest through the page
+    cache."""
+    if direct_fd is None or len(chunks) != 1 or _nbytes(chunks[0]) < _DIRECT_MIN:
+        _write_buffered(fd, chunks, offset, length)
+        return
+    done = _write_direct(direct_fd, offset, chunks[0])
+    if done < _nbytes(chunks[0]):
+        _write_buffered(fd, (memoryview(chunks[0]).cast("B")[done:],), offset + done, length - done)
 
 
 def _open_creating(full: str, flags: int) -> int:
@@ -168,10 +215,15 @@ def _pread_rest(fd: int, position: int) -> bytes:
     return os.pread(fd, max(os.fstat(fd).st_size - position, 0), position)
 
 
-def _open_writer(full: str, append: bool) -> tuple[int, int]:
+def _open_writer(full: str, append: bool, direct: bool) -> tuple[int, int | None, int]:
     flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
     fd = os.open(full, flags) if append else _open_creating(full, flags | os.O_CREAT | os.O_TRUNC)
-    return fd, os.fstat(fd).st_size
+    direct_fd = None
+    if direct:
+        # A file system without direct I/O (tmpfs on older kernels, FUSE, ...) refuses it.
+        with contextlib.suppress(OSError):
+            direct_fd = os.open(full, flags | _O_DIRECT)
+    return fd, direct_fd, os.fstat(fd).st_size
 
 
 def _flush_close(fd: int, chunks: Sequence[_Buffer], sync: bool) -> None:
@@ -267,11 +319,13 @@ class FilesystemDriver(StorageDriver):
         rootdirectory: str = DEFAULT_ROOT_DIRECTORY,
         *,
         maxthreads: int = DEFAULT_MAX_THREADS,
+        directwrites: bool = True,
     ) -> None:
         # Absolute now, so that a later chdir cannot move the registry's data.
         self.root = os.path.abspath(rootdirectory)
         self._prefix = self.root.rstrip("/")
         self._executor = ThreadPoolExecutor(maxthreads, thread_name_prefix="wharf-fs")
+        self.direct_writes = directwrites and bool(_O_DIRECT)
         self._closed = False
 
     def full_path(self, path: str) -> str:
@@ -307,12 +361,12 @@ class FilesystemDriver(StorageDriver):
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         full = self.full_path(path)
         try:
-            fd, size = await self._run(_open_writer, full, append)
+            fd, direct_fd, size = await self._run(_open_writer, full, append, self.direct_writes)
         except _MISSING as exc:
             if not append:
                 raise
             raise PathNotFound(path) from exc
-        return _FsWriter(self, path, full, fd, size)
+        return _FsWriter(self, path, full, fd, direct_fd, size)
 
     async def stat(self, path: str) -> FileInfo:
         try:
@@ -425,11 +479,20 @@ class _FsReader(FileReader):
 
 
 class _FsWriter(FileWriter):
-    def __init__(self, driver: FilesystemDriver, path: str, full: str, fd: int, size: int) -> None:
+    def __init__(
+        self,
+        driver: FilesystemDriver,
+        path: str,
+        full: str,
+        fd: int,
+        direct_fd: int | None,
+        size: int,
+    ) -> None:
         self._driver = driver
         self._path = path
         self._full = full
         self._fd: int | None = fd
+        self._direct_fd = direct_fd
         self._size = size
         self._chunks: list[_Buffer] = []
         self._gathered = 0
@@ -444,7 +507,14 @@ class _FsWriter(FileWriter):
             raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
         fd, chunks = self._fd, self._chunks
         self._state, self._fd, self._chunks, self._gathered = state, None, [], 0
+        self._close_direct()
         return fd, chunks
+
+    def _close_direct(self) -> None:
+        # Nothing is ever buffered behind a direct descriptor: closing it cannot wait.
+        if self._direct_fd is not None:
+            os.close(self._direct_fd)
+            self._direct_fd = None
 
     async def write(self, data: _Buffer) -> None:
         if self._state != "open" or self._fd is None:
@@ -461,16 +531,19 @@ class _FsWriter(FileWriter):
         offset, length = self._size - self._gathered, self._gathered + size
         fd, chunks, self._chunks, self._gathered = self._fd, self._chunks, [], 0
         chunks.append(data)
-        future = self._driver._run(_write_batch, fd, chunks, offset, length)
+        future = self._driver._run(_write_batch, fd, self._direct_fd, chunks, offset, length)
         try:
-            # Shielded: a cancelled request must not close the descriptor under the thread
-            # still writing to it.
+            # Shielded: a cancelled request must not close the descriptors under the thread
+            # still writing to them.
             await asyncio.shield(future)
         except BaseException:
             # The file now holds an unknown part of the batch: this writer cannot go on, and
             # a writer opened with append=True will find the true size.
             self._fd, self._state = None, "failed"
             _close_when_done(future, fd)
+            if self._direct_fd is not None:
+                _close_when_done(future, self._direct_fd)
+                self._direct_fd = None
             raise
         self._size += size
 
