@@ -80,6 +80,15 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def _http_server() -> str:
+    from wharf.config.model import HTTPConfig
+
+    # The benchmark's wharf runs on its defaults unless the environment overrides them.
+    chosen = os.environ.get("REGISTRY_HTTP_SERVER", HTTPConfig().server)
+    libraries = ("uvicorn", "httptools", "uvloop") if chosen == "uvicorn" else ("granian", "uvloop")
+    return f"{chosen} ({', '.join(f'{name} {_version(name)}' for name in libraries)})"
+
+
 def describe() -> list[tuple[str, str]]:
     load = os.getloadavg()
     return [
@@ -90,7 +99,7 @@ def describe() -> list[tuple[str, str]]:
         ("OS", platform.freedesktop_os_release().get("PRETTY_NAME", "?")),
         ("Python", sys.version.split()[0]),
         ("wharf", _version("wharf")),
-        ("granian / uvloop", f"{_version('granian')} / {_version('uvloop')}"),
+        ("wharf's HTTP server", _http_server()),
         ("docker-registry", _first_line(["docker-registry", "--version"])),
         ("wrk", _first_line(["wrk", "--version"])),
         ("skopeo", _first_line(["skopeo", "--version"])),

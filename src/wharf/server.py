@@ -286,6 +286,8 @@ def _default_stop_signals() -> None:
 def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
     import uvicorn
 
+    from wharf.uvicorn_http import LimitedHttpToolsProtocol
+
     where = listener(config)
     tls = config.http.tls
     options: dict[str, Any] = {}
@@ -306,7 +308,7 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
         factory=True,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=LimitedHttpToolsProtocol,  # httptools, with limits on the request head
         ws="none",
         lifespan="on",
         log_config=logging_config(config.log),
