@@ -184,7 +184,8 @@ def test_serve_warns_about_unknown_keys_and_forces_one_inmemory_worker(tmp_path:
 
 
 @pytest.mark.server
-def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["granian", "uvicorn"])
+def test_a_port_in_use_is_one_error_line(tmp_path: Path, server: str) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -192,6 +193,7 @@ def test_a_port_in_use_is_one_error_line(tmp_path: Path) -> None:
         result = wharf_command(
             "serve",
             cwd=tmp_path,
+            REGISTRY_HTTP_SERVER=server,
             REGISTRY_HTTP_ADDR=f"127.0.0.1:{port}",
             REGISTRY_STORAGE="inmemory",
             REGISTRY_HTTP_SECRET="secret",

@@ -1,4 +1,9 @@
-"""Run the ASGI app under granian (default) or uvicorn, one app per worker process.
+"""Run the ASGI app under uvicorn (default) or granian, one app per worker process.
+
+uvicorn with httptools is the default by measurement (bench/FINDINGS.md §7): on the same app
+it served manifests and tag lists as fast or faster, and took request bodies sent in chunked
+transfer encoding (how docker, podman and skopeo stream layers) at a third of granian's CPU
+per byte. granian adds HTTP/2.
 
 Worker processes build their own app from the same configuration. Before the workers start,
 the parent exports (and the workers inherit, together with every ``REGISTRY_*`` override):
@@ -289,6 +294,7 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
     from wharf.uvicorn_http import LimitedHttpToolsProtocol
 
     where = listener(config)
+    _check_bindable(where)
     tls = config.http.tls
     options: dict[str, Any] = {}
     if where.uds is not None:
@@ -320,6 +326,22 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
         timeout_graceful_shutdown=_drain_seconds(config),
         **options,
     )
+
+
+def _check_bindable(where: Listener) -> None:
+    """ListenError when the TCP address cannot be bound: uvicorn would report it with log
+    lines of its own and exit status 3, after starting its workers."""
+    if where.uds is not None:
+        return
+    host = where.host or "0.0.0.0"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As uvicorn binds: an address in TIME_WAIT is no obstacle, one listened on is.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, where.port))
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
 
 
 _TLS_VERSIONS = {

@@ -28,7 +28,7 @@ from wharf.api.token import token_route
 from wharf.api.upload_state import UploadStateSigner
 from wharf.auth.factory import create_auth
 from wharf.config import Config
-from wharf.errors import NameInvalid, RegistryError, Unknown, Unsupported
+from wharf.errors import NameInvalid, RegistryError, Unavailable, Unknown, Unsupported
 from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
@@ -120,6 +120,15 @@ class WharfApp:
         except RegistryError as error:
             response = error_response(error)
         except ClientDisconnected:
+            return
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running past http.draintimeout (granian ends
+            # the worker instead). The client hears that the registry is stopping rather
+            # than of an internal error; what the request stored stays, and an upload
+            # resumes on the next start.
+            response = error_response(Unavailable(message="the registry is stopping"))
+            with contextlib.suppress(Exception):
+                await response.send(send, head=head, extra=self._extra_headers)
             return
         except DriverError as error:
             log.error("storage error on %s %s: %s", scope["method"], path, error)
