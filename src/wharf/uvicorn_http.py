@@ -34,11 +34,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refused:
             return
         super().data_received(data)
-        if self._in_head:
-            self._head_bytes += len(data)
-        if self._in_head and (
-            self._head_bytes > MAX_HEAD_BYTES or self._head_fields > MAX_HEADER_FIELDS
-        ):
+        if not self._in_head:
+            return
+        self._head_bytes += len(data)
+        if self._head_bytes > MAX_HEAD_BYTES or self._head_fields > MAX_HEADER_FIELDS:
             self._refused = True
             self.transport.write(_TOO_LARGE)
             self.transport.close()
