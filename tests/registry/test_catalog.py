@@ -8,15 +8,19 @@ import pytest
 
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.cache import RegistryCache
-from wharf.registry.catalog import _WALK_CONCURRENCY, CATALOG_KEY, Catalog
+from wharf.registry.catalog import CATALOG_KEY, Catalog
 from wharf.registry.generations import Generations
+from wharf.registry.repository_walk import BATCH, BATCHES_AT_ONCE
 from wharf.storage import paths
 from wharf.storage.driver import DriverError
+from wharf.storage.driver.base import _LIST_MANY_AT_ONCE
 from wharf.storage.driver.inmemory import InMemoryDriver
 
 pytestmark = pytest.mark.asyncio
 
 ZERO = Digest("sha256", "0" * 64)
+#: More repositories than one batch lists.
+REPOSITORIES = 3 * BATCH // 2
 
 
 class SlowListing(InMemoryDriver):
@@ -50,7 +54,7 @@ async def _repository(driver: InMemoryDriver, name: str) -> None:
 @pytest.fixture
 async def driver() -> SlowListing:
     driver = SlowListing()
-    for index in range(3 * _WALK_CONCURRENCY):
+    for index in range(REPOSITORIES):
         await _repository(driver, f"team{index % 3}/app{index:03d}")
     await _repository(driver, "team0/app000/nested")
     return driver
@@ -65,10 +69,10 @@ async def test_walk_finds_every_repository_with_bounded_listing(
     driver: SlowListing, catalog: Catalog
 ) -> None:
     names = await catalog.walk()
-    assert len(names) == 3 * _WALK_CONCURRENCY + 1
+    assert len(names) == REPOSITORIES + 1
     assert names == sorted(names)
     assert "team0/app000/nested" in names
-    assert driver.most_running <= _WALK_CONCURRENCY
+    assert driver.most_running <= BATCHES_AT_ONCE * _LIST_MANY_AT_ONCE
     assert driver.most_running > 1  # and in parallel
 
 
@@ -77,7 +81,7 @@ async def test_concurrent_misses_share_one_walk(driver: SlowListing, catalog: Ca
     one_walk = driver.calls
     results = await asyncio.gather(*(catalog.all() for _ in range(8)))
     assert all(result == results[0] for result in results)
-    assert len(results[0]) == 3 * _WALK_CONCURRENCY + 1
+    assert len(results[0]) == REPOSITORIES + 1
     assert driver.calls == 2 * one_walk
     await catalog.all()
     assert driver.calls == 2 * one_walk  # the cache answered
@@ -92,7 +96,7 @@ async def test_a_cancelled_caller_leaves_the_walk_to_the_others(
     first.cancel()
     names = await second
     assert first.cancelled()
-    assert len(names) == 3 * _WALK_CONCURRENCY + 1
+    assert len(names) == REPOSITORIES + 1
 
 
 async def test_a_walk_whose_only_caller_went_away_goes_on(
@@ -105,7 +109,7 @@ async def test_a_walk_whose_only_caller_went_away_goes_on(
     assert driver.running > 0
     lone.cancel()
     # Joins the walk still under way (or reads what it cached): the tree is listed once.
-    assert len(await catalog.all()) == 3 * _WALK_CONCURRENCY + 1
+    assert len(await catalog.all()) == REPOSITORIES + 1
     assert lone.cancelled()
     assert driver.calls == 2 * one_walk
 
@@ -126,4 +130,4 @@ async def test_a_failed_walk_fails_its_waiters_and_is_retried(
     assert all(isinstance(result, DriverError) for result in results)
     assert driver.running == 0
     driver.fail = False
-    assert len(await catalog.all()) == 3 * _WALK_CONCURRENCY + 1
+    assert len(await catalog.all()) == REPOSITORIES + 1

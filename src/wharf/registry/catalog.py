@@ -3,12 +3,12 @@
 A directory is a repository when it holds ``_layers`` or ``_manifests`` (Distribution lists a
 repository once it has ``_layers``); other ``_``-prefixed directories are never descended.
 
-A walk lists every directory of the tree, so it is expensive (about a CPU second for 10,000
-repositories on a filesystem) and is done once per change token in each process: requests
-that miss the cache while a walk is under way wait for that walk instead of starting their
-own. The walk runs as a task of its own, so a request that goes away does not stop it for
-the others waiting, and it lists with a fixed number of workers, so its memory does not grow
-with the number of directories.
+A walk lists every directory of the tree (``repository_walk``), so it is the expensive part
+(0.1-0.2 s for 10,000 repositories on a filesystem whose directories are cached, several
+times that when they must be read from the disk) and is done once per change token in each
+process: requests that miss the cache while a walk is under way wait for that walk instead of
+starting their own. The walk runs as a task of its own, so a request that goes away does not
+stop it for the others waiting.
 """
 
 from __future__ import annotations
@@ -18,16 +18,14 @@ import bisect
 
 from wharf.registry.cache import RegistryCache
 from wharf.registry.generations import Token
-from wharf.storage import paths
-from wharf.storage.driver import PathNotFound, StorageDriver
+from wharf.registry.repository_walk import find_repositories
+from wharf.storage.driver import StorageDriver
 
 __all__ = ["CATALOG_KEY", "Catalog"]
 
 #: The change-token key of the repository list (not a valid repository name).
 CATALOG_KEY = "_catalog"
 _MARKERS = ("_layers", "_manifests")
-#: Directories listed at once: enough to keep S3 round trips overlapping.
-_WALK_CONCURRENCY = 32
 
 
 class Catalog:
@@ -72,44 +70,4 @@ class Catalog:
 
     async def walk(self) -> list[str]:
         """Every repository, read from storage now (no cache)."""
-        root = paths.repositories_dir()
-        found: list[str] = []
-        # Depth first: the directories waiting are the siblings along one path, not a level.
-        waiting: asyncio.LifoQueue[str] = asyncio.LifoQueue()
-        waiting.put_nowait(root)
-        failures: list[BaseException] = []
-
-        async def visit(directory: str) -> None:
-            try:
-                children = await self.driver.list(directory)
-            except PathNotFound:
-                return
-            names = {child.rpartition("/")[2]: child for child in children}
-            if any(marker in names for marker in _MARKERS):
-                found.append(directory[len(root) + 1 :])
-            for name, path in names.items():
-                if not name.startswith("_"):
-                    waiting.put_nowait(path)
-
-        async def work() -> None:
-            while True:
-                directory = await waiting.get()
-                try:
-                    if not failures:
-                        await visit(directory)
-                except Exception as error:
-                    failures.append(error)  # the rest is only drained: the walk has failed
-                finally:
-                    waiting.task_done()
-
-        workers = [asyncio.create_task(work()) for _ in range(_WALK_CONCURRENCY)]
-        try:
-            await waiting.join()
-        finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-        if failures:
-            raise failures[0]
-        found.sort()
-        return found
+        return await find_repositories(self.driver, _MARKERS)

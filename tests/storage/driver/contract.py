@@ -102,6 +102,7 @@ class DriverContract(TreeContract):
             calls += [
                 lambda: driver.stat(path),
                 lambda: driver.list(path),
+                lambda: driver.list_many(["/valid", path]),
                 lambda: _drain(driver, path),
             ]
         for call in calls:

@@ -47,6 +47,21 @@ class TreeContract(ContractSettings):
         with pytest.raises(PathNotFound):
             await driver.list("/r/a")  # a file
 
+    async def test_list_many(self, driver: StorageDriver) -> None:
+        for path in ("/r/a", "/r/b/c", "/r/b/d/e", "/r/bc", "/rr/x"):
+            await driver.put_content(path, b"x")
+        directories = ["/r/b", "/r/missing", "/r", "/r/a", "/r/b/d", "/"]
+        listed = await driver.list_many(directories)
+        assert [sorted(children) if children is not None else None for children in listed] == [
+            ["/r/b/c", "/r/b/d"],
+            None,
+            ["/r/a", "/r/b", "/r/bc"],
+            None,  # a file, as ``list`` finds nothing there
+            ["/r/b/d/e"],
+            ["/r", "/rr"],
+        ]
+        assert await driver.list_many([]) == []
+
     async def test_walk(self, driver: StorageDriver) -> None:
         files = {"/r/a": 1, "/r/b/c": 2, "/r/b/d/e": 3, "/r/b/d/f": 4, "/r/bc": 5, "/r/z/y": 6}
         for path, size in files.items():

@@ -18,6 +18,7 @@ from datetime import datetime
 from wharf.errors import RegistryError
 from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry.gc.safety import PendingUploads, read_pending_uploads
+from wharf.registry.repository_walk import find_repositories
 from wharf.storage import paths
 from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
 
@@ -54,25 +55,10 @@ class BlobEntry:
 
 async def walk_repositories(driver: StorageDriver) -> list[RepositoryName]:
     """Every repository, read from storage now."""
-    root = paths.repositories_dir()
     found: list[RepositoryName] = []
-    semaphore = asyncio.Semaphore(_CONCURRENCY)
-
-    async def visit(directory: str) -> None:
-        async with semaphore:
-            try:
-                children = await driver.list(directory)
-            except PathNotFound:
-                return
-        names = {child.rpartition("/")[2]: child for child in children}
-        if directory != root and any(marker in names for marker in _MARKERS):
-            with contextlib.suppress(RegistryError):
-                found.append(RepositoryName(directory[len(root) + 1 :]))
-        await asyncio.gather(
-            *(visit(path) for name, path in names.items() if not name.startswith("_"))
-        )
-
-    await visit(root)
+    for directory in await find_repositories(driver, _MARKERS):
+        with contextlib.suppress(RegistryError):
+            found.append(RepositoryName(directory))
     return sorted(found, key=lambda name: name.value)
 
 

@@ -14,6 +14,7 @@ Driver errors:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +28,7 @@ __all__ = [
     "FileWriter",
     "InvalidOffset",
     "InvalidPath",
+    "Listings",
     "PathNotFound",
     "StorageDriver",
     "UnsupportedMethod",
@@ -34,6 +36,12 @@ __all__ = [
 ]
 
 _PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
+
+
+#: Directories the default ``list_many`` lists at once.
+_LIST_MANY_AT_ONCE = 8
+#: ``list_many``'s answer: each directory's children, or None where there are none.
+Listings = list[list[str] | None]
 
 
 class DriverError(Exception):
@@ -170,6 +178,21 @@ class StorageDriver(ABC):
     @abstractmethod
     async def list(self, path: str) -> list[str]:
         """Full paths of the direct children of a directory; PathNotFound when empty."""
+
+    async def list_many(self, directories: Sequence[str]) -> Listings:
+        """``list`` of each directory, in order, None where ``list`` finds nothing. Drivers
+        whose ``list`` is a blocking call list the whole batch in one call; here a few at a
+        time, so that a batch does not take every connection of a network store."""
+        slots = asyncio.Semaphore(_LIST_MANY_AT_ONCE)
+
+        async def one(directory: str) -> list[str] | None:
+            async with slots:
+                try:
+                    return await self.list(directory)
+                except PathNotFound:
+                    return None
+
+        return list(await asyncio.gather(*(one(directory) for directory in directories)))
 
     @abstractmethod
     async def move(self, source: str, destination: str) -> None:

@@ -21,6 +21,7 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidPath,
+    Listings,
     PathNotFound,
     StorageDriver,
     check_path,
@@ -119,6 +120,13 @@ class CheckedDriver(StorageDriver):
         self._check(path, allow_root=True)
         with _Translate(self.name, "list", path, self.observe):
             return await self.inner.list(path)
+
+    async def list_many(self, directories: Sequence[str]) -> Listings:
+        for directory in directories:
+            self._check(directory, allow_root=True)
+        where = directories[0] if len(directories) == 1 else f"{len(directories)} directories"
+        with _Translate(self.name, "list_many", where, self.observe):
+            return await self.inner.list_many(directories)
 
     async def move(self, source: str, destination: str) -> None:
         self._check(source)

@@ -50,6 +50,7 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidOffset,
+    Listings,
     PathNotFound,
     StorageDriver,
 )
@@ -272,6 +273,16 @@ def _names(full: str) -> list[str]:
         return sorted(entry.name for entry in iterator if _NAME_RE.fullmatch(entry.name))
 
 
+def _names_of_each(fulls: list[str]) -> Listings:
+    listed: list[list[str] | None] = []
+    for full in fulls:
+        try:
+            listed.append(_names(full))
+        except _MISSING:
+            listed.append(None)
+    return listed
+
+
 def _move(source: str, destination: str) -> None:
     try:
         os.replace(source, destination)
@@ -386,6 +397,17 @@ class FilesystemDriver(StorageDriver):
             raise PathNotFound(path) from exc
         prefix = "/" if path == "/" else path + "/"
         return [prefix + name for name in names]
+
+    async def list_many(self, directories: Sequence[str]) -> Listings:
+        fulls = [self.full_path(directory) for directory in directories]
+        listed = await self._run(_names_of_each, fulls)
+        for index, (directory, names) in enumerate(zip(directories, listed, strict=True)):
+            if names is not None:
+                prefix = "/" if directory == "/" else directory + "/"
+                listed[index] = [prefix + name for name in names]
+            elif directory == "/":
+                listed[index] = []  # as ``list``: a registry that has stored nothing yet
+        return listed
 
     async def move(self, source: str, destination: str) -> None:
         try:
