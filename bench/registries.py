@@ -115,7 +115,8 @@ class Target:
     def serving_pids(self) -> list[int]:
         """The processes that serve requests: wharf's workers, or docker-registry itself."""
         if self.name == WHARF:
-            return children(self.main_pid) or [self.main_pid]
+            workers = [pid for pid in children(self.main_pid) if not _is_resource_tracker(pid)]
+            return workers or [self.main_pid]
         return [self.main_pid]
 
     def all_pids(self) -> list[int]:
@@ -123,6 +124,15 @@ class Target:
 
     def stop(self) -> None:
         self.server.cleanup()
+
+
+def _is_resource_tracker(pid: int) -> bool:
+    """multiprocessing's helper that uvicorn's spawned workers bring along: serves nothing."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"multiprocessing.resource_tracker" in cmdline.read()
+    except OSError:
+        return False
 
 
 def start_wharf(store: Store, workers: int) -> Target:

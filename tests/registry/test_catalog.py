@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -10,6 +11,7 @@ from wharf.reference import Digest, RepositoryName
 from wharf.registry.cache import RegistryCache
 from wharf.registry.catalog import CATALOG_KEY, Catalog
 from wharf.registry.generations import Generations
+from wharf.registry.namespace import Registry
 from wharf.registry.repository_walk import BATCH, BATCHES_AT_ONCE
 from wharf.storage import paths
 from wharf.storage.driver import DriverError
@@ -131,3 +133,26 @@ async def test_a_failed_walk_fails_its_waiters_and_is_retried(
     assert driver.running == 0
     driver.fail = False
     assert len(await catalog.all()) == REPOSITORIES + 1
+
+
+async def test_a_write_changes_the_catalog_token_only_for_a_repository_it_may_not_list(
+    driver: SlowListing,
+) -> None:
+    with ThreadPoolExecutor(1) as hashing:
+        registry = Registry(driver, RegistryCache(Generations()), hashing)
+        generations = registry.cache.generations
+        listed = await registry.catalog.all()
+        token = generations.token(CATALOG_KEY)
+
+        registry.repository(RepositoryName(listed[0])).changed()
+        assert generations.token(CATALOG_KEY) == token  # the cached catalog lists it
+
+        registry.repository(RepositoryName("brand/new")).changed()
+        assert generations.token(CATALOG_KEY) != token
+        token = generations.token(CATALOG_KEY)
+        registry.repository(RepositoryName("brand/new")).changed()
+        assert generations.token(CATALOG_KEY) == token  # this process knows it now
+
+        # With no catalog cached under the current token, any repository may be new.
+        registry.repository(RepositoryName(listed[1])).changed()
+        assert generations.token(CATALOG_KEY) != token

@@ -48,6 +48,14 @@ class Catalog:
         # A caller cancelled while waiting leaves the walk running for the others.
         return await asyncio.shield(walk)
 
+    def lists(self, name: str) -> bool:
+        """Whether the catalog cached under the current token holds ``name`` (no walk)."""
+        cached = self.cache.catalog.get(CATALOG_KEY, self.cache.generations.token(CATALOG_KEY))
+        if cached is None:
+            return False
+        index = bisect.bisect_left(cached, name)
+        return index < len(cached) and cached[index] == name
+
     async def _walk_under(self, token: Token) -> list[str]:
         names = await self.walk()
         self.cache.catalog.put(CATALOG_KEY, token, names)

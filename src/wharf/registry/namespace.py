@@ -17,6 +17,9 @@ from wharf.storage.driver import StorageDriver
 
 __all__ = ["Registry", "Repository"]
 
+#: Repository names each process remembers having written to.
+_KNOWN_REPOSITORIES = 100_000
+
 
 class Repository:
     def __init__(self, registry: Registry, name: RepositoryName) -> None:
@@ -33,10 +36,16 @@ class Repository:
 
     def changed(self) -> None:
         """Call after every durable write to this repository: other workers drop their caches."""
-        self.registry.cache.generations.changed(self.name.value)
-        if self.name.value not in self.registry.known_repositories:
-            self.registry.cache.generations.changed(CATALOG_KEY)
-            self.registry.known_repositories.add(self.name.value)
+        name = self.name.value
+        registry = self.registry
+        registry.cache.generations.changed(name)
+        if name in registry.known_repositories:
+            return
+        if not registry.catalog.lists(name):
+            registry.cache.generations.changed(CATALOG_KEY)
+        if len(registry.known_repositories) >= _KNOWN_REPOSITORIES:
+            registry.known_repositories.clear()  # forgetting costs at most a catalog walk
+        registry.known_repositories.add(name)
 
 
 class Registry:
@@ -49,7 +58,7 @@ class Registry:
         self.blobs = BlobStore(driver)
         self.catalog = Catalog(driver, cache)
         #: Repositories this process has written to, so the catalog's token changes only
-        #: when a repository may be new.
+        #: when a repository may be new (the cached catalog answers for the others).
         self.known_repositories: set[str] = set()
         #: Decorators applied to each repository's services (notifications), in order.
         self.middleware: list[Callable[[Repository], None]] = []
