@@ -1,7 +1,9 @@
-"""Run the ASGI app under granian (default) or uvicorn, one app per worker process.
+"""Run the ASGI app under uvicorn (default) or granian, one app per worker process.
 
-uvicorn with httptools measured faster on this app, above all for request bodies in chunked
-transfer encoding, but is not the default yet: bench/FINDINGS.md §7 says why.
+uvicorn with httptools is the default by measurement (bench/FINDINGS.md §7): on this app it
+served manifests and tag lists as fast or faster, and took request bodies sent in chunked
+transfer encoding (how docker, podman and skopeo stream layers) at a third of granian's CPU
+per byte. granian adds HTTP/2.
 
 Worker processes build their own app from the same configuration. Before the workers start,
 the parent exports (and the workers inherit, together with every ``REGISTRY_*`` override):

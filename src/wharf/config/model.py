@@ -80,7 +80,7 @@ class HTTPConfig:
     headers: dict[str, tuple[str, ...]] = field(default_factory=dict)
     tls: TLSConfig | None = None
     workers: int = 0  # 0: one per core (forced to 1 on in-memory storage)
-    server: str = "granian"  # granian | uvicorn
+    server: str = "uvicorn"  # uvicorn | granian (HTTP/2)
     relative_urls: bool = False  # Location headers without scheme and host
     #: How long a stop waits for requests in flight; None waits for all of them.
     drain_timeout: timedelta | None = None
