@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Collection
 
 from wharf.storage import paths
-from wharf.storage.driver import StorageDriver
+from wharf.storage.driver import Listings, StorageDriver
 
 __all__ = ["BATCH", "BATCHES_AT_ONCE", "find_repositories"]
 
@@ -30,8 +30,8 @@ async def find_repositories(driver: StorageDriver, markers: Collection[str]) -> 
     root = paths.repositories_dir()
     found: list[str] = []
     waiting = [root]
-    running: set[asyncio.Task[list[list[str] | None]]] = set()
-    batches: dict[asyncio.Task[list[list[str] | None]], list[str]] = {}
+    running: set[asyncio.Task[Listings]] = set()
+    batches: dict[asyncio.Task[Listings], list[str]] = {}
     try:
         while waiting or running:
             while waiting and len(running) < BATCHES_AT_ONCE:
