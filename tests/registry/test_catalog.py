@@ -107,7 +107,10 @@ async def test_a_walk_whose_only_caller_went_away_goes_on(
     await catalog.walk()
     one_walk = driver.calls
     lone = asyncio.create_task(catalog.all())
-    await asyncio.sleep(0.005)
+    # Batches finish and start again, so a fixed pause can fall between two: wait for a listing.
+    async with asyncio.timeout(5):
+        while driver.running == 0:  # noqa: ASYNC110 - the listing count is the condition
+            await asyncio.sleep(0)
     assert driver.running > 0
     lone.cancel()
     # Joins the walk still under way (or reads what it cached): the tree is listed once.
