@@ -30,17 +30,14 @@ async def find_repositories(driver: StorageDriver, markers: Collection[str]) -> 
     root = paths.repositories_dir()
     found: list[str] = []
     waiting = [root]
-    running: set[asyncio.Task[Listings]] = set()
-    batches: dict[asyncio.Task[Listings], list[str]] = {}
+    batches: dict[asyncio.Task[Listings], list[str]] = {}  # under way, with what they list
     try:
-        while waiting or running:
-            while waiting and len(running) < BATCHES_AT_ONCE:
+        while waiting or batches:
+            while waiting and len(batches) < BATCHES_AT_ONCE:
                 batch = waiting[-BATCH:]
                 del waiting[-BATCH:]
-                task = asyncio.ensure_future(driver.list_many(batch))
-                running.add(task)
-                batches[task] = batch
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                batches[asyncio.ensure_future(driver.list_many(batch))] = batch
+            done, _ = await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
             errors = [task.exception() for task in done]  # every one retrieved, then the first
             if error := next((error for error in errors if error is not None), None):
                 raise error
@@ -53,9 +50,9 @@ async def find_repositories(driver: StorageDriver, markers: Collection[str]) -> 
                         found.append(directory[len(root) + 1 :])
                     waiting.extend(path for name, path in names.items() if not name.startswith("_"))
     finally:
-        for task in running:
+        for task in batches:
             task.cancel()
-        if running:
-            await asyncio.wait(running)
+        if batches:
+            await asyncio.wait(batches)
     found.sort()
     return found

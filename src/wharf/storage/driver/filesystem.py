@@ -389,14 +389,10 @@ class FilesystemDriver(StorageDriver):
         return FileInfo(path, st.st_size, _mtime(st), False)
 
     async def list(self, path: str) -> list[str]:
-        try:
-            names = await self._run(_names, self.full_path(path))
-        except _MISSING as exc:
-            if path == "/":
-                return []  # a registry that has stored nothing yet
-            raise PathNotFound(path) from exc
-        prefix = "/" if path == "/" else path + "/"
-        return [prefix + name for name in names]
+        children = (await self.list_many([path]))[0]
+        if children is None:
+            raise PathNotFound(path)
+        return children
 
     async def list_many(self, directories: Sequence[str]) -> Listings:
         fulls = [self.full_path(directory) for directory in directories]
@@ -406,7 +402,7 @@ class FilesystemDriver(StorageDriver):
                 prefix = "/" if directory == "/" else directory + "/"
                 listed[index] = [prefix + name for name in names]
             elif directory == "/":
-                listed[index] = []  # as ``list``: a registry that has stored nothing yet
+                listed[index] = []  # a registry that has stored nothing yet
         return listed
 
     async def move(self, source: str, destination: str) -> None:
