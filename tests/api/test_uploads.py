@@ -264,25 +264,30 @@ async def _hash_state_offsets(app: WharfApp, name: str, upload_id: str) -> list[
     return sorted(int(p.rpartition("/")[2]) for p in listed)
 
 
-async def test_each_patch_leaves_one_hash_state(make_app: AppFactory) -> None:
-    """The state a request resumed from is replaced by the one at the size it leaves."""
+async def test_each_patch_saves_its_hash_state(make_app: AppFactory) -> None:
+    """Each request saves the state at the size it leaves; the session's end removes them."""
     app = make_app()
     data = os.urandom(900_000)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
         start = await _start(c, "states")
         upload_id, location = start.headers["Docker-Upload-UUID"], start.headers["Location"]
+        ends: list[int] = []
         for first, end in ((0, 300_000), (300_000, 650_000), (650_000, 900_000)):
             response = await c.patch(location, content=data[first:end])
             assert response.status_code == 202, response.text
-            assert await _hash_state_offsets(app, "states", upload_id) == [end]
+            ends.append(end)
+            assert await _hash_state_offsets(app, "states", upload_id) == ends
         done = await c.put(location, params={"digest": sha256(data)})
         assert done.status_code == 201, done.text
         assert await _hash_state_offsets(app, "states", upload_id) == []
 
 
-async def test_resume_from_an_older_hash_state(make_app: AppFactory) -> None:
+@pytest.mark.parametrize("with_range", [False, True], ids=["streamed", "content-range"])
+async def test_resume_from_an_older_hash_state(make_app: AppFactory, with_range: bool) -> None:
     """Without a state at the session's size, the newest older one is caught up from the
-    data where the driver can read it, and completion hashes the whole blob where not."""
+    data where the driver can read it, and completion hashes the whole blob where not. With
+    a Content-Range, the state at its start is looked for first, and its absence is no
+    different."""
     from wharf.reference import RepositoryName
 
     app = make_app()
@@ -298,7 +303,8 @@ async def test_resume_from_an_older_hash_state(make_app: AppFactory) -> None:
         driver = app.registry.driver
         await driver.delete(paths.upload_hash_state(repository, upload_id, "sha256", 1_100_000))
         await driver.put_content(first_state, saved)
-        response = await c.patch(location, content=data[1_100_000:])
+        headers = {"Content-Range": f"1100000-{len(data) - 1}"} if with_range else {}
+        response = await c.patch(location, content=data[1_100_000:], headers=headers)
         assert response.status_code == 202, response.text
         done = await c.put(location, params={"digest": sha256(data)})
         assert done.status_code == 201, done.text

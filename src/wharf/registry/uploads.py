@@ -1,9 +1,10 @@
 """Resumable blob uploads.
 
 An upload session is ``_uploads/<id>/`` in the repository: ``startedat``, the ``data``
-received so far, and the hash state after the last completed request under
-``hashstates/<alg>/<offset>``. Everything a request needs is in storage, so any process
-sharing it can continue a session, also after a restart.
+received so far, and the hash state after each completed request under
+``hashstates/<alg>/<offset>``, kept until the session ends as Distribution keeps them.
+Everything a request needs is in storage, so any process sharing it can continue a session,
+also after a restart.
 
 Received bytes are hashed and written in a pipeline: batches go to a hashing thread and to the
 driver's writer concurrently, with a bounded number of batches in flight, so neither the
@@ -67,18 +68,10 @@ def parse_started_at(content: bytes) -> datetime | None:
 class UploadSession:
     """An open session: the writer appending to its data and the hash of what it holds."""
 
-    def __init__(
-        self,
-        upload_id: str,
-        writer: FileWriter,
-        hasher: Hasher | None,
-        saved_states: tuple[int, ...] = (),
-    ) -> None:
+    def __init__(self, upload_id: str, writer: FileWriter, hasher: Hasher | None) -> None:
         self.id = upload_id
         self.writer = writer
         self.hasher = hasher
-        #: Offsets of the hash states found in storage when the session was opened.
-        self.saved_states = saved_states
 
     @property
     def size(self) -> int:
@@ -159,35 +152,56 @@ class Uploads:
             _locks[key] = lock
         return lock
 
-    async def _open(self, upload_id: str, algorithm: str = _CANONICAL) -> UploadSession:
-        writer = await self._open_writer(upload_id)
+    async def _open(
+        self, upload_id: str, algorithm: str = _CANONICAL, *, expected_size: int | None = None
+    ) -> UploadSession:
+        """The session with its writer and hash. ``expected_size`` (the start of a request's
+        Content-Range) is where the client says the session ends: the hash state saved there
+        is read while the session is looked up, rather than after."""
+        self._check_id(upload_id)
+        state: asyncio.Future[Hasher | None] | None = None
+        if expected_size:
+            state = asyncio.ensure_future(self._load_hash_state(upload_id, expected_size))
         try:
-            hasher, saved_states = await self._resume_hasher(upload_id, writer.size, algorithm)
+            writer = await self._open_writer(upload_id)
+        except BaseException:
+            _discard(state)
+            raise
+        try:
+            if state is not None and writer.size == expected_size:
+                hasher = await state
+                if hasher is None:
+                    hasher = await self._resume_hasher(
+                        upload_id, writer.size, algorithm, skip_saved=True
+                    )
+            else:
+                _discard(state)
+                hasher = await self._resume_hasher(upload_id, writer.size, algorithm)
         except BaseException:
             await writer.close()
             raise
-        return UploadSession(upload_id, writer, hasher, saved_states)
+        return UploadSession(upload_id, writer, hasher)
 
     async def _resume_hasher(
-        self, upload_id: str, size: int, algorithm: str
-    ) -> tuple[Hasher | None, tuple[int, ...]]:
+        self, upload_id: str, size: int, algorithm: str, *, skip_saved: bool = False
+    ) -> Hasher | None:
         """The hash of the session's first ``size`` bytes, or None when it cannot be had
-        before the data is committed (it is then computed from storage at completion); and
-        the offsets of the hash states storage holds."""
+        before the data is committed (it is then computed from storage at completion).
+        ``skip_saved``: the state at ``size`` was looked for already."""
         if not size:
-            return new_hasher(algorithm), ()
+            return new_hasher(algorithm)
         # Each request saves the state at the size it leaves, so one read finds it. Listing
         # is for a request that ended before saving it.
-        hasher = await self._load_hash_state(upload_id, size)
-        if hasher is not None:
-            return hasher, (size,)
+        if not skip_saved:
+            hasher = await self._load_hash_state(upload_id, size)
+            if hasher is not None:
+                return hasher
         states_dir = paths.upload_hash_states_dir(self.name, upload_id, _CANONICAL)
-        offsets = tuple(
-            sorted(
-                (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
-                reverse=True,
-            )
+        offsets = sorted(
+            (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
+            reverse=True,
         )
+        hasher = None
         for offset in (o for o in offsets if o < size):
             hasher = await self._load_hash_state(upload_id, offset)
             if hasher is not None:
@@ -199,8 +213,8 @@ class Uploads:
             try:
                 await self._hash_stored(upload_id, hasher, hasher.size, size)
             except (PathNotFound, InvalidOffset):
-                return None, offsets
-        return hasher, offsets
+                return None
+        return hasher
 
     async def _load_hash_state(self, upload_id: str, offset: int) -> Hasher | None:
         """The saved hash of the session's first ``offset`` bytes, if storage has it."""
@@ -225,34 +239,18 @@ class Uploads:
                 await loop.run_in_executor(self.executor, hasher.update, chunk)
 
     async def _save_hash_state(self, session: UploadSession) -> None:
-        """Save the hash at the session's new size and delete the states found at opening.
-
-        Both at once: with the writer closed at the new size, a state at an older offset is
-        never read again (the size of a session never goes back below what a request
-        stored). If the save fails after the deletes, the next request hashes the data
-        again from storage, or completion does.
-        """
+        """Save the hash at the session's new size. The older states stay until the session
+        ends: deleting one is a listing and a delete on S3, which the request would wait for,
+        and a state is never read again once a later one is saved (a session's size never
+        goes back below what a request stored)."""
         if session.hasher is None or session.hasher.algorithm != _CANONICAL:
             return
         state = session.hasher.state()
         if state is None:
             return
-        await asyncio.gather(
-            self.driver.put_content(
-                paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
-            ),
-            *(
-                self._delete_hash_state(session.id, offset)
-                for offset in session.saved_states
-                if offset != session.size
-            ),
+        await self.driver.put_content(
+            paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
         )
-
-    async def _delete_hash_state(self, upload_id: str, offset: int) -> None:
-        with contextlib.suppress(PathNotFound):
-            await self.driver.delete(
-                paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
-            )
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -266,7 +264,7 @@ class Uploads:
     ) -> int:
         """Append a request body; ``start`` (from Content-Range) must be the current size."""
         async with self.lock(upload_id):
-            session = await self._open(upload_id)
+            session = await self._open(upload_id, expected_size=start)
             try:
                 if start is not None and start != session.size:
                     raise RangeInvalid(
@@ -393,6 +391,13 @@ class _Discard(FileWriter):
 
     async def commit(self) -> None:
         pass
+
+
+def _discard(future: asyncio.Future[Hasher | None] | None) -> None:
+    """Drop a read that is no longer wanted; what it finds or fails with is moot."""
+    if future is not None:
+        future.cancel()
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _basename(path: str) -> str:
