@@ -36,6 +36,8 @@ class Environment:
     image: BuiltImage | None = None
     #: Per item key prefix and registry name: the digest of the blob the pull item reads.
     pull_digests: dict[str, str] = field(default_factory=dict)
+    #: Seconds skopeo needs to push and pull the image with no registry work behind it.
+    skopeo_floor: float | None = None
 
     def client(self, target: Target) -> Client:
         return Client(target.url)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.support.clients import Skopeo
 from tests.support.images import build_image
-from tests.support.server import free_port
+from tests.support.server import free_port, wait_for_http
 
 from bench import machine
 from bench.base import Environment, Item, Unavailable
@@ -27,7 +27,7 @@ from bench.cpu import CpuMeter
 from bench.items import ITEMS, Manifests
 from bench.layout import small_image
 from bench.loadgen import build_hload, run_hload, run_wrk
-from bench.registries import FilesystemStore, Target, start_reference, start_wharf
+from bench.registries import REFERENCE, FilesystemStore, Target, start_reference, start_wharf
 from bench.report import (
     Metric,
     Results,
@@ -131,20 +131,56 @@ def _client_ceiling(settings: Settings, env: Environment) -> list[tuple[str, str
 
 
 def _skopeo_floor(env: Environment) -> list[tuple[str, str]]:
-    """skopeo copying the image from its OCI layout to a ``dir:`` layout, no registry: what
-    skopeo itself needs (it copies layers one after the other, hashing each)."""
-    if env.image is None:
+    """skopeo pushing the image to, and pulling it from, ``bench.skopeo_sink`` (a registry
+    that stores nothing and serves the image's own files): what skopeo needs on its own."""
+    image = env.image
+    if image is None:
         return []
-    log("skopeo floor: OCI layout to dir:, no registry")
-    times = []
-    for attempt in range(2):
-        work = env.workdir / f"skopeo-floor-{attempt}"
-        with Skopeo(work) as skopeo:
-            started = time.perf_counter()
-            skopeo.copy(env.image.source, f"dir:{work / 'image'}")
-            times.append(time.perf_counter() - started)
-        shutil.rmtree(work)
-    return [("skopeo copy of the image, OCI layout to dir: (no registry)", f"{min(times):.2f} s")]
+    log("skopeo floor against bench.skopeo_sink")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.skopeo_sink",
+            f"--port={port}",
+            f"--layout={image.layout}",
+            f"--manifest={image.digest}",
+            f"--media-type={image.media_type}",
+        ],
+        cwd=REPO_ROOT,
+    )
+    pushes, pulls = [], []
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/", 30, process)
+        for attempt in range(2):
+            work = env.workdir / f"skopeo-floor-{attempt}"
+            with Skopeo(work) as skopeo:
+                started = time.perf_counter()
+                skopeo.copy(image.source, f"docker://127.0.0.1:{port}/push/image:v1")
+                pushes.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                skopeo.copy(f"docker://127.0.0.1:{port}/pull/image:v1", f"dir:{work / 'image'}")
+                pulls.append(time.perf_counter() - started)
+            shutil.rmtree(work)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    env.skopeo_floor = min(pushes) + min(pulls)
+    return [
+        ("skopeo push of the image to the sink (stores nothing)", f"{min(pushes):.2f} s"),
+        ("skopeo pull of the image from the sink (the image's own files)", f"{min(pulls):.2f} s"),
+    ]
+
+
+def _skopeo_bound(env: Environment, results: Results) -> list[tuple[str, str]]:
+    """The lowest skopeo round-trip ratio any registry could reach in this run: skopeo's
+    time against the sink over docker-registry's median."""
+    reference = results.median("skopeo_round_trip", REFERENCE)
+    if env.skopeo_floor is None or not reference:
+        return []
+    bound = env.skopeo_floor / reference
+    return [("skopeo push + pull against the sink / docker-registry's median", f"{bound:.2f}x")]
 
 
 def _calibrate(settings: Settings, env: Environment, wharf: Target) -> list[tuple[str, str]]:
@@ -233,9 +269,10 @@ def _report(
         "",
         "## Client ceiling",
         "",
-        "What the clients manage without a registry in the way: skopeo copying the image "
-        "between two local layouts, the push and pull client against `bench/sink.py` (a "
-        "server that does no work), and the two load generators on the same GET:",
+        "What the clients manage without a registry in the way: skopeo against "
+        "`bench/skopeo_sink.py` (a registry that drops what is pushed and serves the image's "
+        "own files), the push and pull client against `bench/sink.py` (a server that does no "
+        "work), and the two load generators on the same GET:",
         "",
         "| | |",
         "|---|---|",
@@ -327,6 +364,7 @@ def run(settings: Settings, data_dir: Path, output: Path | None, json_path: Path
                 _measure_round(runnable, targets, results, round_number)
             log("load generator calibration: the same GET with wrk and hload")
             ceiling += _calibrate(settings, env, targets[0])
+            ceiling += _skopeo_bound(env, results)
         except Exception:
             for target in targets:
                 log(f"--- {target.name} log (tail) ---\n{target.log()[-3000:]}")

@@ -93,3 +93,6 @@ def test_quick_run_reports_every_row(tmp_path: Path) -> None:
         assert heading in text
     assert "Blob pull, 4 streams" in text
     assert "manifest GET by tag, hload" in text
+    assert "skopeo push of the image to the sink" in text
+    assert "skopeo pull of the image from the sink" in text
+    assert "skopeo push + pull against the sink / docker-registry's median" in text
