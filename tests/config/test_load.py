@@ -126,6 +126,7 @@ def test_full_file(tmp_path: Path) -> None:
           filesystem:
             rootdirectory: /srv/registry
             maxthreads: 100
+            directwrites: false
           delete:
             enabled: true
           maintenance:
@@ -194,7 +195,11 @@ def test_full_file(tmp_path: Path) -> None:
     assert config.log.fields == {"service": "registry", "environment": "staging"}
     storage = config.storage
     assert storage.driver == "filesystem"
-    assert storage.parameters == {"rootdirectory": "/srv/registry", "maxthreads": 100}
+    assert storage.parameters == {
+        "rootdirectory": "/srv/registry",
+        "maxthreads": 100,
+        "directwrites": False,
+    }
     assert storage.delete_enabled is True
     assert storage.readonly is True
     assert storage.upload_purging == UploadPurgingConfig(
@@ -462,6 +467,7 @@ FILE_ERRORS = [
     ("storage: {filesystem: /data}\n", "storage.filesystem"),
     ("storage: {filesystem: {rootdirectory: ''}}\n", "storage.filesystem.rootdirectory"),
     ("storage: {filesystem: {maxthreads: many}}\n", "storage.filesystem.maxthreads"),
+    ("storage: {filesystem: {directwrites: sometimes}}\n", "storage.filesystem.directwrites"),
     ("storage: {delete: {enabled: 'yes please'}}\n", "storage.delete.enabled"),
     ("storage: {maintenance: {readonly: {enabled: 1}}}\n", "storage.maintenance.readonly.enabled"),
     (

@@ -502,6 +502,8 @@ def _driver_parameters(driver: str, params: _Section) -> dict[str, Any]:
     parameters: dict[str, Any] = {"rootdirectory": root}
     if params.has("maxthreads"):
         parameters["maxthreads"] = params.integer("maxthreads", 100, minimum=1)
+    if params.has("directwrites"):
+        parameters["directwrites"] = params.boolean("directwrites", True)
     params.finish()
     return parameters
 
