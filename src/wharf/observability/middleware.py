@@ -46,13 +46,15 @@ class Consistency(Protocol):
 
 
 def _reads_no_cache(path: str) -> bool:
-    """Blob and upload requests (``.../blobs/<digest>``, ``.../blobs/uploads/[<id>]``) read
-    no cache, a repository's blob links being read from storage each time, so they need no
-    read barrier. Decided on the last components, as the routes are: a repository may well
-    be called ``x/blobs/y``, its manifests still end in ``/manifests/<reference>``."""
+    """Blob requests (``.../blobs/<digest>``) and the start of an upload
+    (``.../blobs/uploads/``) read no cache, a repository's blob links being read from storage
+    each time, so they need no read barrier. Requests to an upload session do: a process
+    continues a session from what it remembers of it. Decided on the last components, as
+    the routes are: a repository may well be called ``x/blobs/y``, its manifests still end in
+    ``/manifests/<reference>``."""
     parts = path.rsplit("/", 3)
     return len(parts) == 4 and (
-        parts[2] == "blobs" or (parts[2] == "uploads" and parts[1] == "blobs")
+        parts[2] == "blobs" or (parts[2] == "uploads" and parts[1] == "blobs" and not parts[3])
     )
 
 

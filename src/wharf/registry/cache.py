@@ -8,11 +8,19 @@ Immutable content (manifest bytes by digest) is cached without tokens, bounded b
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from wharf.registry.generations import Generations, Token
 
+if TYPE_CHECKING:
+    from wharf.registry.uploads import SessionMemo
+
 __all__ = ["ContentCache", "RegistryCache", "TokenCache"]
+
+#: Upload sessions remembered per process, and the bytes their memories may take (an S3
+#: session's is ~100 bytes per part).
+_UPLOAD_SESSIONS = 4096
+_UPLOAD_SESSION_BYTES = 16 << 20
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -111,3 +119,7 @@ class RegistryCache:
         self.tag_lists: TokenCache[str, list[str]] = TokenCache(1024)
         self.catalog: TokenCache[str, list[str]] = TokenCache(1)
         self.manifests: ContentCache[str, tuple[bytes, str]] = ContentCache(max_manifest_bytes)
+        #: What each upload session's last request in this process left (``uploads``).
+        self.upload_sessions: TokenCache[str, SessionMemo] = TokenCache(
+            _UPLOAD_SESSIONS, _UPLOAD_SESSION_BYTES
+        )

@@ -32,7 +32,9 @@ class Repository:
         self.manifests = Manifests(
             driver, registry.blobs, self.blobs, self.tags, self.referrers, cache
         )
-        self.uploads = Uploads(driver, self.blobs, registry.blobs, registry.hash_executor)
+        self.uploads = Uploads(
+            driver, self.blobs, registry.blobs, registry.hash_executor, registry.cache
+        )
 
     def changed(self) -> None:
         """Call after every durable write to this repository: other workers drop their caches."""

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.catalog import Catalog
-from wharf.registry.uploads import parse_started_at
+from wharf.registry.uploads import parse_started_at, session_token_key
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 
@@ -46,6 +46,8 @@ async def purge_uploads(
                 continue
             purged.append(f"{repository}/{upload_id}")
             if not dry_run:
+                # Before deleting: no worker may continue the session from memory.
+                catalog.cache.generations.changed(session_token_key(name, upload_id))
                 with contextlib.suppress(PathNotFound):
                     await driver.delete(paths.upload_dir(name, upload_id))
     # Uncommitted data a driver keeps outside the session directories (S3 multipart

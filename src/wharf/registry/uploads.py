@@ -13,6 +13,14 @@ blob writer, each step safe to repeat: make the data durable, verify size and di
 into the content-addressed store (an existing blob counts as success), link it into the
 repository, remove the session.
 
+Each process remembers what a session's last request left (its size, hash, and the driver's
+``resume_state``: on S3 the multipart upload and its parts), so the next request to the same
+process continues without reading storage. The memory is trusted only while the session's
+change token (``generations``) is the one it was stored under, and every request that may
+write to a session changes that token before it writes: another worker's request, even one
+that failed half way, makes every other process read storage again. Across instances the
+tokens travel through Redis, as for every other cache.
+
 On a driver whose ``move`` copies the data (``write_in_place``: S3), a whole blob sent with
 its digest to a session holding nothing yet is written straight to its place in the store
 instead, and committed there only once its digest verifies: the copy, which on S3 takes as
@@ -28,12 +36,14 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from wharf.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from wharf.hashing import Hasher, new_hasher, restore_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
+from wharf.registry.cache import RegistryCache
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
 from wharf.storage.driver import (
@@ -44,12 +54,34 @@ from wharf.storage.driver import (
     StorageDriver,
 )
 
-__all__ = ["BATCH_SIZE", "UploadSession", "Uploads", "format_started_at", "parse_started_at"]
+__all__ = [
+    "BATCH_SIZE",
+    "SessionMemo",
+    "UploadSession",
+    "Uploads",
+    "format_started_at",
+    "parse_started_at",
+    "session_token_key",
+]
 
 _UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = "sha256"
 
 _locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def session_token_key(name: RepositoryName, upload_id: str) -> str:
+    """The name a session's change token goes by (no repository name can end so)."""
+    return f"{name.value}/_uploads/{upload_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMemo:
+    """What a session's last request in this process left behind."""
+
+    size: int
+    hash_state: bytes
+    writer_state: object | None
 
 
 def format_started_at(moment: datetime) -> bytes:
@@ -87,12 +119,14 @@ class Uploads:
         blobs: RepositoryBlobs,
         store: BlobStore,
         hash_executor: Executor,
+        cache: RegistryCache,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
         self.store = store
         self.name: RepositoryName = blobs.name
         self.executor = hash_executor
+        self.cache = cache
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -116,6 +150,10 @@ class Uploads:
 
     async def size(self, upload_id: str) -> int:
         """Bytes received so far; BlobUploadUnknown for an unknown session."""
+        self._check_id(upload_id)
+        memo = self._recall(upload_id)
+        if memo is not None:
+            return memo.size
         writer = await self._open_writer(upload_id)
         size = writer.size
         await writer.close()
@@ -143,6 +181,36 @@ class Uploads:
         except PathNotFound:
             return await self.driver.writer(data_path, append=False)
 
+    # -- what this process remembers of a session -------------------------------------------
+
+    def _token_key(self, upload_id: str) -> str:
+        return session_token_key(self.name, upload_id)
+
+    def _recall(self, upload_id: str) -> SessionMemo | None:
+        key = self._token_key(upload_id)
+        return self.cache.upload_sessions.get(key, self.cache.generations.token(key))
+
+    def _claim(self, upload_id: str) -> tuple[int, int]:
+        """Before a request writes to a session: every other process's memory of it is
+        dropped. The token returned is the one this request's own memory will be valid
+        under."""
+        key = self._token_key(upload_id)
+        self.cache.generations.changed(key)
+        return self.cache.generations.token(key)
+
+    def _remember(self, session: UploadSession, token: tuple[int, int]) -> None:
+        key = self._token_key(session.id)
+        state = session.hasher.state() if session.hasher is not None else None
+        if state is None or session.hasher is None or session.hasher.algorithm != _CANONICAL:
+            self.cache.upload_sessions.discard(key)
+            return
+        writer_state = session.writer.resume_state()
+        memo = SessionMemo(session.size, state, writer_state)
+        self.cache.upload_sessions.put(key, token, memo, _memo_size(writer_state))
+
+    def _forget(self, upload_id: str) -> None:
+        self.cache.upload_sessions.discard(self._token_key(upload_id))
+
     def lock(self, upload_id: str) -> asyncio.Lock:
         """Serialises requests to one session within this process."""
         key = (self.name.value, upload_id)
@@ -159,6 +227,11 @@ class Uploads:
         Content-Range) is where the client says the session ends: the hash state saved there
         is read while the session is looked up, rather than after."""
         self._check_id(upload_id)
+        memo = self._recall(upload_id)
+        if memo is not None and expected_size in (None, memo.size):
+            resumed = await self._resume(upload_id, memo)
+            if resumed is not None:
+                return resumed
         state: asyncio.Future[Hasher | None] | None = None
         if expected_size:
             state = asyncio.ensure_future(self._load_hash_state(upload_id, expected_size))
@@ -180,6 +253,23 @@ class Uploads:
         except BaseException:
             await writer.close()
             raise
+        return UploadSession(upload_id, writer, hasher)
+
+    async def _resume(self, upload_id: str, memo: SessionMemo) -> UploadSession | None:
+        """The session as this process's last request left it; None when storage turns out
+        to hold something else (the caller then reads it)."""
+        hasher = restore_hasher(_CANONICAL, memo.hash_state)
+        if hasher is None or hasher.size != memo.size:
+            return None
+        try:
+            writer = await self.driver.resume_writer(
+                paths.upload_data(self.name, upload_id), memo.writer_state
+            )
+        except PathNotFound:
+            return None
+        if writer.size != memo.size:
+            await writer.close()
+            return None
         return UploadSession(upload_id, writer, hasher)
 
     async def _resume_hasher(
@@ -265,6 +355,7 @@ class Uploads:
         """Append a request body; ``start`` (from Content-Range) must be the current size."""
         async with self.lock(upload_id):
             session = await self._open(upload_id, expected_size=start)
+            token = self._claim(upload_id)
             try:
                 if start is not None and start != session.size:
                     raise RangeInvalid(
@@ -282,6 +373,7 @@ class Uploads:
                 raise
             await session.writer.close()
             await self._save_hash_state(session)
+            self._remember(session, token)
             return session.size
 
     async def complete(
@@ -290,6 +382,7 @@ class Uploads:
         """Receive the last bytes, verify them against ``digest`` and publish the blob."""
         async with self.lock(upload_id):
             session = await self._open(upload_id, digest.algorithm)
+            self._claim(upload_id)
             if body is not None and not session.size and self.driver.write_in_place:
                 await session.writer.close()
                 size = await self._store_in_place(upload_id, digest, body)
@@ -359,9 +452,11 @@ class Uploads:
     async def cancel(self, upload_id: str) -> None:
         await self._require(upload_id)
         async with self.lock(upload_id):
+            self._claim(upload_id)
             await self._remove(upload_id)
 
     async def _remove(self, upload_id: str) -> None:
+        self._forget(upload_id)
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(self.name, upload_id))
 
@@ -398,6 +493,12 @@ def _discard(future: asyncio.Future[Hasher | None] | None) -> None:
     if future is not None:
         future.cancel()
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
+def _memo_size(writer_state: object | None) -> int:
+    """Roughly what a memory takes: a driver's state holds a few short strings per part."""
+    parts = getattr(writer_state, "parts", ())
+    return 256 + 128 * len(parts) if isinstance(parts, list) else 256
 
 
 def _basename(path: str) -> str:

@@ -271,6 +271,44 @@ class DriverContract(TreeContract):
         await writer.close()
         assert await driver.get_content(path) == full
 
+    @pytest.mark.parametrize("chunk", [32, 6 * MiB], ids=["small", "large"])
+    async def test_resume_writer_from_a_closed_writers_state(
+        self, driver: StorageDriver, chunk: int
+    ) -> None:
+        """Each writer continues from the state the one before it closed with, as if it had
+        been opened with ``append=True``: across parts, pending tails and an empty write."""
+        path = random_path()
+        pieces = [random_bytes(chunk), b"", random_bytes(chunk + 7), random_bytes(chunk // 2)]
+        writer = await driver.writer(path)
+        await writer.write(pieces[0])
+        await writer.close()
+        written = len(pieces[0])
+        for piece in pieces[1:]:
+            writer = await driver.resume_writer(path, writer.resume_state())
+            assert writer.size == written
+            await writer.write(piece)
+            written += len(piece)
+            await writer.close()
+        writer = await driver.resume_writer(path, writer.resume_state())
+        assert writer.size == written
+        await writer.commit()
+        assert await driver.get_content(path) == b"".join(pieces)
+
+    async def test_resume_writer_without_a_state_appends(self, driver: StorageDriver) -> None:
+        """None, or a state from elsewhere, opens the file as ``append=True`` does."""
+        path = random_path()
+        writer = await driver.writer(path)
+        await writer.write(b"first")
+        await writer.close()
+        for state in (None, object()):
+            writer = await driver.resume_writer(path, state)
+            assert writer.size == 5
+            await writer.close()
+        missing = random_path()
+        with pytest.raises(PathNotFound) as exc:
+            await driver.resume_writer(missing, None)
+        assert_error(exc, driver, missing)
+
     async def test_append_to_nothing(self, driver: StorageDriver) -> None:
         path = random_path()
         with pytest.raises(PathNotFound) as exc:

@@ -143,6 +143,13 @@ class FileWriter(ABC):
     async def commit(self) -> None:
         """Make the written bytes durable and final; no write may follow."""
 
+    def resume_state(self) -> object | None:
+        """After ``close``: what this writer knows of what storage holds for the file, for
+        ``StorageDriver.resume_writer`` to continue without reading storage again. None
+        when the driver has nothing to save (continuing there is cheap) or the writer did
+        not close cleanly."""
+        return None
+
 
 class StorageDriver(ABC):
     """The contract every storage backend implements."""
@@ -171,6 +178,14 @@ class StorageDriver(ABC):
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         """A writer to ``path``, continuing the uncommitted file when ``append``
         (PathNotFound when there is nothing to continue)."""
+
+    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+        """A writer continuing the uncommitted file from a ``resume_state`` of the last
+        writer that closed it. The caller vouches that nothing changed the file since; a
+        state this driver did not make, or None, opens it as ``writer(path, append=True)``
+        does."""
+        del state
+        return await self.writer(path, append=True)
 
     @abstractmethod
     async def stat(self, path: str) -> FileInfo: ...

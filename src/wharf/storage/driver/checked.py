@@ -111,6 +111,12 @@ class CheckedDriver(StorageDriver):
             inner = await self.inner.writer(path, append)
             return _CheckedWriter(inner, self.name, path, self.observe)
 
+    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+        self._check(path)
+        with _Translate(self.name, "resume_writer", path, self.observe):
+            inner = await self.inner.resume_writer(path, state)
+            return _CheckedWriter(inner, self.name, path, self.observe)
+
     async def stat(self, path: str) -> FileInfo:
         self._check(path, allow_root=True)
         with _Translate(self.name, "stat", path, self.observe):
@@ -205,3 +211,6 @@ class _CheckedWriter(FileWriter):
     async def commit(self) -> None:
         with _Translate(self._driver, "commit", self._path, self._observe):
             await self._inner.commit()
+
+    def resume_state(self) -> object | None:
+        return self._inner.resume_state()

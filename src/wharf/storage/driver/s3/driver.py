@@ -41,7 +41,7 @@ from wharf.storage.driver.s3.reader import (
     ReadBudget,
     open_reader,
 )
-from wharf.storage.driver.s3.writer import S3Writer, load_stored
+from wharf.storage.driver.s3.writer import S3Writer, StoredFile, load_stored
 
 __all__ = ["REDIRECT_EXPIRY", "S3Driver"]
 
@@ -109,6 +109,11 @@ class S3Driver(StorageDriver):
             if stored is None:
                 raise PathNotFound(path)
         return S3Writer(self.bucket, self.layout, path, stored, self.params.chunksize)
+
+    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+        if not isinstance(state, StoredFile):
+            return await self.writer(path, append=True)
+        return S3Writer(self.bucket, self.layout, path, state, self.params.chunksize)
 
     async def stat(self, path: str) -> FileInfo:
         if path == "/":

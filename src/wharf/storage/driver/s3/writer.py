@@ -178,8 +178,9 @@ class S3Writer(FileWriter):
 
     async def close(self) -> None:
         if self._state == "failed":
-            # The failure was raised to the caller already; storage keeps a consistent prefix.
-            self._state = "closed"
+            # The failure was raised to the caller already; storage keeps a consistent prefix,
+            # which this writer no longer knows.
+            self._state = "abandoned"
             await asyncio.gather(*self._tasks, return_exceptions=True)
             return
         if self._state != "open":
@@ -206,6 +207,19 @@ class S3Writer(FileWriter):
             self._raise_failure()
             await self._commit()
         self._state = "committed"
+
+    def resume_state(self) -> StoredFile | None:
+        """What storage holds once this writer closed: its upload, parts and pending objects,
+        for ``S3Driver.resume_writer`` to continue without listing them again."""
+        if self._state != "closed" or self._fresh:
+            return None
+        return StoredFile(
+            upload_id=self._upload_id,
+            parts=sorted(self._parts, key=lambda p: p.number),
+            pending=list(self._pending),
+            other_uploads=list(self._other_uploads),
+            base=self._base,
+        )
 
     async def cancel(self) -> None:
         self._check("open", "failed")
