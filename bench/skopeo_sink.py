@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         http="httptools",
         loop="uvloop",
-        log_level="warning",
+        log_level="error",  # skopeo tries TLS first: one warning per copy otherwise
         access_log=False,
     )
 

@@ -183,6 +183,28 @@ async def test_resume_in_another_driver(s3_server: S3Server, bucket: str) -> Non
 
 
 @pytest.mark.s3
+async def test_a_resume_state_another_writer_overtook_fails(
+    s3_server: S3Server, bucket: str
+) -> None:
+    """A state whose pending object another writer has merged into a longer one (the caller
+    broke its promise that nothing changed) fails the commit instead of mixing bytes in."""
+    driver = make_driver(s3_server, bucket, chunksize=5 * MiB)
+    writer = await driver.writer("/u/data")
+    await writer.write(b"a" * 500)
+    await writer.close()
+    stale = writer.resume_state()
+    assert stale is not None
+    for _ in range(MAX_PENDING):  # up to the merge of every pending object into the first
+        await write(driver, "/u/data", b"b" * 500, append=True)
+    assert len(keys(s3_server, bucket, "u/data#")) < MAX_PENDING
+    writer = await driver.resume_writer("/u/data", stale)
+    assert writer.size == 500
+    with pytest.raises(DriverError, match="pending bytes changed"):
+        await writer.commit()
+    await driver.close()
+
+
+@pytest.mark.s3
 async def test_small_appends_send_no_copies(
     s3_server: S3Server, bucket: str, proxy: FaultProxy, proxied: StorageDriver
 ) -> None:

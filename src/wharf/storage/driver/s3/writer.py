@@ -303,6 +303,11 @@ class S3Writer(FileWriter):
         head = b""
         if self._pending:
             contents = await asyncio.gather(*(self._bucket.get(o.key) for o in self._pending))
+            for info, content in zip(self._pending, contents, strict=True):
+                if len(content) != info.size:
+                    # Another writer merged it into a longer one: what this writer knows of
+                    # the file is out of date, and its bytes must not be mixed in.
+                    raise DriverError(f"pending bytes changed: {self._path}", path=self._path)
             head = b"".join(contents)
             self._garbage += [o.key for o in self._pending]
             self._pending, self._pending_size = [], 0
