@@ -44,6 +44,7 @@ from wharf.hashing import Hasher, new_hasher, restore_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
 from wharf.registry.cache import RegistryCache
+from wharf.registry.generations import Token
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
 from wharf.storage.driver import (
@@ -190,7 +191,7 @@ class Uploads:
         key = self._token_key(upload_id)
         return self.cache.upload_sessions.get(key, self.cache.generations.token(key))
 
-    def _claim(self, upload_id: str) -> tuple[int, int]:
+    def _claim(self, upload_id: str) -> Token:
         """Before a request writes to a session: every other process's memory of it is
         dropped. The token returned is the one this request's own memory will be valid
         under."""
@@ -198,7 +199,7 @@ class Uploads:
         self.cache.generations.changed(key)
         return self.cache.generations.token(key)
 
-    def _remember(self, session: UploadSession, token: tuple[int, int]) -> None:
+    def _remember(self, session: UploadSession, token: Token) -> None:
         key = self._token_key(session.id)
         state = session.hasher.state() if session.hasher is not None else None
         if state is None or session.hasher is None or session.hasher.algorithm != _CANONICAL:
