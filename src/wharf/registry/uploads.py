@@ -199,10 +199,11 @@ class Uploads:
         self.cache.generations.changed(key)
         return self.cache.generations.token(key)
 
-    def _remember(self, session: UploadSession, token: Token) -> None:
+    def _remember(self, session: UploadSession, state: bytes | None, token: Token) -> None:
+        """Keep ``state``, the hash state just saved, with the writer's; without one there is
+        nothing to continue from."""
         key = self._token_key(session.id)
-        state = session.hasher.state() if session.hasher is not None else None
-        if state is None or session.hasher is None or session.hasher.algorithm != _CANONICAL:
+        if state is None:
             self.cache.upload_sessions.discard(key)
             return
         writer_state = session.writer.resume_state()
@@ -329,19 +330,21 @@ class Uploads:
             async for chunk in r.chunks(BATCH_SIZE, end - start):
                 await loop.run_in_executor(self.executor, hasher.update, chunk)
 
-    async def _save_hash_state(self, session: UploadSession) -> None:
-        """Save the hash at the session's new size. The older states stay until the session
-        ends: deleting one is a listing and a delete on S3, which the request would wait for,
-        and a state is never read again once a later one is saved (a session's size never
-        goes back below what a request stored)."""
+    async def _save_hash_state(self, session: UploadSession) -> bytes | None:
+        """Save the hash at the session's new size; the state saved, None when there is
+        none to save. The older states stay until the session ends: deleting one is a
+        listing and a delete on S3, which the request would wait for, and a state is never
+        read again once a later one is saved (a session's size never goes back below what a
+        request stored)."""
         if session.hasher is None or session.hasher.algorithm != _CANONICAL:
-            return
+            return None
         state = session.hasher.state()
         if state is None:
-            return
+            return None
         await self.driver.put_content(
             paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
         )
+        return state
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -373,8 +376,8 @@ class Uploads:
                 await session.writer.close()
                 raise
             await session.writer.close()
-            await self._save_hash_state(session)
-            self._remember(session, token)
+            state = await self._save_hash_state(session)
+            self._remember(session, state, token)
             return session.size
 
     async def complete(

@@ -54,12 +54,12 @@ class BlobEntry:
 
 
 async def walk_repositories(driver: StorageDriver) -> list[RepositoryName]:
-    """Every repository, read from storage now."""
+    """Every repository, read from storage now, in name order (as the walk finds them)."""
     found: list[RepositoryName] = []
     for directory in await find_repositories(driver, _MARKERS):
         with contextlib.suppress(RegistryError):
             found.append(RepositoryName(directory))
-    return sorted(found, key=lambda name: name.value)
+    return found
 
 
 async def read_repository(driver: StorageDriver, name: RepositoryName) -> RepositoryInventory:
