@@ -203,6 +203,82 @@ async def test_reads_in_and_out_of_page_cache(
     assert calls
 
 
+async def test_reads_from_the_disk_keep_a_window_read_ahead(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a read finds the disk, the kernel is asked for the next window before the reads
+    reach it, window after window; data found in the page cache asks for nothing."""
+    from wharf.storage.driver import filesystem
+
+    window = filesystem._READ_AHEAD
+    advised: list[tuple[int, int]] = []
+    real_advise = filesystem._advise_will_need
+
+    def advise(fd: int, offset: int, length: int) -> None:
+        advised.append((offset, length))
+        real_advise(fd, offset, length)
+
+    cold = True
+    monkeypatch.setattr(filesystem, "_advise_will_need", advise)
+    monkeypatch.setattr(filesystem, "_cached", lambda fd, offset: not cold)
+    content = random_bytes(3 * window + 12345)
+    await driver.put_content("/ahead/blob", content)
+    async with await driver.reader("/ahead/blob") as reader:
+        data = b"".join([chunk async for chunk in reader.chunks(1 << 20)])
+    assert data == content
+    starts = [offset for offset, _ in advised]
+    assert starts[0] == 1 << 20  # right behind the first read, which waits for its own bytes
+    assert starts == [(1 << 20) + i * window for i in range(len(starts))]
+    assert all(length == window for _, length in advised)
+    assert starts[-1] + window >= len(content)
+
+    advised.clear()
+    cold = False
+    async with await driver.reader("/ahead/blob") as reader:
+        assert b"".join([chunk async for chunk in reader.chunks(1 << 20)]) == content
+    assert advised == []
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+async def test_a_reader_closed_while_reading_ahead_closes_after_the_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hint's thread still uses the descriptor: closing the reader must not free it
+    under the thread (a reused number would get the hint, or worse, a read)."""
+    import asyncio
+    import errno
+    import threading
+
+    from wharf.storage.driver import filesystem
+
+    release = threading.Event()
+    monkeypatch.setattr(filesystem, "_advise_will_need", lambda fd, o, n: release.wait(10))
+    monkeypatch.setattr(filesystem, "_cached", lambda fd, offset: False)
+    driver = FilesystemDriver(str(tmp_path / "r"))
+    await driver.put_content("/ahead/blob", random_bytes(3 << 20))
+    reader = await driver.reader("/ahead/blob")
+    fd = reader._fd  # type: ignore[attr-defined]
+    assert len(await reader.read(1 << 20)) == 1 << 20
+    await reader.close()
+    os.fstat(fd)  # still open while the hint runs
+    release.set()
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not _is_open(fd):
+            break
+    with pytest.raises(OSError, match="Bad file descriptor") as closed:
+        os.fstat(fd)
+    assert closed.value.errno == errno.EBADF
+    await driver.close()
+
+
 def test_page_cache_probe_on_a_real_file(tmp_path: Path) -> None:
     from wharf.storage.driver.filesystem import _cached
 

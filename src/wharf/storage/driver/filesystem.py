@@ -444,6 +444,12 @@ class FilesystemDriver(StorageDriver):
 
 _NOWAIT = getattr(os, "RWF_NOWAIT", 0)
 _probe = bytearray(1)
+# How far ahead of a cold read the kernel is asked to fetch.
+_READ_AHEAD = 8 << 20
+
+
+def _advise_will_need(fd: int, offset: int, length: int) -> None:
+    os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
 
 
 def _cached(fd: int, offset: int) -> bool:
@@ -463,6 +469,9 @@ class _FsReader(FileReader):
         self._fd: int | None = fd
         self._position = offset
         self._reading: asyncio.Future[bytes] | None = None
+        # Where the kernel was last asked to read ahead to; 0 until a read finds the disk.
+        self._ahead_end = 0
+        self._advising: asyncio.Future[None] | None = None
 
     async def read(self, size: int) -> bytes:
         if self._fd is None:
@@ -474,23 +483,50 @@ class _FsReader(FileReader):
             # a hop to a thread and back (measured: 2.3 vs 0.9-1.8 GB/s with 4 streams).
             data = os.pread(self._fd, size, self._position)
             self._position += len(data)
+            self._read_ahead()
             return data
         if size < 0:
             self._reading = self._driver._run(_pread_rest, self._fd, self._position)
         else:
+            if not self._ahead_end:
+                self._ahead_end = self._position + size
+            self._read_ahead()
             self._reading = self._driver._run(os.pread, self._fd, size, self._position)
         data = await asyncio.shield(self._reading)
         self._reading = None
         self._position += len(data)
         return data
 
+    def _read_ahead(self) -> None:
+        """Keep the kernel reading the next window of a file that was found on the disk.
+
+        Its own readahead is 128 KiB here, so each cold read waited for the disk and the
+        response waited for each read; a window ahead lets the rest come from the cache.
+        """
+        if not self._ahead_end or self._advising is not None or self._fd is None:
+            return
+        if self._ahead_end - self._position > _READ_AHEAD // 2:
+            return
+        start = max(self._ahead_end, self._position)
+        self._ahead_end = start + _READ_AHEAD
+        self._advising = self._driver._run(_advise_will_need, self._fd, start, _READ_AHEAD)
+        self._advising.add_done_callback(self._advised)
+
+    def _advised(self, done: asyncio.Future[None]) -> None:
+        if self._advising is done:
+            self._advising = None
+        if not done.cancelled():
+            done.exception()  # a hint that failed changes nothing: the reads still read
+
     async def close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        if self._reading is not None:
-            # A read was cancelled and its thread still uses the descriptor.
-            _close_when_done(self._reading, fd)
+        busy = [f for f in (self._reading, self._advising) if f is not None]
+        if busy:
+            # A read was cancelled, or a hint is on its way: their threads may still use
+            # the descriptor.
+            _close_when_done(asyncio.gather(*busy, return_exceptions=True), fd)
         else:
             # Closing a descriptor opened read-only never waits on the disk: no thread hop.
             os.close(fd)
