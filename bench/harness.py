@@ -160,7 +160,7 @@ def _skopeo_floor(env: Environment) -> list[tuple[str, str]]:
                 skopeo.copy(image.source, f"docker://127.0.0.1:{port}/push/image:v1")
                 pushes.append(time.perf_counter() - started)
                 started = time.perf_counter()
-                skopeo.copy(f"docker://127.0.0.1:{port}/pull/image:v1", f"dir:{work / 'image'}")
+                skopeo.copy(f"docker://127.0.0.1:{port}/pull/image:v1", f"oci:{work / 'image'}:v1")
                 pulls.append(time.perf_counter() - started)
             shutil.rmtree(work)
     finally:
@@ -261,8 +261,9 @@ def _report(
         "fsyncs, so its figures include no durability cost.",
         "- Pulls read into one reusable buffer, without hashing (a verified pull with a digest "
         "check runs once at setup). MB is 10^6 bytes.",
-        "- skopeo: a new repository each round, the image's blob files removed after each "
-        "round, so every push uploads every layer.",
+        "- skopeo: from an OCI layout to a new repository each round and back to a new OCI "
+        "layout (skopeo writes the pulled layers in parallel); the image's blob files are "
+        "removed from the registry after each round, so every push uploads every layer.",
         "- Listings are filled on disk in Distribution's layout (bench/layout.py) before the "
         "registries start. Peak RSS: VmRSS of the serving processes (wharf's workers, or "
         "docker-registry's one process) sampled every 10 ms during the upload.",

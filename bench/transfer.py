@@ -217,7 +217,7 @@ class SkopeoCopy(Item):
             pushed = time.perf_counter() - started
         with Skopeo(work / "pull", target.server) as skopeo, ServerCpu(pids) as pull_cpu:
             started = time.perf_counter()
-            skopeo.copy(reference, f"dir:{work / 'image'}")
+            skopeo.copy(reference, f"oci:{work / 'image'}:v1")
             pulled = time.perf_counter() - started
         shutil.rmtree(work)
         # The next round pushes the same blobs to a new repository: make them new again.
