@@ -52,6 +52,7 @@ from wharf.storage.driver import (
     FileWriter,
     InvalidOffset,
     PathNotFound,
+    ResumeState,
     StorageDriver,
 )
 
@@ -82,7 +83,7 @@ class SessionMemo:
 
     size: int
     hash_state: bytes
-    writer_state: object | None
+    writer_state: ResumeState | None
 
 
 def format_started_at(moment: datetime) -> bytes:
@@ -208,7 +209,7 @@ class Uploads:
             return
         writer_state = session.writer.resume_state()
         memo = SessionMemo(session.size, state, writer_state)
-        self.cache.upload_sessions.put(key, token, memo, _memo_size(writer_state))
+        self.cache.upload_sessions.put(key, token, memo, _memo_size(memo))
 
     def _forget(self, upload_id: str) -> None:
         self.cache.upload_sessions.discard(self._token_key(upload_id))
@@ -499,10 +500,10 @@ def _discard(future: asyncio.Future[Hasher | None] | None) -> None:
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
-def _memo_size(writer_state: object | None) -> int:
-    """Roughly what a memory takes: a driver's state holds a few short strings per part."""
-    parts = getattr(writer_state, "parts", ())
-    return 256 + 128 * len(parts) if isinstance(parts, list) else 256
+def _memo_size(memo: SessionMemo) -> int:
+    """Roughly the bytes a memory takes."""
+    writer = memo.writer_state.memory_size if memo.writer_state is not None else 0
+    return 256 + len(memo.hash_state) + writer
 
 
 def _basename(path: str) -> str:

@@ -205,6 +205,25 @@ async def test_a_resume_state_another_writer_overtook_fails(
 
 
 @pytest.mark.s3
+async def test_a_resume_state_says_what_keeping_it_costs(s3_server: S3Server, bucket: str) -> None:
+    """The registry bounds the memory of the states it keeps by what they say they take:
+    each part known adds to it."""
+    driver = make_driver(s3_server, bucket, chunksize=5 * MiB)
+    writer = await driver.writer("/u/data")
+    await writer.write(b"a" * 500)
+    await writer.close()
+    small = writer.resume_state()
+    assert small is not None
+    writer = await driver.resume_writer("/u/data", small)
+    await writer.write(random_bytes(11 * MiB))
+    await writer.close()
+    larger = writer.resume_state()
+    assert larger is not None
+    assert 0 < small.memory_size < larger.memory_size < 4096
+    await driver.close()
+
+
+@pytest.mark.s3
 async def test_small_appends_send_no_copies(
     s3_server: S3Server, bucket: str, proxy: FaultProxy, proxied: StorageDriver
 ) -> None:

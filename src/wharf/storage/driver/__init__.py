@@ -13,6 +13,7 @@ from wharf.storage.driver.base import (
     InvalidPath,
     Listings,
     PathNotFound,
+    ResumeState,
     StorageDriver,
     UnsupportedMethod,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "InvalidPath",
     "Listings",
     "PathNotFound",
+    "ResumeState",
     "StorageDriver",
     "UnsupportedMethod",
 ]

@@ -30,6 +30,7 @@ __all__ = [
     "InvalidPath",
     "Listings",
     "PathNotFound",
+    "ResumeState",
     "StorageDriver",
     "UnsupportedMethod",
     "check_path",
@@ -118,6 +119,19 @@ class FileReader(ABC):
             yield data
 
 
+class ResumeState(ABC):
+    """What a closed writer knows of its file, for its own driver's ``resume_writer``.
+
+    Opaque to everyone else, who may only keep it, and needs to know for how much."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def memory_size(self) -> int:
+        """Roughly the bytes that keeping this state takes."""
+
+
 class FileWriter(ABC):
     """Appends to a file. Written bytes become visible at ``path`` after ``commit``; ``close``
     without commit keeps them for a later writer opened with ``append=True``."""
@@ -143,7 +157,7 @@ class FileWriter(ABC):
     async def commit(self) -> None:
         """Make the written bytes durable and final; no write may follow."""
 
-    def resume_state(self) -> object | None:
+    def resume_state(self) -> ResumeState | None:
         """After ``close``: what this writer knows of what storage holds for the file, for
         ``StorageDriver.resume_writer`` to continue without reading storage again. None
         when the driver has nothing to save (continuing there is cheap) or the writer did
@@ -179,7 +193,7 @@ class StorageDriver(ABC):
         """A writer to ``path``, continuing the uncommitted file when ``append``
         (PathNotFound when there is nothing to continue)."""
 
-    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+    async def resume_writer(self, path: str, state: ResumeState | None) -> FileWriter:
         """A writer continuing the uncommitted file from a ``resume_state`` of the last
         writer that closed it. The caller vouches that nothing changed the file since; a
         state this driver did not make, or None, opens it as ``writer(path, append=True)``

@@ -23,6 +23,7 @@ from wharf.storage.driver.base import (
     InvalidPath,
     Listings,
     PathNotFound,
+    ResumeState,
     StorageDriver,
     check_path,
 )
@@ -111,7 +112,7 @@ class CheckedDriver(StorageDriver):
             inner = await self.inner.writer(path, append)
             return _CheckedWriter(inner, self.name, path, self.observe)
 
-    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+    async def resume_writer(self, path: str, state: ResumeState | None) -> FileWriter:
         self._check(path)
         with _Translate(self.name, "resume_writer", path, self.observe):
             inner = await self.inner.resume_writer(path, state)
@@ -212,5 +213,5 @@ class _CheckedWriter(FileWriter):
         with _Translate(self._driver, "commit", self._path, self._observe):
             await self._inner.commit()
 
-    def resume_state(self) -> object | None:
+    def resume_state(self) -> ResumeState | None:
         return self._inner.resume_state()

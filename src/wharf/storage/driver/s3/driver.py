@@ -21,7 +21,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from wharf.storage.driver.base import FileInfo, FileReader, FileWriter, PathNotFound, StorageDriver
+from wharf.storage.driver.base import (
+    FileInfo,
+    FileReader,
+    FileWriter,
+    PathNotFound,
+    ResumeState,
+    StorageDriver,
+)
 from wharf.storage.driver.s3.bucket import Bucket, Upload
 from wharf.storage.driver.s3.client import (
     DEFAULT_MAX_THREADS,
@@ -110,7 +117,7 @@ class S3Driver(StorageDriver):
                 raise PathNotFound(path)
         return S3Writer(self.bucket, self.layout, path, stored, self.params.chunksize)
 
-    async def resume_writer(self, path: str, state: object | None) -> FileWriter:
+    async def resume_writer(self, path: str, state: ResumeState | None) -> FileWriter:
         if not isinstance(state, StoredFile):
             return await self.writer(path, append=True)
         return S3Writer(self.bucket, self.layout, path, state, self.params.chunksize)

@@ -44,7 +44,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from wharf.storage.driver.base import DriverError, FileWriter
+from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
 from wharf.storage.driver.s3.bucket import Bucket, ObjectInfo, Part
 from wharf.storage.driver.s3.client import S3Error, is_not_found, translate
 from wharf.storage.driver.s3.layout import KeyLayout
@@ -63,7 +63,7 @@ _Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(slots=True)
-class StoredFile:
+class StoredFile(ResumeState):
     """What storage holds for one uncommitted (or committed, being continued) file."""
 
     upload_id: str | None = None
@@ -78,6 +78,12 @@ class StoredFile:
         if self.base is not None:
             return self.base.size
         return sum(p.size for p in self.parts) + sum(o.size for o in self.pending)
+
+    @property
+    def memory_size(self) -> int:
+        # A few short strings per part, pending object or upload.
+        entries = len(self.parts) + len(self.pending) + len(self.garbage) + len(self.other_uploads)
+        return 256 + 128 * entries
 
 
 def _usable_parts(parts: list[Part]) -> list[Part]:
