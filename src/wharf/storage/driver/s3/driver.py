@@ -119,7 +119,7 @@ class S3Driver(StorageDriver):
 
     async def resume_writer(self, path: str, state: ResumeState | None) -> FileWriter:
         if not isinstance(state, StoredFile):
-            return await self.writer(path, append=True)
+            return await super().resume_writer(path, state)
         return S3Writer(self.bucket, self.layout, path, state, self.params.chunksize)
 
     async def stat(self, path: str) -> FileInfo:
