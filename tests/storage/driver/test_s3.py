@@ -28,7 +28,7 @@ from tests.storage.driver.contract import DriverContract, random_bytes, read_all
 from tests.support.faultproxy import FaultProxy
 from tests.support.s3servers import S3Server
 from wharf.config.model import StorageConfig
-from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+from wharf.storage.driver import DriverError, PathNotFound, ResumeState, StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.factory import create_driver
 from wharf.storage.driver.s3 import S3Driver, parse_parameters
@@ -120,6 +120,22 @@ async def write(driver: StorageDriver, path: str, data: bytes, *, append: bool) 
     return writer.size
 
 
+async def write_keeping_state(
+    driver: StorageDriver, path: str, data: bytes, state: ResumeState | None = None
+) -> ResumeState:
+    """Write ``data`` (continuing from ``state`` when given) and return the closed writer's
+    resume state."""
+    if state is None:
+        writer = await driver.writer(path)
+    else:
+        writer = await driver.resume_writer(path, state)
+    await writer.write(data)
+    await writer.close()
+    kept = writer.resume_state()
+    assert kept is not None
+    return kept
+
+
 # -- layout -------------------------------------------------------------------------------------
 
 
@@ -189,11 +205,7 @@ async def test_a_resume_state_another_writer_overtook_fails(
     """A state whose pending object another writer has merged into a longer one (the caller
     broke its promise that nothing changed) fails the commit instead of mixing bytes in."""
     driver = make_driver(s3_server, bucket, chunksize=5 * MiB)
-    writer = await driver.writer("/u/data")
-    await writer.write(b"a" * 500)
-    await writer.close()
-    stale = writer.resume_state()
-    assert stale is not None
+    stale = await write_keeping_state(driver, "/u/data", b"a" * 500)
     for _ in range(MAX_PENDING):  # up to the merge of every pending object into the first
         await write(driver, "/u/data", b"b" * 500, append=True)
     assert len(keys(s3_server, bucket, "u/data#")) < MAX_PENDING
@@ -209,16 +221,8 @@ async def test_a_resume_state_says_what_keeping_it_costs(s3_server: S3Server, bu
     """The registry bounds the memory of the states it keeps by what they say they take:
     each part known adds to it."""
     driver = make_driver(s3_server, bucket, chunksize=5 * MiB)
-    writer = await driver.writer("/u/data")
-    await writer.write(b"a" * 500)
-    await writer.close()
-    small = writer.resume_state()
-    assert small is not None
-    writer = await driver.resume_writer("/u/data", small)
-    await writer.write(random_bytes(11 * MiB))
-    await writer.close()
-    larger = writer.resume_state()
-    assert larger is not None
+    small = await write_keeping_state(driver, "/u/data", b"a" * 500)
+    larger = await write_keeping_state(driver, "/u/data", random_bytes(11 * MiB), small)
     assert 0 < small.memory_size < larger.memory_size < 4096
     await driver.close()
 
