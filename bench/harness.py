@@ -248,7 +248,15 @@ def _report(
         "access log off; every measurement runs on both registries in turn, wharf first in odd "
         "rounds and docker-registry first in even ones (the second of a pair inherits the "
         "first one's page cache, writeback and freed memory). Item 7 starts a second pair on "
-        "one OpenStack Swift (s3api) server, a bucket each, redirects off.",
+        "one OpenStack Swift (s3api) server, a bucket each, redirects off; each Swift daemon "
+        + (
+            f"runs {settings.swift_workers} worker processes"
+            if settings.swift_workers
+            else "serves from its own process"
+            if settings.swift_workers == 0
+            else "runs a worker process per core, as Swift is deployed"
+        )
+        + ".",
         f"- The load generator shares the {os.cpu_count()} cores "
         "with the servers; it runs "
         + (f"pinned to CPUs {settings.load_cpu}" if settings.load_cpu else "unpinned")

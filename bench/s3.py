@@ -10,6 +10,7 @@ blobs per pull sample): Swift here moves about 200 MB/s.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TYPE_CHECKING
 
 from bench.base import Environment, Item, Unavailable
@@ -61,7 +62,10 @@ class S3Storage(Item):
             directory = self.env.workdir / "swift"
             directory.mkdir()
             try:
-                self._server = self._stack.enter_context(start_swift(directory))
+                workers = self.settings.swift_workers
+                if workers is None:
+                    workers = os.cpu_count() or 1
+                self._server = self._stack.enter_context(start_swift(directory, workers))
             except BaseException as error:  # pytest.skip raises a BaseException
                 if type(error).__name__ == "Skipped":
                     raise Unavailable(f"Swift cannot start here: {error}") from None
@@ -90,11 +94,19 @@ class S3Storage(Item):
         return out
 
     def pids(self, target: Target) -> list[int]:
-        # Swift's daemons are children of this process: its own load, not the machine's.
-        import os
-
-        swift = children(os.getpid())
+        # Swift's daemons are children of this process, and their workers theirs: the
+        # registry's own load, not the machine's.
+        daemons = [pid for pid in children(os.getpid()) if _runs_swift(pid)]
+        swift = [*daemons, *(worker for daemon in daemons for worker in children(daemon))]
         return sorted({*self._targets[target.name].all_pids(), *swift})
 
     def close(self) -> None:
         self._stack.close()
+
+
+def _runs_swift(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"from swift." in cmdline.read()
+    except OSError:
+        return False

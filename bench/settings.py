@@ -15,6 +15,9 @@ class Settings:
     rounds: int = 3
     #: wharf workers; 0 is wharf's default, one per core.
     workers: int = 0
+    #: Worker processes per Swift daemon in item 7, in Swift's terms: None is one per core, as
+    #: Swift is deployed; 0 serves from the daemon's own process.
+    swift_workers: int | None = None
     #: Seconds per request-rate sample (wrk, hload).
     seconds: int = 8
     connections: int = 32
@@ -47,6 +50,7 @@ class Settings:
         return cls(
             rounds=args.rounds if args.rounds is not None else (1 if quick else 3),
             workers=args.workers,
+            swift_workers=args.swift_workers,
             seconds=args.seconds if args.seconds is not None else (2 if quick else 8),
             connections=args.connections,
             list_connections=args.list_connections,
@@ -76,6 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser, items: list[str]) -> None:
     add("--quick", action="store_true", help="smoke run: 1 round, 2 s rate samples, 1 push")
     add("--rounds", type=int, help="rounds of every measurement on both (default 3)")
     add("--workers", type=int, default=0, help="wharf workers (default 0: one per core)")
+    add(
+        "--swift-workers",
+        type=int,
+        help="worker processes per Swift daemon in the S3 item (default one per core; 0: none, "
+        "the daemon serves)",
+    )
     add("--seconds", type=int, help="seconds per request-rate sample (default 8)")
     add("--connections", type=int, default=32, help="connections for manifests (32)")
     add("--list-connections", type=int, default=8, help="connections for listings (8)")

@@ -3,13 +3,14 @@
 - **moto** (``pip install 'moto[server]'``): ``python -m moto.server``. Starts in about a
   second, enforces the 5 MiB part minimum, accepts any credentials and any signature.
 - **OpenStack Swift** with its ``s3api`` middleware (``pip install swift``): a proxy server,
-  and account, container and object servers, each one process (``workers = 0``), with
-  one-replica rings built here through swift's RingBuilder API, ``tempauth`` users and no
-  memcached (the cache middleware tolerates its absence). Checks SigV4 and SigV2 signatures
-  and presigned URLs. Listing pages are kept small (``max_bucket_listing = 100``,
-  ``max_parts_listing = 10``) so that a few hundred keys exercise pagination. The object
-  server keeps metadata in user extended attributes, so its directory must be on a
-  filesystem that supports them (ext4, xfs, btrfs; tmpfs only since Linux 6.6).
+  and account, container and object servers, each one process (``workers = 0``) unless
+  ``start_swift`` is asked for more, with one-replica rings built here through swift's
+  RingBuilder API, ``tempauth`` users and no memcached (the cache middleware tolerates its
+  absence). Checks SigV4 and SigV2 signatures and presigned URLs. Listing pages are kept
+  small (``max_bucket_listing = 100``, ``max_parts_listing = 10``) so that a few hundred
+  keys exercise pagination. The object server keeps metadata in user extended attributes,
+  so its directory must be on a filesystem that supports them (ext4, xfs, btrfs; tmpfs only
+  since Linux 6.6).
   From pip only on Debian 12: PyECLib's wheel bundles liberasurecode; nothing else is needed.
 
 Both run as child processes, never in the test process, so their threads, eventlet patching
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import importlib.util
 import os
 import secrets
@@ -215,7 +217,8 @@ _COMMON = """\
 [DEFAULT]
 bind_ip = 127.0.0.1
 bind_port = {port}
-workers = 0
+workers = {workers}
+user = {user}
 swift_dir = {dir}
 devices = {dir}/srv
 mount_check = false
@@ -270,7 +273,10 @@ def _supports_xattrs(directory: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def start_swift(workdir: Path) -> Iterator[S3Server]:
+def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
+    """Swift's daemons as one process each by default (quickest to start), or each with
+    ``workers`` forked processes, as Swift is deployed (workers drop privileges to ``user``,
+    which here is whoever runs the tests)."""
     if importlib.util.find_spec("swift") is None:
         pytest.skip("OpenStack Swift is not installed (pip install swift)")
     if (reason := _supports_xattrs(workdir)) is not None:
@@ -278,13 +284,14 @@ def start_swift(workdir: Path) -> Iterator[S3Server]:
     (workdir / "srv" / "d0").mkdir(parents=True)
     ports = {kind: free_port() for kind in ("proxy", "account", "container", "object")}
     secret = secrets.token_hex(8)
+    user = getpass.getuser()
     (workdir / "swift.conf").write_text(
         "[swift-hash]\nswift_hash_path_suffix = wharf\nswift_hash_path_prefix = wharf\n\n"
         "[storage-policy:0]\nname = gold\ndefault = yes\n"
     )
     for kind in ("account", "container", "object"):
         (workdir / f"{kind}-server.conf").write_text(
-            _COMMON.format(port=ports[kind], dir=workdir)
+            _COMMON.format(port=ports[kind], dir=workdir, workers=workers, user=user)
             + f"\n[pipeline:main]\npipeline = {kind}-server\n\n"
             + f"[app:{kind}-server]\nuse = egg:swift#{kind}\n"
         )
@@ -292,7 +299,7 @@ def start_swift(workdir: Path) -> Iterator[S3Server]:
         f"\n[filter:{name}]\nuse = egg:swift#{egg}\n" for name, egg in _FILTERS.items()
     )
     (workdir / "proxy-server.conf").write_text(
-        _COMMON.format(port=ports["proxy"], dir=workdir)
+        _COMMON.format(port=ports["proxy"], dir=workdir, workers=workers, user=user)
         + "\n"
         + _PROXY.format(secret=secret)
         + filters
