@@ -7,7 +7,16 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["RssPeaks", "RssSampler", "children", "rss_bytes"]
+__all__ = ["RssPeaks", "RssSampler", "children", "command_line", "rss_bytes"]
+
+
+def command_line(pid: int) -> bytes:
+    """The process's arguments, NUL-separated; empty once it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
 
 
 def children(pid: int) -> list[int]:

@@ -20,7 +20,7 @@ from tests.support.reference_registry import ReferenceRegistry
 from tests.support.server import WharfServer
 
 from bench.layout import remove_blob_data
-from bench.memory import children
+from bench.memory import children, command_line
 from wharf.reference import Digest
 from wharf.storage import paths
 
@@ -128,11 +128,7 @@ class Target:
 
 def _is_resource_tracker(pid: int) -> bool:
     """multiprocessing's helper that uvicorn's spawned workers bring along: serves nothing."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"multiprocessing.resource_tracker" in cmdline.read()
-    except OSError:
-        return False
+    return b"multiprocessing.resource_tracker" in command_line(pid)
 
 
 def start_wharf(store: Store, workers: int) -> Target:

@@ -14,7 +14,7 @@ import os
 from typing import TYPE_CHECKING
 
 from bench.base import Environment, Item, Unavailable
-from bench.memory import children
+from bench.memory import children, command_line
 from bench.registries import REFERENCE, WHARF, S3Store, Target, start_reference, start_wharf
 from bench.report import Metric
 from bench.transfer import Pull, Push, SkopeoCopy
@@ -96,17 +96,9 @@ class S3Storage(Item):
     def pids(self, target: Target) -> list[int]:
         # Swift's daemons are children of this process, and their workers theirs: the
         # registry's own load, not the machine's.
-        daemons = [pid for pid in children(os.getpid()) if _runs_swift(pid)]
+        daemons = [pid for pid in children(os.getpid()) if b"from swift." in command_line(pid)]
         swift = [*daemons, *(worker for daemon in daemons for worker in children(daemon))]
         return sorted({*self._targets[target.name].all_pids(), *swift})
 
     def close(self) -> None:
         self._stack.close()
-
-
-def _runs_swift(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return b"from swift." in cmdline.read()
-    except OSError:
-        return False
