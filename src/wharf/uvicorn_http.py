@@ -4,6 +4,9 @@ httptools accepts a request line and header block of any size and any number of 
 client could make a worker buffer megabytes before the app is called. Bytes of the head are
 counted as they arrive (each received piece that leaves the head unfinished), fields as they
 are parsed; past either limit the connection gets a 431 and is closed.
+
+It also keeps a request body's pieces as parsed until the app receives them (``_Pieces``),
+rather than copying them twice on their way.
 """
 
 from __future__ import annotations
@@ -53,3 +56,39 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head = False
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if type(cycle.body) is bytearray and not cycle.body:
+            cycle.body = _Pieces()  # type: ignore[assignment]
+        super().on_body(body)
+
+
+class _Pieces:
+    """A request body received since the app's last ``receive``, as the pieces parsed.
+
+    uvicorn (0.42 on) appends each piece to a ``bytearray``, which reallocates and copies
+    what it holds as it grows, and ``receive`` copies that once more into ``bytes``. Held as
+    a list, each byte is copied once when several pieces arrived together and not at all
+    when one did (a 32 KiB chunk of a streamed layer, as often as not). The appends were 7%
+    of a worker's CPU samples while layers streamed in; memory copies went from 16-18% of
+    them to 13.5%.
+    """
+
+    __slots__ = ("pieces", "size")
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+
+    def __iadd__(self, piece: bytes) -> _Pieces:
+        self.pieces.append(piece)
+        self.size += len(piece)
+        return self
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        pieces = self.pieces
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
