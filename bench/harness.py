@@ -250,11 +250,9 @@ def _report(
         "first one's page cache, writeback and freed memory). Item 7 starts a second pair on "
         "one OpenStack Swift (s3api) server, a bucket each, redirects off; each Swift daemon "
         + (
-            f"runs {settings.swift_workers} worker processes"
-            if settings.swift_workers
+            f"runs {settings.swift_worker_count} worker processes"
+            if settings.swift_worker_count
             else "serves from its own process"
-            if settings.swift_workers == 0
-            else "runs a worker process per core, as Swift is deployed"
         )
         + ".",
         f"- The load generator shares the {os.cpu_count()} cores "

@@ -62,9 +62,7 @@ class S3Storage(Item):
             directory = self.env.workdir / "swift"
             directory.mkdir()
             try:
-                workers = self.settings.swift_workers
-                if workers is None:
-                    workers = os.cpu_count() or 1
+                workers = self.settings.swift_worker_count
                 self._server = self._stack.enter_context(start_swift(directory, workers))
             except BaseException as error:  # pytest.skip raises a BaseException
                 if type(error).__name__ == "Skipped":

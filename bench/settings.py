@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 
 __all__ = ["MIB", "Settings", "add_arguments"]
@@ -40,6 +41,11 @@ class Settings:
     catalog_page: int = 1000
     only: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
+
+    @property
+    def swift_worker_count(self) -> int:
+        """``swift_workers`` with its default resolved."""
+        return (os.cpu_count() or 1) if self.swift_workers is None else self.swift_workers
 
     def wants(self, item: str) -> bool:
         return (not self.only or item in self.only) and item not in self.skip
