@@ -22,12 +22,9 @@ import os
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
-
-import yaml
 
 from wharf.config.model import (
     CatalogConfig,
@@ -40,6 +37,14 @@ from wharf.config.model import (
     UploadPurgingConfig,
 )
 from wharf.config.operations import parse_debug, parse_health, parse_notifications, parse_redis
+from wharf.config.sources import (
+    CONFIG_PATH_ENV,
+    STORAGE_OPTIONS,
+    ConfigError,
+    Context,
+    apply_environment,
+    read_file,
+)
 
 __all__ = [
     "CONFIG_PATH_ENV",
@@ -50,14 +55,11 @@ __all__ = [
     "parse_duration",
 ]
 
-CONFIG_PATH_ENV = "REGISTRY_CONFIGURATION_PATH"
 #: ``Config.source`` when no file was read; a file's source is always an absolute path.
 DEFAULT_SOURCE = "defaults"
 
-_ENV_PREFIX = "REGISTRY_"
 _DEFAULT_ROOT = "./wharf-data"
 _STORAGE_DRIVERS = ("filesystem", "inmemory", "s3")
-_STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache", "gc")
 #: Sections that later subsystems parse themselves; kept raw in ``Config.extra``.
 _RAW_SECTIONS = (
     "auth",
@@ -78,13 +80,6 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _T = TypeVar("_T")
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot be used; the message is one line and names the key."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
-
-
 def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
     """Load the configuration; warnings about unknown keys are dropped."""
     return load_config_with_warnings(path, environ)[0]
@@ -95,9 +90,9 @@ def load_config_with_warnings(
 ) -> tuple[Config, list[str]]:
     """Load the configuration and the warnings (unknown or unsupported keys) to log at start."""
     path = path or environ.get(CONFIG_PATH_ENV) or None
-    tree = _read_file(path) if path is not None else {}
-    context = _Context()
-    _apply_environment(tree, environ, context)
+    tree = read_file(path) if path is not None else {}
+    context = Context()
+    apply_environment(tree, environ, context)
     source = os.path.abspath(path) if path is not None else DEFAULT_SOURCE
     config = _build(tree, context, source, from_file=path is not None)
     return config, context.warnings
@@ -139,149 +134,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(microseconds=sign * int(total))
 
 
-# --- file and environment ------------------------------------------------------------------
-
-
-@dataclass
-class _Context:
-    warnings: list[str] = field(default_factory=list)
-    #: dotted key -> the environment variable that set it (for messages).
-    origins: dict[str, str] = field(default_factory=dict)
-    #: dotted key -> the variable's text, so string settings keep "0.10" or "0123" verbatim.
-    env_text: dict[str, str] = field(default_factory=dict)
-
-    def origin(self, key: str) -> str | None:
-        parts = key.split(".")
-        for end in range(len(parts), 0, -1):
-            found = self.origins.get(".".join(parts[:end]))
-            if found is not None:
-                return found
-        return None
-
-    def describe(self, key: str) -> str:
-        origin = self.origin(key)
-        return f"{key} (from {origin})" if origin else key
-
-    def error(self, key: str, message: str) -> ConfigError:
-        return ConfigError(f"{self.describe(key)}: {message}")
-
-    def warn(self, key: str, message: str) -> None:
-        self.warnings.append(f"{self.describe(key)}: {message}")
-
-
-def _read_file(path: str) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as stream:
-            document = yaml.safe_load(stream)
-    except OSError as exc:
-        raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read configuration {path}: not UTF-8 text") from exc
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ConfigError(f"invalid YAML in {path}{where}: {problem}") from exc
-    if document is None:
-        return {}
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: the configuration must be a YAML mapping")
-    for name in ("storage", "auth"):
-        if name in document:
-            document[name] = _one_key_form(document[name])
-    return document
-
-
-def _one_key_form(value: Any) -> Any:
-    # Distribution accepts `storage: inmemory` and `auth: silly` for a type without parameters.
-    return {value: {}} if isinstance(value, str) else value
-
-
-def _parse_env_value(text: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        # Go fails here; a secret such as "@abc" or "`x" is more useful kept as text.
-        return text
-
-
-def _apply_environment(tree: dict[str, Any], environ: Mapping[str, str], ctx: _Context) -> None:
-    for name in sorted(environ):
-        if not name.startswith(_ENV_PREFIX) or name == CONFIG_PATH_ENV:
-            continue
-        parts = name[len(_ENV_PREFIX) :].split("_")
-        if not all(parts):
-            ctx.warnings.append(f"{name}: not a configuration key, ignored")
-            continue
-        if parts == ["VERSION"]:
-            ctx.warnings.append(f"{name}: the version cannot be overridden, ignored")
-            continue
-        text = environ[name]
-        value = _parse_env_value(text)
-        if parts == ["STORAGE"] and isinstance(value, str):
-            tree["storage"] = _select_driver(tree.get("storage"), value)
-            ctx.origins["storage"] = name
-            continue
-        if len(parts) == 1 and parts[0] == "AUTH":
-            value = _one_key_form(value)
-        key = _set_path(tree, parts, value)
-        if key is None:
-            ctx.warnings.append(f"{name}: does not address a configuration key, ignored")
-            continue
-        ctx.origins[key] = name
-        ctx.env_text[key] = text
-
-
-def _select_driver(storage: Any, driver: str) -> dict[str, Any]:
-    old = storage if isinstance(storage, dict) else {}
-    selected = {key: value for key, value in old.items() if key in _STORAGE_OPTIONS}
-    params = old.get(driver)
-    selected[driver] = params if isinstance(params, dict) else {}
-    return selected
-
-
-def _set_path(tree: dict[str, Any], parts: list[str], value: Any) -> str | None:
-    """Set ``value`` at the case-insensitive key path; returns the dotted key or None."""
-    node: dict[str, Any] | list[Any] = tree
-    keys: list[str] = []
-    for index, part in enumerate(parts):
-        last = index == len(parts) - 1
-        child: Any
-        if isinstance(node, list):
-            # Lists are addressed by index, and index == len appends (as Distribution does).
-            if not part.isdigit() or int(part) > len(node):
-                return None
-            slot = int(part)
-            if slot == len(node):
-                node.append(None)
-            keys.append(part)
-            if last:
-                node[slot] = value
-                break
-            child = node[slot]
-            if not isinstance(child, dict | list):
-                child = node[slot] = _container_for(parts[index + 1])
-        else:
-            name = next((k for k in node if isinstance(k, str) and k.upper() == part), part.lower())
-            keys.append(name)
-            if last:
-                node[name] = value
-                break
-            child = node.get(name)
-            if not isinstance(child, dict | list):
-                child = node[name] = _container_for(parts[index + 1])
-        node = child
-    return ".".join(keys)
-
-
-def _container_for(part: str) -> dict[str, Any] | list[Any]:
-    # Without Go's struct types, a numeric next part is the only hint that a list is meant
-    # (REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME).
-    return [] if part.isdigit() else {}
-
-
 # --- typed conversion ----------------------------------------------------------------------
 
 
@@ -293,7 +145,7 @@ def _show(value: Any) -> str:
 class _Section:
     """Typed reads from one mapping; keys never read are reported as unknown by ``finish``."""
 
-    def __init__(self, data: Any, path: str, ctx: _Context) -> None:
+    def __init__(self, data: Any, path: str, ctx: Context) -> None:
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -398,7 +250,7 @@ class _Section:
                 self.ctx.warn(self.key(str(name)), "unknown key, ignored")
 
 
-def _build(tree: dict[str, Any], ctx: _Context, source: str, *, from_file: bool) -> Config:
+def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) -> Config:
     top = _Section(tree, "", ctx)
     version = top.string("version", "")
     if from_file and version != "0.1":
@@ -439,7 +291,7 @@ def _log(top: _Section) -> LogConfig:
 
 
 def _storage(section: _Section) -> StorageConfig:
-    drivers = [name for name in section.data if name not in _STORAGE_OPTIONS]
+    drivers = [name for name in section.data if name not in STORAGE_OPTIONS]
     if len(drivers) > 1:
         names = ", ".join(str(name) for name in drivers)
         raise section.ctx.error("storage", f"exactly one driver allowed, got {names}")

@@ -186,7 +186,7 @@ async def test_reads_in_and_out_of_page_cache(
 ) -> None:
     """Reads take the inline path for cached data and the thread pool otherwise; both read
     the same bytes."""
-    from wharf.storage.driver import filesystem
+    from wharf.storage.driver.filesystem import reader as fs_reader
 
     calls: list[int] = []
 
@@ -194,7 +194,7 @@ async def test_reads_in_and_out_of_page_cache(
         calls.append(offset)
         return cached
 
-    monkeypatch.setattr(filesystem, "_cached", probe)
+    monkeypatch.setattr(fs_reader, "_cached", probe)
     content = random_bytes(3 * 1024 * 1024 + 17)
     await driver.put_content("/cache/blob", content)
     async with await driver.reader("/cache/blob", 5) as reader:
@@ -208,19 +208,19 @@ async def test_reads_from_the_disk_keep_a_window_read_ahead(
 ) -> None:
     """Once a read finds the disk, the kernel is asked for the next window before the reads
     reach it, window after window; data found in the page cache asks for nothing."""
-    from wharf.storage.driver import filesystem
+    from wharf.storage.driver.filesystem import reader as fs_reader
 
-    window = filesystem._READ_AHEAD
+    window = fs_reader._READ_AHEAD
     advised: list[tuple[int, int]] = []
-    real_advise = filesystem._advise_will_need
+    real_advise = fs_reader._advise_will_need
 
     def advise(fd: int, offset: int, length: int) -> None:
         advised.append((offset, length))
         real_advise(fd, offset, length)
 
     cold = True
-    monkeypatch.setattr(filesystem, "_advise_will_need", advise)
-    monkeypatch.setattr(filesystem, "_cached", lambda fd, offset: not cold)
+    monkeypatch.setattr(fs_reader, "_advise_will_need", advise)
+    monkeypatch.setattr(fs_reader, "_cached", lambda fd, offset: not cold)
     content = random_bytes(3 * window + 12345)
     await driver.put_content("/ahead/blob", content)
     async with await driver.reader("/ahead/blob") as reader:
@@ -256,11 +256,11 @@ async def test_a_reader_closed_while_reading_ahead_closes_after_the_hint(
     import errno
     import threading
 
-    from wharf.storage.driver import filesystem
+    from wharf.storage.driver.filesystem import reader as fs_reader
 
     release = threading.Event()
-    monkeypatch.setattr(filesystem, "_advise_will_need", lambda fd, o, n: release.wait(10))
-    monkeypatch.setattr(filesystem, "_cached", lambda fd, offset: False)
+    monkeypatch.setattr(fs_reader, "_advise_will_need", lambda fd, o, n: release.wait(10))
+    monkeypatch.setattr(fs_reader, "_cached", lambda fd, offset: False)
     driver = FilesystemDriver(str(tmp_path / "r"))
     await driver.put_content("/ahead/blob", random_bytes(3 << 20))
     reader = await driver.reader("/ahead/blob")
@@ -280,7 +280,7 @@ async def test_a_reader_closed_while_reading_ahead_closes_after_the_hint(
 
 
 def test_page_cache_probe_on_a_real_file(tmp_path: Path) -> None:
-    from wharf.storage.driver.filesystem import _cached
+    from wharf.storage.driver.filesystem.reader import _cached
 
     path = tmp_path / "f"
     path.write_bytes(b"x" * 8192)
@@ -298,11 +298,11 @@ async def test_written_batches_are_sent_to_the_disk_before_commit(
     """Each batch's whole pages are handed to writeback as soon as they are written, so the
     fsync of ``commit`` has only the tail left; the last, partial page is not. (Buffered
     writes: a batch in an aligned buffer could otherwise go to the disk directly.)"""
-    from wharf.storage.driver import filesystem
+    from wharf.storage.driver.filesystem import writer as fs_writer
 
     driver = FilesystemDriver(str(tmp_path / "r"), directwrites=False)
 
-    real = filesystem._sync_file_range
+    real = fs_writer._sync_file_range
     if real is None:
         pytest.skip("no sync_file_range here")
     ranges: list[tuple[int, int]] = []
@@ -311,7 +311,7 @@ async def test_written_batches_are_sent_to_the_disk_before_commit(
         ranges.append((offset, nbytes))
         return real(fd, offset, nbytes, flags)
 
-    monkeypatch.setattr(filesystem, "_sync_file_range", recording)
+    monkeypatch.setattr(fs_writer, "_sync_file_range", recording)
     first, second = random_bytes((1 << 20) + 100), random_bytes(2 << 20)
     writer = await driver.writer("/blob")
     await writer.write(first)
@@ -363,7 +363,7 @@ async def test_direct_and_buffered_writes_make_the_same_file(tmp_path: Path, dir
 
 @pytest.mark.parametrize("direct", [True, False])
 async def test_direct_writes_leave_the_page_cache_alone(tmp_path: Path, direct: bool) -> None:
-    from wharf.storage.driver.filesystem import _cached
+    from wharf.storage.driver.filesystem.reader import _cached
 
     if not _direct_io_supported(tmp_path):
         pytest.skip("the file system of the temporary directory has no direct I/O")
