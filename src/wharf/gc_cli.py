@@ -16,6 +16,7 @@ import os
 import sys
 from datetime import timedelta
 
+from wharf.coherence.generations import Generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config, parse_duration
 from wharf.config.model import Config
 from wharf.logs import setup_logging
@@ -24,7 +25,6 @@ from wharf.registry.gc.coordination import CoordinationError
 from wharf.registry.gc.guard import create_coordination, default_lockdir
 from wharf.registry.gc.progress import progress_for
 from wharf.registry.gc.schedule import run_schedule
-from wharf.registry.generations import Generations
 from wharf.storage.driver import DriverError
 from wharf.storage.driver.factory import create_driver
 

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from wharf.coherence.caches import RegistryCache
+from wharf.coherence.generations import Generations
 from wharf.reference import Digest, RepositoryName
-from wharf.registry.cache import RegistryCache
 from wharf.registry.catalog import CATALOG_KEY, Catalog
-from wharf.registry.generations import Generations
 from wharf.registry.namespace import Registry
 from wharf.registry.repository_walk import BATCH, BATCHES_AT_ONCE
 from wharf.storage import paths

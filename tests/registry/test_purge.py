@@ -4,11 +4,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from wharf.coherence.caches import RegistryCache
+from wharf.coherence.generations import Generations
 from wharf.config import StorageConfig
 from wharf.reference import Digest, RepositoryName
-from wharf.registry.cache import RegistryCache
 from wharf.registry.catalog import Catalog
-from wharf.registry.generations import Generations
 from wharf.registry.purge import purge_uploads
 from wharf.registry.uploads import format_started_at
 from wharf.storage import paths

@@ -13,9 +13,9 @@ import pytest
 from tests.api.helpers import push_blob, push_image
 from tests.support.redis_server import RedisServer, needs_redis
 from wharf.api.app import WharfApp, create_app
+from wharf.coherence.redis_tokens import RedisGenerations
 from wharf.config import Config, HTTPConfig, StorageConfig
 from wharf.config.operations import RedisConfig
-from wharf.registry.redis_state import RedisGenerations
 
 pytestmark = needs_redis
 

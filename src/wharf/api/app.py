@@ -27,12 +27,12 @@ from wharf.api.routes import match_route
 from wharf.api.token import token_route
 from wharf.api.upload_state import UploadStateSigner
 from wharf.auth.factory import create_auth
+from wharf.coherence.caches import RegistryCache
 from wharf.config import Config
 from wharf.errors import NameInvalid, RegistryError, Unavailable, Unknown, Unsupported
 from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
-from wharf.registry.cache import RegistryCache
 from wharf.registry.gc.guard import create_coordination
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry

@@ -16,16 +16,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from wharf.coherence.caches import ContentCache, TokenCache
+from wharf.coherence.generations import Generations
+from wharf.coherence.redis_tokens import RedisGenerations
 from wharf.config import Config
 from wharf.notifications import EventSink, notifying
 from wharf.notifications.events import Source
 from wharf.observability.context import CURRENT
 from wharf.observability.metrics import METRICS_DIR_ENV, Sample, WorkerMetrics, flush_loop
 from wharf.observability.middleware import ObservedHTTP
-from wharf.registry.cache import ContentCache, TokenCache
-from wharf.registry.generations import Generations
 from wharf.registry.namespace import Registry
-from wharf.registry.redis_state import RedisGenerations
 from wharf.storage.driver.checked import CheckedDriver
 
 __all__ = ["INSTANCE_ID_ENV", "Operations"]

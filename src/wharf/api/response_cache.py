@@ -3,7 +3,7 @@
 A manifest GET or HEAD and a tags list ask the same few questions over and over (a tag, the
 Accept header a client always sends, the same page), and the answer stays the same bytes until
 the repository changes. Each answer is kept under the change token read before it was made
-(``wharf.registry.generations``), exactly as the registry's own caches are, so a tag moved or
+(``wharf.coherence.generations``), exactly as the registry's own caches are, so a tag moved or
 deleted through any worker, or any instance sharing Redis, is never answered from here: the
 token has changed by the time the next request reads it. A hit skips parsing the reference,
 building the repository's services, negotiating and encoding.
@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from wharf.api.http import Response, Send
-from wharf.registry.cache import TokenCache
-from wharf.registry.generations import Generations
+from wharf.coherence.caches import TokenCache
+from wharf.coherence.generations import Generations
 
 __all__ = ["CachedResponse", "ResponseCaches", "answer"]
 

@@ -36,7 +36,7 @@ _CACHED_ROUTES = frozenset(("manifest",))
 
 
 class Consistency(Protocol):
-    """What the shared change tokens need from each request (``redis_state``)."""
+    """What the shared change tokens need from each request (``coherence.redis_tokens``)."""
 
     async def barrier(self) -> None:
         """Return once every change announced before this call is applied here."""

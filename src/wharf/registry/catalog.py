@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 
-from wharf.registry.cache import RegistryCache
-from wharf.registry.generations import Token
+from wharf.coherence.caches import RegistryCache
+from wharf.coherence.generations import Token
 from wharf.registry.repository_walk import find_repositories
 from wharf.storage.driver import StorageDriver
 

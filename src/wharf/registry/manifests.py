@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from wharf.coherence.caches import RegistryCache
 from wharf.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -18,7 +19,6 @@ from wharf.errors import (
 from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry import media
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
-from wharf.registry.cache import RegistryCache
 from wharf.registry.gc.guard import WriteGuard, protect
 from wharf.registry.manifest_parse import ParsedManifest, digest_of, parse_manifest
 from wharf.registry.referrers import Referrers

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor
 
+from wharf.coherence.caches import RegistryCache
 from wharf.reference import RepositoryName
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
-from wharf.registry.cache import RegistryCache
 from wharf.registry.catalog import CATALOG_KEY, Catalog
 from wharf.registry.manifests import Manifests
 from wharf.registry.referrers import Referrers

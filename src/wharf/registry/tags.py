@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from wharf.coherence.caches import RegistryCache
 from wharf.errors import ManifestUnknown, NameUnknown, RegistryError
 from wharf.reference import Digest, RepositoryName, Tag
-from wharf.registry.cache import RegistryCache
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 

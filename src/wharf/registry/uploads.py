@@ -39,12 +39,12 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from wharf.coherence.caches import RegistryCache
+from wharf.coherence.generations import Token
 from wharf.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
 from wharf.hashing import Hasher, new_hasher, restore_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
-from wharf.registry.cache import RegistryCache
-from wharf.registry.generations import Token
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
 from wharf.storage.driver import (

@@ -6,12 +6,12 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from wharf.coherence.generations import Generations
 from wharf.registry.gc.coordination import Coordination
 from wharf.registry.gc.mark import MarkResult, mark
 from wharf.registry.gc.progress import Progress
 from wharf.registry.gc.safety import Freshness
 from wharf.registry.gc.sweep import SweepResult, sweep
-from wharf.registry.generations import Generations
 from wharf.storage.driver import StorageDriver
 
 __all__ = ["CollectorBusy", "GcOptions", "GcResult", "collect", "format_size"]

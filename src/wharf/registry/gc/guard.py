@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from wharf.coherence.generations import Generations
 from wharf.config.model import Config, StorageConfig
 from wharf.config.operations import RedisConfig
 from wharf.errors import ManifestBlobUnknown, Unavailable
@@ -33,7 +34,6 @@ from wharf.registry.gc.coordination import (
     SweepConflict,
 )
 from wharf.registry.gc.redis_coordination import RedisCoordination
-from wharf.registry.generations import Generations
 from wharf.registry.manifest_parse import ParsedManifest
 
 __all__ = [

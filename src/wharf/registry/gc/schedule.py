@@ -7,10 +7,10 @@ import logging
 import secrets
 from collections.abc import Callable
 
+from wharf.coherence.generations import Generations
 from wharf.config.model import Config
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
 from wharf.registry.gc.coordination import Coordination, CoordinationError
-from wharf.registry.generations import Generations
 from wharf.storage.driver import DriverError, StorageDriver
 
 __all__ = ["online_options", "run_schedule"]

@@ -1,6 +1,6 @@
 """One Redis subscription, spoken directly in RESP2 over an asyncio protocol.
 
-``redis_state`` needs two things redis-py's PubSub does not give: to know of every lost
+``redis_tokens`` needs two things redis-py's PubSub does not give: to know of every lost
 connection (PubSub reconnects and resubscribes by itself, and the messages published in
 between are silently lost), and to apply each message and PONG the moment it is read, in
 order, without a task switch per frame (a read barrier waits on a PONG on the hot path).

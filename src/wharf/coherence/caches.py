@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from wharf.registry.generations import Generations, Token
+from wharf.coherence.generations import Generations, Token
 
 if TYPE_CHECKING:
     from wharf.registry.uploads import SessionMemo

@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 
 from tests.support.redis_server import RedisServer, needs_redis
+from wharf.coherence.redis_tokens import RedisGenerations, channel_name
 from wharf.config.operations import RedisConfig
 from wharf.observability.context import CURRENT, RequestInfo
-from wharf.registry.redis_state import RedisGenerations, channel_name
 
 pytestmark = needs_redis
 

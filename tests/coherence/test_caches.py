@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wharf.registry.cache import TokenCache
+from wharf.coherence.caches import TokenCache
 
 
 def test_an_entry_is_served_only_under_its_token() -> None:

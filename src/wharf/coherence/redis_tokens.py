@@ -43,11 +43,11 @@ import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from wharf.coherence.generations import Generations, Token
+from wharf.coherence.redis_subscription import ReplyError, Subscription, command, subscribe
 from wharf.config.operations import RedisConfig
 from wharf.observability.context import CURRENT
 from wharf.observability.metrics import Sample, WorkerMetrics
-from wharf.registry.generations import Generations, Token
-from wharf.registry.redis_subscription import ReplyError, Subscription, command, subscribe
 
 __all__ = ["EVERYTHING", "RedisGenerations", "channel_name"]
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 
 from tests.support.redis_server import RedisServer, needs_redis
+from wharf.coherence.redis_subscription import ReplyError, Subscription, command, subscribe
 from wharf.config.operations import RedisConfig
-from wharf.registry.redis_subscription import ReplyError, Subscription, command, subscribe
 
 FRAMES = (
     b"*3\r\n$9\r\nsubscribe\r\n$5\r\nwharf\r\n:1\r\n"
