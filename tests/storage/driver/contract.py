@@ -36,6 +36,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
+from tests.storage.driver.contract_lease import LeaseContract
 from tests.storage.driver.contract_support import (
     MiB,
     assert_error,
@@ -71,9 +72,10 @@ _VALID_PATHS = [
 _INVALID_PATHS = ["", "/", "abc", "123.abc", "//bcd", "/abc_123/", "/a/../b", "/a/./b", "/a b"]
 
 
-class DriverContract(TreeContract):
+class DriverContract(TreeContract, LeaseContract):
     """Every test takes a fresh ``driver``; subclasses provide that fixture. Directory tests
-    are in ``TreeContract``, tuning knobs in ``ContractSettings``."""
+    are in ``TreeContract``, lease tests in ``LeaseContract``, tuning knobs in
+    ``ContractSettings``."""
 
     # -- paths ------------------------------------------------------------------------------
 

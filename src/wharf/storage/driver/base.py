@@ -9,6 +9,8 @@ Driver errors:
      ├── PathNotFound       nothing at that path
      ├── InvalidPath        a path outside the grammar
      ├── InvalidOffset      a read or append offset past the end or negative
+     ├── LeaseBusy          another holder has the lease of a file
+     ├── LeaseLost          a lease may have passed to another holder
      └── UnsupportedMethod  the driver cannot do this (e.g. redirect URLs)
 """
 
@@ -28,6 +30,9 @@ __all__ = [
     "FileWriter",
     "InvalidOffset",
     "InvalidPath",
+    "Lease",
+    "LeaseBusy",
+    "LeaseLost",
     "Listings",
     "PathNotFound",
     "ResumeState",
@@ -68,6 +73,16 @@ class InvalidOffset(DriverError):
     def __init__(self, path: str, offset: int, *, driver: str = "") -> None:
         self.offset = offset
         super().__init__(f"invalid offset {offset} for {path}", path=path, driver=driver)
+
+
+class LeaseBusy(DriverError):
+    def __init__(self, path: str, *, driver: str = "") -> None:
+        super().__init__(f"lease held by another: {path}", path=path, driver=driver)
+
+
+class LeaseLost(DriverError):
+    def __init__(self, path: str, *, driver: str = "") -> None:
+        super().__init__(f"lease lost: {path}", path=path, driver=driver)
 
 
 class UnsupportedMethod(DriverError):
@@ -165,6 +180,34 @@ class FileWriter(ABC):
         return None
 
 
+class Lease(ABC):
+    """The exclusive hold of one file's lease (``StorageDriver.lease``), until ``release``."""
+
+    __slots__ = ()
+
+    @property
+    @abstractmethod
+    def turn(self) -> int | None:
+        """How many times the file's lease has been taken, this time included, where the
+        driver counts them (None elsewhere). Whoever held turn ``n`` and now holds ``n + 1``
+        knows that nobody held the lease in between."""
+
+    def check(self) -> None:  # noqa: B027 - leases the storage enforces cannot be lost
+        """Raise LeaseLost when the lease may have passed to another holder (it expired
+        unrenewed): whatever the holder was about to write must not be written."""
+
+    @abstractmethod
+    async def release(self, *, deleted: bool = False) -> None:
+        """Give the lease up; ``deleted``: the holder deleted the file, so there is nothing
+        left to release it on. Releasing twice does nothing."""
+
+    async def __aenter__(self) -> Lease:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
+
+
 class StorageDriver(ABC):
     """The contract every storage backend implements."""
 
@@ -200,6 +243,17 @@ class StorageDriver(ABC):
         does."""
         del state
         return await self.writer(path, append=True)
+
+    @abstractmethod
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        """The exclusive lease of the file at ``path``, across every process and machine
+        sharing this storage: LeaseBusy while another holds it, PathNotFound when there is
+        no file (also once its holder deleted it: a file that is gone can never be leased).
+        It does not wait: the caller decides what a busy file means. A holder that dies
+        without releasing loses it, at once where the storage can tell (file locks) and
+        otherwise when it expires unrenewed (the driver renews it while it is held).
+        ``after``: the ``turn`` the caller last held, a hint that lets a driver counting
+        turns take the next one without looking first."""
 
     @abstractmethod
     async def stat(self, path: str) -> FileInfo: ...

@@ -21,6 +21,7 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidPath,
+    Lease,
     Listings,
     PathNotFound,
     ResumeState,
@@ -117,6 +118,11 @@ class CheckedDriver(StorageDriver):
         with _Translate(self.name, "resume_writer", path, self.observe):
             inner = await self.inner.resume_writer(path, state)
             return _CheckedWriter(inner, self.name, path, self.observe)
+
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        self._check(path)
+        with _Translate(self.name, "lease", path, self.observe):
+            return await self.inner.lease(path, after=after)
 
     async def stat(self, path: str) -> FileInfo:
         self._check(path, allow_root=True)

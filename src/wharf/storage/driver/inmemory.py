@@ -22,6 +22,8 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidOffset,
+    Lease,
+    LeaseBusy,
     PathNotFound,
     StorageDriver,
 )
@@ -54,6 +56,9 @@ class InMemoryDriver(StorageDriver):
     def __init__(self) -> None:
         self._root: _Dir = {}
         self._pending: dict[str, bytearray] = {}
+        #: Turns taken of each file's lease, and the files whose lease is held.
+        self._turns: dict[str, int] = {}
+        self._leased: set[str] = set()
 
     # -- tree helpers --------------------------------------------------------------------------
 
@@ -124,6 +129,8 @@ class InMemoryDriver(StorageDriver):
         doomed = [key for key in self._pending if key == path or key.startswith(below)]
         for key in doomed:
             del self._pending[key]
+        for key in [key for key in self._turns if key == path or key.startswith(below)]:
+            del self._turns[key]
         return bool(doomed)
 
     # -- the contract --------------------------------------------------------------------------
@@ -152,6 +159,15 @@ class InMemoryDriver(StorageDriver):
             buffer = bytearray(self._file(path).data)
         self._pending[path] = buffer
         return _MemoryWriter(self, path, buffer)
+
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        self._file(path)
+        if path in self._leased:
+            raise LeaseBusy(path)
+        turn = self._turns.get(path, 0) + 1
+        self._turns[path] = turn
+        self._leased.add(path)
+        return _MemoryLease(self, path, turn)
 
     async def stat(self, path: str) -> FileInfo:
         node = self._lookup(path)
@@ -200,6 +216,24 @@ class InMemoryDriver(StorageDriver):
             raise PathNotFound(path)
         if removed:
             self._prune(parent_path)
+
+
+class _MemoryLease(Lease):
+    __slots__ = ("_driver", "_path", "_turn")
+
+    def __init__(self, driver: InMemoryDriver, path: str, turn: int) -> None:
+        self._driver = driver
+        self._path: str | None = path
+        self._turn = turn
+
+    @property
+    def turn(self) -> int | None:
+        return self._turn
+
+    async def release(self, *, deleted: bool = False) -> None:
+        path, self._path = self._path, None
+        if path is not None:
+            self._driver._leased.discard(path)
 
 
 class _MemoryReader(FileReader):

@@ -20,6 +20,7 @@ from wharf.storage.driver.base import (
     FileReader,
     FileWriter,
     InvalidOffset,
+    Lease,
     Listings,
     PathNotFound,
     StorageDriver,
@@ -32,6 +33,7 @@ from wharf.storage.driver.filesystem.files import (
     sync_data,
     write_all,
 )
+from wharf.storage.driver.filesystem.lease import open_lease
 from wharf.storage.driver.filesystem.reader import FsReader, open_reader
 from wharf.storage.driver.filesystem.writer import DIRECT_IO, FsWriter, open_writer
 
@@ -199,6 +201,9 @@ class FilesystemDriver(StorageDriver):
                 raise
             raise PathNotFound(path) from exc
         return FsWriter(self, path, full, fd, direct_fd, size)
+
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        return await open_lease(self, path)
 
     async def stat(self, path: str) -> FileInfo:
         try:

@@ -25,6 +25,7 @@ from wharf.storage.driver.base import (
     FileInfo,
     FileReader,
     FileWriter,
+    Lease,
     PathNotFound,
     ResumeState,
     StorageDriver,
@@ -40,6 +41,7 @@ from wharf.storage.driver.s3.client import (
     translating,
 )
 from wharf.storage.driver.s3.layout import PENDING_MARK, KeyLayout
+from wharf.storage.driver.s3.lease import take_lease
 from wharf.storage.driver.s3.params import S3Parameters, parse_parameters
 from wharf.storage.driver.s3.reader import (
     READ_AHEAD,
@@ -121,6 +123,10 @@ class S3Driver(StorageDriver):
         if not isinstance(state, StoredFile):
             return await super().resume_writer(path, state)
         return S3Writer(self.bucket, self.layout, path, state, self.params.chunksize)
+
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        with translating(path):
+            return await take_lease(self.bucket, self.layout, path, after)
 
     async def stat(self, path: str) -> FileInfo:
         if path == "/":

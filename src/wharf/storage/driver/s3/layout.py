@@ -12,7 +12,11 @@ Pending objects hold the bytes of an uncommitted file that do not yet fill a 5 M
 
 one per ``close`` that left such bytes, named by the file offset of their first byte, so that
 a writer in any process can tell which of them continue the multipart upload's parts (see
-``writer``). ``#`` is outside the driver path grammar, so no driver path can ever name a
+``writer``). A file's lease is a series of turns beside it the same way (see ``lease``)::
+
+    <key>#turn.<n, 10 digits>
+
+``#`` is outside the driver path grammar, so no driver path can ever name a
 pending object, and list and walk skip them. Distribution does not stumble on them either:
 it only ever deletes whole upload directories (its prefix delete takes them along), and its
 upload purge, catalog and garbage collector pick paths by their ``data``, ``startedat``,
@@ -23,10 +27,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["PENDING_MARK", "KeyLayout"]
+__all__ = ["PENDING_MARK", "TURN_MARK", "KeyLayout"]
 
 #: Separates a file's key from the offset of one of its pending objects.
 PENDING_MARK = "#pending."
+#: Separates a file's key from the number of one of its lease's turns.
+TURN_MARK = "#turn."
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
 _OFFSET_RE = re.compile(r"\d{1,20}")
 
@@ -60,6 +66,10 @@ class KeyLayout:
     @staticmethod
     def pending_prefix(key: str) -> str:
         return key + PENDING_MARK
+
+    @staticmethod
+    def turn_prefix(key: str) -> str:
+        return key + TURN_MARK
 
     @staticmethod
     def pending_key(key: str, offset: int) -> str:
