@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wharf.errors import DigestInvalid, NameInvalid, TagInvalid
 from wharf.reference import Digest, RepositoryName, Tag, parse_reference
@@ -60,3 +62,98 @@ def test_invalid_digests(text: str) -> None:
 def test_parse_reference() -> None:
     assert parse_reference("latest") == Tag("latest")
     assert parse_reference(f"sha256:{HEX64}") == Digest("sha256", HEX64)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"sha256:{HEX64}", "sha256:abc", "md5:abc", "a:b", "sha256+b64u:A=_-", "x.y_z-1:0"],
+)
+def test_what_the_grammar_makes_a_digest(text: str) -> None:
+    assert Digest.is_digest(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "latest",
+        "bad\r\nX:1",
+        "bad\x00X:1",
+        f"SHA256:{HEX64}",
+        f"sha256:{HEX64}\n",
+        f"\nsha256:{HEX64}",
+        ":abc",
+        "sha256:",
+        "sha256::abc",
+        "sha--256:abc",
+        "sha256:a/b",
+        "sha256:é",
+    ],
+)
+def test_a_colon_alone_makes_no_digest(text: str) -> None:
+    assert not Digest.is_digest(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        # No digest by the grammar: judged as the tag it cannot be.
+        ("bad\r\nX:1", TagInvalid),
+        ("bad\x00X:1", TagInvalid),
+        ("x\x7fy", TagInvalid),
+        (f"SHA256:{HEX64}", TagInvalid),
+        (f"sha256:{HEX64}\r\n", TagInvalid),
+        ("a:b/c", TagInvalid),
+        # Digests by the grammar that wharf cannot take: unsupported, or wrong for the algorithm.
+        ("md5:" + "a" * 32, DigestInvalid),
+        ("a:b", DigestInvalid),
+        ("sha256:abc", DigestInvalid),
+        ("sha256:" + "A" * 64, DigestInvalid),
+        ("sha512:" + "a" * 64, DigestInvalid),
+    ],
+)
+def test_invalid_references(text: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_reference(text)
+
+
+REFERENCE_ALPHABET = "abcfsh0123456789:+._-=AZ/\r\n\x00\x7f\x85\u2028 é"
+REFERENCES = st.one_of(
+    st.text(),
+    st.text(alphabet=REFERENCE_ALPHABET, max_size=140),
+    st.from_regex(r"[a-z0-9]+([+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+", fullmatch=True),
+    st.builds(
+        lambda algorithm, encoded, around: around.replace("|", f"{algorithm}:{encoded}"),
+        st.sampled_from(["sha256", "sha512", "SHA256", "md5", ""]),
+        st.text(alphabet="0123456789abcdefABCDEF", min_size=60, max_size=130),
+        st.sampled_from(["|", "|\n", "\r\n|", "|\x00", " |", "|/x"]),
+    ),
+)
+
+
+@settings(max_examples=500)
+@given(text=REFERENCES)
+def test_any_reference_is_a_digest_a_tag_or_the_right_error(text: str) -> None:
+    try:
+        reference = parse_reference(text)
+    except DigestInvalid:
+        assert Digest.is_digest(text)
+    except TagInvalid:
+        assert not Digest.is_digest(text)
+    else:
+        # What parses is exactly what was asked for, so it is safe to put in a header.
+        assert str(reference) == text
+        assert text.isascii()
+        assert text.isprintable()
+        assert isinstance(reference, Digest) == Digest.is_digest(text)
+
+
+@settings(max_examples=300)
+@given(text=REFERENCES)
+def test_any_digest_parses_or_is_digest_invalid(text: str) -> None:
+    try:
+        digest = Digest.parse(text)
+    except DigestInvalid:
+        return
+    assert str(digest) == text
+    assert text.isascii()
+    assert text.isprintable()

@@ -23,8 +23,11 @@ NAME_MAX_LENGTH = 255
 _NAME_COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 _NAME_RE = re.compile(rf"{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*")
 _TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
-_ALGORITHM_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*")
-_ENCODED_RE = re.compile(r"[a-zA-Z0-9=_-]+")
+_ALGORITHM = r"[a-z0-9]+(?:[+._-][a-z0-9]+)*"
+_ENCODED = r"[a-zA-Z0-9=_-]+"
+_ALGORITHM_RE = re.compile(_ALGORITHM)
+_ENCODED_RE = re.compile(_ENCODED)
+_DIGEST_RE = re.compile(f"{_ALGORITHM}:{_ENCODED}")
 
 #: Supported digest algorithms and the length of their hex encoding.
 SUPPORTED_ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
@@ -91,15 +94,20 @@ class Digest:
 
     @classmethod
     def is_digest(cls, text: str) -> bool:
-        """Whether a manifest reference is meant as a digest rather than a tag."""
-        return ":" in text
+        """Whether a manifest reference is a digest by the OCI grammar, of any algorithm.
+
+        A colon alone does not make one: what no algorithm could have written is judged as
+        the tag it then cannot be, not refused as a digest."""
+        return _DIGEST_RE.fullmatch(text) is not None
 
     def __str__(self) -> str:
         return f"{self.algorithm}:{self.hex}"
 
 
 def parse_reference(text: str) -> Tag | Digest:
-    """A manifest reference: a digest when it has a colon, a tag otherwise."""
+    """A manifest reference: a digest when the OCI grammar makes it one (DigestInvalid when
+    its algorithm is unsupported or its encoding wrong for it), a tag otherwise (TagInvalid
+    when it is no valid tag)."""
     if Digest.is_digest(text):
         return Digest.parse(text)
     return Tag(text)

@@ -1,8 +1,9 @@
 """Hostile input against the in-process app: names, tags, digests, Content-Range, Range,
-query parameters, manifest JSON, Authorization headers and stalled bodies.
+query parameters, manifest JSON, Authorization headers, control characters and stalled bodies.
 
 Every property is the same: never a 500; an error is one of the codes the spec gives for
-that input; and a refused request leaves the stored data exactly as it was.
+that input; a refused request leaves the stored data exactly as it was; and nothing the
+client sent reaches a response header or a log line unescaped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from tests.api.helpers import (
 from tests.auth.support import write_htpasswd
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
+from wharf.logs import JSONFormatter, TextFormatter
 
 T = TypeVar("T")
 
@@ -135,6 +138,22 @@ def world(
         runner.close()
 
 
+def assert_clean_headers(response: httpx.Response) -> None:
+    for name, value in response.headers.raw:
+        for byte in name + value:
+            assert 32 <= byte < 127 or byte == 9, (name, value)
+
+
+def assert_clean_log_lines(records: list[logging.LogRecord]) -> None:
+    """Each record, in both formats, is one printable line: what came in is escaped."""
+    for made in records:
+        text = TextFormatter().format(made)
+        assert text.isprintable(), text
+        entry = JSONFormatter().format(made)
+        assert entry.isprintable(), entry
+        json.loads(entry)
+
+
 def check(
     world: World,
     response: httpx.Response,
@@ -143,6 +162,7 @@ def check(
 ) -> None:
     """The shared property: no 5xx, a spec code on errors, nothing changed when refused."""
     assert response.status_code < 500, response.text
+    assert_clean_headers(response)
     if response.status_code >= 400 and response.request.method != "HEAD":
         content_type = response.headers.get("Content-Type", "")
         if content_type.startswith("application/json"):
@@ -303,7 +323,9 @@ def test_repository_names(world: World, name: str, method: str) -> None:
 
 @SETTINGS
 @given(tag=TAGS, method=st.sampled_from(["GET", "PUT", "DELETE"]))
-def test_tags(world: World, tag: str, method: str) -> None:
+def test_tags(world: World, caplog: pytest.LogCaptureFixture, tag: str, method: str) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.clear()
     before = world.snapshot()
     url = f"/v2/{REPO}/manifests/{quote(tag, safe='')}"
     if method == "PUT":
@@ -313,6 +335,7 @@ def test_tags(world: World, tag: str, method: str) -> None:
     else:
         response = world.request(method, url)
     check(world, response, TAG_CODES | {"UNSUPPORTED"}, before)
+    assert_clean_log_lines(caplog.records)
     if method == "GET" and response.status_code == 200:
         assert response.content == world.manifest
 
@@ -322,7 +345,9 @@ def test_tags(world: World, tag: str, method: str) -> None:
     digest=DIGESTS,
     where=st.sampled_from(["blob", "blob-head", "blob-delete", "referrers", "manifest", "mount"]),
 )
-def test_digests(world: World, digest: str, where: str) -> None:
+def test_digests(world: World, caplog: pytest.LogCaptureFixture, digest: str, where: str) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.clear()
     before = world.snapshot()
     quoted = quote(digest, safe="")
     method, url, params = {
@@ -341,6 +366,7 @@ def test_digests(world: World, digest: str, where: str) -> None:
         world.request("DELETE", response.headers["Location"])
         return
     check(world, response, allowed, before)
+    assert_clean_log_lines(caplog.records)
 
 
 @SETTINGS
@@ -626,3 +652,93 @@ async def test_a_stalled_upload_is_answered_with_408(
 
 def test_body_timeout_default() -> None:
     assert HTTPConfig().body_timeout == timedelta(seconds=60)
+
+
+# --- control characters --------------------------------------------------------------------
+
+# Paths arrive percent-decoded in the ASGI scope: ``%0d%0a`` is a real CR LF by then.
+CONTROL_REQUESTS = [
+    ("PUT", f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, 400, "TAG_INVALID"),
+    ("PUT", f"/v2/{REPO}/manifests/x%7fy", {}, 400, "TAG_INVALID"),
+    ("GET", f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, 404, "MANIFEST_UNKNOWN"),
+    ("HEAD", f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, 404, None),
+    ("DELETE", f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, 404, "MANIFEST_UNKNOWN"),
+    ("GET", f"/v2/{REPO}/manifests/bad%00X:1", {}, 404, "MANIFEST_UNKNOWN"),
+    ("GET", f"/v2/{REPO}/manifests/sha256:%0d%0a", {}, 404, "MANIFEST_UNKNOWN"),
+    ("GET", f"/v2/{REPO}/blobs/bad%0d%0aX:1", {}, 400, "DIGEST_INVALID"),
+    ("HEAD", f"/v2/{REPO}/blobs/sha256:%00", {}, 400, None),
+    ("DELETE", f"/v2/{REPO}/blobs/sha256:%0d%0a", {}, 400, "DIGEST_INVALID"),
+    ("GET", f"/v2/{REPO}/referrers/bad%0d%0aX:1", {}, 400, "DIGEST_INVALID"),
+    ("GET", "/v2/seed%0d%0a/app/tags/list", {}, 400, "NAME_INVALID"),
+    ("GET", "/v2/seed%0a/app/manifests/v1", {}, 400, "NAME_INVALID"),
+    ("GET", f"/v2/{REPO}/blobs/uploads/bad%0d%0aid", {}, 404, "BLOB_UPLOAD_UNKNOWN"),
+    ("POST", f"/v2/{REPO}/blobs/uploads/", {"digest": "bad\r\nX:1\x00"}, 400, "DIGEST_INVALID"),
+    ("POST", "/v2/other/app/blobs/uploads/", {"mount": "bad\r\nX:1", "from": REPO}, 202, None),
+    ("POST", "/v2/other/app/blobs/uploads/", {"mount": "x", "from": "a\r\nb"}, 202, None),
+    ("GET", f"/v2/{REPO}/tags/list", {"n": "1", "last": "\r\n\x00"}, 200, None),
+    ("GET", "/v2/_catalog", {"n": "\r\n"}, 400, "PAGINATION_NUMBER_INVALID"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "params", "status", "code"), CONTROL_REQUESTS)
+def test_control_characters_are_refused_cleanly_and_logged_escaped(
+    world: World,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    status: int,
+    code: str | None,
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = world.snapshot()
+    content = world.manifest if method == "PUT" else b""
+    headers = {"Content-Type": OCI_MANIFEST, "X-Request-Id": "id\r\nX-Forged: 1"}
+    response = world.request(method, path, params=params, content=content, headers=headers)
+    assert response.status_code == status, response.text
+    if code is not None:
+        assert [error["code"] for error in response.json()["errors"]] == [code]
+    assert_clean_headers(response)
+    assert "\r" not in response.headers["X-Request-Id"]
+    if status == 202:
+        assert "/blobs/uploads/" in response.headers["Location"]  # a session, not a mount
+        world.request("DELETE", response.headers["Location"])
+    elif status >= 400:
+        assert world.snapshot() == before
+    access = [made for made in caplog.records if made.name == "wharf.access"]
+    assert [made.__dict__["path"] for made in access][:1] == [httpx.URL(path).path]
+    assert_clean_log_lines(caplog.records)
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "authorization", "status"),
+    [
+        ("/token", {"scope": "repository:se\r\ned:pull", "service": "svc"}, None, 400),
+        ("/token", {"scope": "repository:seed:pull"}, _basic("al\r\nice", "x\r\n"), 401),
+        ("/token", {"scope": "repository:seed:pull"}, _basic("alice", "wonderland\x00"), 401),
+        ("/v2/seed%0d%0aapp/tags/list", {}, None, 400),
+        (f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, "Bearer a.b\x01.c", 401),
+        (f"/v2/{REPO}/manifests/bad%0d%0aX:1", {}, _basic("al\r\nice", "x"), 401),
+    ],
+)
+def test_control_characters_in_credentials_and_scopes(
+    guarded: World,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    params: dict[str, str],
+    authorization: str | None,
+    status: int,
+) -> None:
+    caplog.set_level(logging.INFO)
+    headers = {} if authorization is None else {"Authorization": authorization.encode("latin-1")}
+    response = guarded.request("GET", path, params=params, headers=headers)
+    assert response.status_code == status, response.text
+    assert_clean_headers(response)
+    if status == 401 and path != "/token":
+        # The challenge names the repository asked for, which is a valid name by then.
+        assert f'scope="repository:{REPO}:pull"' in response.headers["WWW-Authenticate"]
+    assert_clean_log_lines(caplog.records)

@@ -42,7 +42,9 @@ class Route:
 def _route(name: str, pattern: str, methods: dict[str, Handler]) -> Route:
     if "GET" in methods:
         methods.setdefault("HEAD", methods["GET"])
-    return Route(name, re.compile(pattern), methods)
+    # DOTALL: a name holding a line break (``%0a`` in the URL) reaches its handler and is
+    # refused as the invalid name it is, like any other, instead of matching no route.
+    return Route(name, re.compile(pattern, re.DOTALL), methods)
 
 
 ROUTES: tuple[Route, ...] = (
