@@ -2,6 +2,11 @@
 
 The same ``dictConfig`` is handed to the HTTP server (granian or uvicorn), so that its own
 lines and those of every worker process come out in the same format.
+
+Messages and fields carry what clients sent (paths arrive percent-decoded, so ``%0d%0a``
+is a real line break by then): both formatters escape every character that is not
+printable, so that no request can end a line, forge the next one or hide text from the
+terminal reading the log.
 """
 
 from __future__ import annotations
@@ -31,6 +36,54 @@ _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
     "asctime",
     "color_message",
 }
+
+
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_character(character: str) -> str:
+    named = _NAMED_ESCAPES.get(character)
+    if named is not None:
+        return named
+    code = ord(character)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def _escape(text: str) -> str:
+    """``text`` with its backslashes and unprintable characters (controls, line and
+    paragraph separators, format characters, lone surrogates) written as Python escapes."""
+    if text.isprintable() and "\\" not in text:
+        return text  # nearly every line: two scans in C
+    return "".join(c if c.isprintable() and c != "\\" else _escape_character(c) for c in text)
+
+
+def _field(value: object) -> str:
+    """A ``key=value`` value, quoted as logfmt does when it would otherwise run into the
+    next field."""
+    if type(value) is int or type(value) is float:
+        return str(value)  # the access log's counters: nothing to escape or quote
+    text = _escape(value if isinstance(value, str) else str(value))
+    if not text or " " in text or '"' in text or "=" in text:
+        return '"' + text.replace('"', '\\"') + '"'
+    return text
+
+
+def _json_escape(line: str) -> str:
+    # json.dumps already escapes C0 controls, quotes and backslashes; what it leaves (DEL,
+    # C1 controls, U+2028 and the like) can only stand inside strings, where \u is valid.
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else _json_unicode(c) for c in line)
+
+
+def _json_unicode(character: str) -> str:
+    code = ord(character)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def level_number(level: str) -> int:
@@ -74,12 +127,16 @@ class TextFormatter(logging.Formatter):
         self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {_level_name(record):5} {record.name}: {record.getMessage()}"
+        message = _escape(record.getMessage())
+        line = f"{_timestamp(record)} {_level_name(record):5} {record.name}: {message}"
         pairs = {**self.fields, **_extras(record)}
         if pairs:
-            line += " " + " ".join(f"{key}={value}" for key, value in pairs.items())
+            line += " " + " ".join(f"{key}={_field(value)}" for key, value in pairs.items())
         if record.exc_info:
-            line += "\n" + self.formatException(record.exc_info)
+            # A traceback keeps its lines, each indented: whatever its messages hold, no
+            # line of it starts as a record does.
+            for part in self.formatException(record.exc_info).split("\n"):
+                line += "\n  " + _escape(part)
         return line
 
 
@@ -101,7 +158,7 @@ class JSONFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        return _json_escape(json.dumps(entry, default=str, ensure_ascii=False))
 
 
 def logging_config(log: LogConfig) -> dict[str, Any]:
