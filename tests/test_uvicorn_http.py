@@ -1,7 +1,9 @@
-"""uvicorn's protocol as wharf runs it: request bodies arrive whole however they are cut.
+"""uvicorn's protocol as wharf runs it: request bodies arrive whole however they are cut, heads
+and idle connections are timed out, connections past the cap make room or are refused.
 
 The body a request's ``receive`` hands over is whatever was parsed since the last one: a
-single piece as it is, several joined. A raw socket controls how the pieces arrive.
+single piece as it is, several joined. A raw socket controls how the pieces arrive, and what
+a client leaves unsent. Where granian has the same setting, it is held to it too.
 """
 
 from __future__ import annotations
@@ -67,3 +69,141 @@ def test_a_streamed_body_arrives_whole_whether_its_pieces_come_alone_or_together
         pulled = httpx.get(running.url + f"/v2/pieces/blobs/{digest}")
         assert pulled.status_code == 200
         assert pulled.content == body
+
+
+# --- heads, idle connections and the connection cap -----------------------------------------
+
+HEAD = b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n"
+#: Timeouts short enough for a test, far enough apart to tell which one closed a connection.
+TIMEOUTS = {"headertimeout": "1s", "idletimeout": "3s"}
+
+
+def _connect(running: WharfServer) -> socket.socket:
+    address, _, port = running.host.rpartition(":")
+    connection = socket.create_connection((address, int(port)), timeout=10)
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return connection
+
+
+def _read_response(connection: socket.socket) -> bytes:
+    """One response with a Content-Length, leaving the connection open."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        more = connection.recv(65536)
+        assert more, "connection closed before the answer"
+        received += more
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head
+
+
+def _until_closed(connection: socket.socket, limit: float = 10.0) -> tuple[float, bytes]:
+    """Seconds until the server closes the connection, and what it sent meanwhile."""
+    began = time.monotonic()
+    connection.settimeout(limit)
+    received = b""
+    while more := connection.recv(65536):
+        received += more
+    return time.monotonic() - began, received
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_a_head_that_stops_halfway_is_dropped_after_the_header_timeout(server: str) -> None:
+    config = {"http": {"server": server, **TIMEOUTS}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        with _connect(running) as connection:
+            connection.sendall(b"GET /v2/ HTTP/1.1\r\nHost: regis")
+            elapsed, received = _until_closed(connection)
+        assert 0.8 < elapsed < 2.5
+        if server == "uvicorn":
+            assert received.startswith(b"HTTP/1.1 408 ")
+        assert httpx.get(running.url + "/v2/").status_code == 200
+
+
+def test_a_connection_that_sends_nothing_is_closed_after_the_header_timeout() -> None:
+    config = {"http": {"server": "uvicorn", **TIMEOUTS}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        with _connect(running) as connection:
+            elapsed, received = _until_closed(connection)
+        assert 0.8 < elapsed < 2.5
+        assert received == b""
+
+
+@pytest.mark.slow
+def test_an_idle_connection_is_closed_after_the_idle_timeout() -> None:
+    config = {"http": {"server": "uvicorn", **TIMEOUTS}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        with _connect(running) as connection:
+            connection.sendall(HEAD)
+            assert _read_response(connection).startswith(b"HTTP/1.1 200 ")
+            elapsed, received = _until_closed(connection)
+        assert 2.7 < elapsed < 4.5  # the idle timeout, not the header timeout
+        assert received == b""
+
+
+@pytest.mark.slow
+def test_a_kept_alive_connection_gets_the_header_timeout_from_its_next_heads_first_byte() -> None:
+    config = {"http": {"server": "uvicorn", **TIMEOUTS}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        with _connect(running) as connection:
+            for _ in range(3):  # every request of the connection, not only its first
+                connection.sendall(HEAD)
+                assert _read_response(connection).startswith(b"HTTP/1.1 200 ")
+                time.sleep(1.5)  # idle for longer than the header timeout
+            connection.sendall(b"GET /v2/ HTTP/1.1\r\n")
+            elapsed, received = _until_closed(connection)
+        assert 0.8 < elapsed < 2.5
+        assert received.startswith(b"HTTP/1.1 408 ")
+
+
+def test_past_the_connection_cap_the_longest_waiting_connection_makes_room() -> None:
+    config = {"http": {"server": "uvicorn", "maxconnections": 4, "headertimeout": "30s"}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        waiting = [_connect(running) for _ in range(4)]
+        waiting[1].sendall(b"GET /v2/ HTTP/1.1\r\n")  # still sending its head
+        waiting[2].sendall(HEAD)  # idle after its answer
+        assert _read_response(waiting[2]).startswith(b"HTTP/1.1 200 ")
+        # Room for each new client (which keeps its connection): the connections that waited
+        # longest are closed, the one still sending its head included.
+        with httpx.Client(timeout=5) as first, httpx.Client(timeout=5) as second:
+            assert first.get(running.url + "/v2/").status_code == 200
+            assert second.get(running.url + "/v2/").status_code == 200
+            assert _until_closed(waiting[0], limit=2)[1] == b""
+            assert _until_closed(waiting[1], limit=2)[1] == b""
+            waiting[3].sendall(HEAD)  # the two others are still served
+            assert _read_response(waiting[3]).startswith(b"HTTP/1.1 200 ")
+            waiting[2].sendall(HEAD)
+            assert _read_response(waiting[2]).startswith(b"HTTP/1.1 200 ")
+        for connection in waiting:
+            connection.close()
+
+
+def test_past_the_connection_cap_with_every_connection_busy_a_new_one_gets_503() -> None:
+    config = {"http": {"server": "uvicorn", "maxconnections": 3}}
+    with WharfServer(storage={"inmemory": {}}, config=config) as running:
+        busy = []
+        for _ in range(3):  # uploads whose bodies have not come yet: requests in progress
+            started = httpx.post(running.url + "/v2/busy/blobs/uploads/", timeout=5)
+            assert started.status_code == 202
+            connection = _connect(running)
+            connection.sendall(
+                f"PATCH {started.headers['location']} HTTP/1.1\r\nHost: registry\r\n"
+                "Content-Type: application/octet-stream\r\nContent-Length: 10\r\n\r\n".encode()
+            )
+            busy.append(connection)
+        time.sleep(0.3)  # let the server read the last head
+        with _connect(running) as refused:
+            refused.sendall(HEAD)
+            _, received = _until_closed(refused, limit=5)
+        assert received.startswith(b"HTTP/1.1 503 ")
+        for connection in busy:  # none of them was cut; each upload goes on
+            connection.sendall(b"0123456789")
+            assert _read_response(connection).startswith(b"HTTP/1.1 202 ")
+            connection.close()
+        assert httpx.get(running.url + "/v2/", timeout=5).status_code == 200

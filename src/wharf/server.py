@@ -22,6 +22,10 @@ the parent exports (and the workers inherit, together with every ``REGISTRY_*`` 
 
 SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
 most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
+
+Before anything starts, the open-files soft limit is raised to the hard limit, for this
+process and the workers it starts (``wharf.open_files``), and the connection cap per worker
+(``http.maxconnections``) is derived from it unless configured.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
+from wharf import open_files
 from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
 from wharf.config.model import Config, TLSConfig
 from wharf.logs import level_number, logging_config
@@ -167,6 +173,7 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
     wanted = config.http.workers or os.cpu_count() or 1
     if workers < wanted:
         log.info("in-memory storage cannot be shared between processes: 1 worker, not %d", wanted)
+    max_connections = _connection_limits(config)
     with contextlib.ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():
             stack.enter_context(_stop_early_on_sigterm())
@@ -194,9 +201,41 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
         if config.http.debug is not None:
             stack.enter_context(_debug_listener(config))
         if config.http.server == "uvicorn":
-            _run_uvicorn(config, workers, client_ca)
+            _run_uvicorn(config, workers, client_ca, max_connections)
         else:
-            _run_granian(config, workers, client_ca)
+            _run_granian(config, workers, client_ca, max_connections)
+
+
+def _connection_limits(config: Config) -> int:
+    """Raise the open-files limit, log it with the limits on connections; the cap per worker."""
+    http = config.http
+    files = open_files.raise_limit()
+    if files.error:
+        log.warning("cannot raise the open-files limit to %d: %s", files.hard, files.error)
+    max_connections = http.max_connections or open_files.default_max_connections(files.limit)
+    idle = _seconds(http.idle_timeout)
+    if http.server == "granian":
+        idle = f"{_seconds(http.header_timeout)} (granian's header timeout, HTTP/1 only)"
+    log.info(
+        "open files: %s; at most %d connections per worker, request heads within %s, "
+        "idle connections closed after %s",
+        files,
+        max_connections,
+        _seconds(http.header_timeout),
+        idle,
+    )
+    if not open_files.fits(max_connections, files.limit):
+        log.warning(
+            "http.maxconnections %d may need more open files than the limit (%d): past it, "
+            "accepting connections fails for every client",
+            max_connections,
+            files.limit,
+        )
+    return max_connections
+
+
+def _seconds(duration: timedelta) -> str:
+    return f"{duration.total_seconds():g}s"
 
 
 @contextlib.contextmanager
@@ -220,10 +259,10 @@ def _drain_seconds(config: Config) -> int | None:
     return None if drain is None else max(1, math.ceil(drain.total_seconds()))
 
 
-def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
+def _run_granian(config: Config, workers: int, client_ca: str | None, max_connections: int) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
-    from granian.http import HTTP2Settings
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
     where = listener(config)
@@ -250,9 +289,17 @@ def _run_granian(config: Config, workers: int, client_ca: str | None) -> None:
         workers=workers,
         loop=Loops.uvloop,
         http=HTTPModes.auto,
+        # hyper's header timeout also bounds how long a kept-alive HTTP/1 connection waits
+        # for its next request: granian has no idle timeout of its own.
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(config.http.header_timeout.total_seconds() * 1000))
+        ),
         # Hardening: HTTP/1 keeps hyper's limits (about 400 KiB and 100 header fields, then
         # 431); HTTP/2 would otherwise accept 16 MiB of headers per request.
         http2_settings=HTTP2Settings(max_headers_size=MAX_HTTP2_HEADERS),
+        # Connections per worker; past them granian stops accepting (they wait in the listen
+        # backlog) rather than closing idle ones as wharf's uvicorn protocol does.
+        backpressure=max_connections,
         websockets=False,
         log_level=LogLevels(config.log.level),
         log_dictconfig=logging_config(config.log),
@@ -288,10 +335,12 @@ def _default_stop_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
+def _run_uvicorn(config: Config, workers: int, client_ca: str | None, max_connections: int) -> None:
+    import asyncio
+
     import uvicorn
 
-    from wharf.uvicorn_http import LimitedHttpToolsProtocol
+    from wharf.uvicorn_http import ConnectionLimits, LimitedHttpToolsProtocol
 
     where = listener(config)
     _check_bindable(where)
@@ -309,12 +358,20 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
             ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
             ssl_context_factory=partial(_uvicorn_tls_context, minimum=tls.minimum_tls),
         )
+    limits = ConnectionLimits(
+        header_timeout=config.http.header_timeout.total_seconds(),
+        max_connections=max_connections,
+    )
+    # httptools, with limits on the request head and on connections. uvicorn builds each
+    # connection's protocol by calling this, as it would the class; each worker process
+    # receives its own copy.
+    protocol = cast("type[asyncio.Protocol]", partial(LimitedHttpToolsProtocol, limits=limits))
     uvicorn.run(
         _WORKER_TARGET,
         factory=True,
         workers=workers,
         loop="uvloop",
-        http=LimitedHttpToolsProtocol,  # httptools, with limits on the request head
+        http=protocol,
         ws="none",
         lifespan="on",
         log_config=logging_config(config.log),
@@ -322,7 +379,8 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None) -> None:
         access_log=False,
         server_header=False,
         proxy_headers=False,  # the app reads X-Forwarded-* itself, the same under both servers
-        timeout_keep_alive=75,  # clients reuse connections between layers; avoid reset races
+        # uvicorn counts whole seconds.
+        timeout_keep_alive=max(1, math.ceil(config.http.idle_timeout.total_seconds())),
         timeout_graceful_shutdown=_drain_seconds(config),
         **options,
     )

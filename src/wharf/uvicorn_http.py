@@ -1,9 +1,23 @@
-"""uvicorn's httptools protocol with limits on the request head, as granian (hyper) has.
+"""uvicorn's httptools protocol with limits on the request head and on connections.
 
 httptools accepts a request line and header block of any size and any number of fields, so a
 client could make a worker buffer megabytes before the app is called. Bytes of the head are
 counted as they arrive (each received piece that leaves the head unfinished), fields as they
 are parsed; past either limit the connection gets a 431 and is closed.
+
+uvicorn closes a kept-alive connection that stays idle, but nothing else: a connection that
+never finishes a request head, or never sends one, stays open for as long as its client
+wants, and a few thousand of them exhaust the worker's open files. So a head must arrive
+within ``ConnectionLimits.header_timeout``: counted from the connection's opening for its
+first request, and from the first byte of each later one (until then the connection is idle,
+and uvicorn's keep-alive timeout applies). Past it the connection is closed, after a 408 when
+part of a head had come.
+
+A worker keeps at most ``ConnectionLimits.max_connections`` connections. A new one past that
+closes the connection that has waited longest for a request (idle, or still sending its head)
+as nginx does when it runs out of connections, so that a flood of idle connections cannot
+keep new clients out; when every connection is serving a request, the new one is answered 503
+and closed. A request in progress is never cut.
 
 It also keeps a request body's pieces as parsed until the app receives them (``_Pieces``),
 rather than copying them twice on their way.
@@ -11,9 +25,19 @@ rather than copying them twice on their way.
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import asyncio
+import logging
+import time
+import weakref
+from asyncio import TimerHandle
+from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "LimitedHttpToolsProtocol"]
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+__all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "ConnectionLimits", "LimitedHttpToolsProtocol"]
 
 #: About hyper's HTTP/1 buffer limit and field count, which granian keeps.
 MAX_HEAD_BYTES = 400 * 1024
@@ -25,13 +49,137 @@ _TOO_LARGE = (
     b"connection: close\r\n"
     b"\r\n"
 )
+_TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\n"
+    b"content-length: 0\r\n"
+    b"retry-after: 1\r\n"
+    b"connection: close\r\n"
+    b"\r\n"
+)
+#: Seconds a refused connection is kept half-closed for its client to read the 503.
+_LINGER = 1.0
+#: Seconds between two log lines about the connection cap, which a flood would otherwise repeat
+#: for every connection.
+_LOG_INTERVAL = 60.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    header_timeout: float  # seconds
+    max_connections: int  # per worker
+
+
+class _Waiting:
+    """One server's connections that may be waiting for a request, longest waiting first.
+
+    Entries are dropped lazily: one found serving a request when a slot is needed is removed
+    then, and put back at the end when its response is complete.
+    """
+
+    __slots__ = ("__weakref__", "connections", "logged")
+
+    def __init__(self) -> None:
+        self.connections: dict[LimitedHttpToolsProtocol, None] = {}
+        self.logged = -_LOG_INTERVAL
+
+    def add(self, connection: LimitedHttpToolsProtocol) -> None:
+        self.connections.pop(connection, None)
+        self.connections[connection] = None
+
+    def discard(self, connection: LimitedHttpToolsProtocol) -> None:
+        self.connections.pop(connection, None)
+
+    def close_longest_waiting(self) -> bool:
+        connections = self.connections
+        while connections:
+            connection = next(iter(connections))
+            del connections[connection]
+            if connection.waiting_for_request():
+                connection.drop()
+                return True
+        return False
+
+    def should_log(self) -> bool:
+        now = time.monotonic()
+        if now - self.logged < _LOG_INTERVAL:
+            return False
+        self.logged = now
+        return True
+
+
+#: Per server: a worker process runs one, whose connections share its open files.
+_waiting: weakref.WeakKeyDictionary[ServerState, _Waiting] = weakref.WeakKeyDictionary()
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    """Built by uvicorn for each connection; ``limits`` is bound with ``functools.partial``."""
+
     _in_head = True  # until the first request's headers are complete
     _head_bytes = 0
     _head_fields = 0
     _refused = False
+    _timer: TimerHandle | None = None  # the header timeout; for a refused connection, its end
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        limits: ConnectionLimits,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits
+        waiting = _waiting.get(server_state)
+        if waiting is None:
+            waiting = _waiting[server_state] = _Waiting()
+        self._waiting = waiting
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # uvicorn's set of this server's connections: the cap counts what it counts.
+        if len(self.connections) >= self.limits.max_connections:
+            if self._waiting.close_longest_waiting():
+                if self._waiting.should_log():
+                    log.info(
+                        "%d connections open in this worker (http.maxconnections): closing "
+                        "the longest idle ones to accept new ones",
+                        self.limits.max_connections,
+                    )
+            else:
+                self._refuse(transport)
+                return
+        super().connection_made(transport)
+        self._waiting.add(self)
+        self._timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+    def _refuse(self, transport: asyncio.Transport) -> None:
+        if self._waiting.should_log():
+            log.warning(
+                "%d connections open in this worker (http.maxconnections), all serving "
+                "requests: refusing new connections with 503",
+                self.limits.max_connections,
+            )
+        self._refused = True
+        self.transport = transport
+        transport.write(_BUSY)
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        # Closed at once, the connection would be reset by the request the client is sending,
+        # and the reset could destroy the 503 before the client reads it: the 503 is followed
+        # by the end of the stream instead, and the request read and ignored until the client
+        # closes (or for a second at most).
+        transport.write_eof()
+        self._timer = self.loop.call_later(_LINGER, transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._waiting.discard(self)
+        self._cancel_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -44,6 +192,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refused = True
             self.transport.write(_TOO_LARGE)
             self.transport.close()
+        elif self._timer is None:
+            # The first piece of a kept-alive connection's next head: its clock starts now.
+            # (Most heads arrive whole, and never get here.)
+            self._timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
 
     def on_message_begin(self) -> None:
         self._in_head, self._head_bytes, self._head_fields = True, 0, 0
@@ -55,7 +207,39 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        self._cancel_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.timeout_keep_alive_task is not None:  # idle now, until the next request
+            self._waiting.add(self)
+
+    def waiting_for_request(self) -> bool:
+        """Idle, or receiving a head: no request of this connection is being served."""
+        cycle = self.cycle
+        return cycle is None or (cycle.response_complete and not self.pipeline)
+
+    def drop(self) -> None:
+        self._cancel_timer()
+        # Counted out now, not when the loop reports the connection lost, so that the next
+        # connection accepted in the same burst sees the slot free.
+        self.connections.discard(self)
+        self.transport.close()
+
+    def _head_timed_out(self) -> None:
+        self._timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes:
+            self._refused = True
+            self.transport.write(_TIMED_OUT)
+        self.transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle

@@ -16,7 +16,7 @@ from wharf.config.load import (
     load_config_with_warnings,
     parse_duration,
 )
-from wharf.config.model import Config, TLSConfig, UploadPurgingConfig
+from wharf.config.model import Config, HTTPConfig, TLSConfig, UploadPurgingConfig
 
 
 def write(tmp_path: Path, text: str, name: str = "config.yml") -> str:
@@ -344,6 +344,26 @@ def test_environment_applies_to_the_defaults() -> None:
     assert config.storage.delete_enabled is True
 
 
+def test_connection_limits_from_the_file_and_the_environment(tmp_path: Path) -> None:
+    assert (HTTPConfig().header_timeout, HTTPConfig().idle_timeout) == (
+        timedelta(seconds=20),
+        timedelta(seconds=75),
+    )
+    assert HTTPConfig().max_connections == 0  # derived from the open-files limit
+    path = minimal(tmp_path, "http: {headertimeout: 5s, idletimeout: 2m, maxconnections: 900}\n")
+    http = load_config(path, {}).http
+    assert (http.header_timeout, http.idle_timeout) == (timedelta(seconds=5), timedelta(minutes=2))
+    assert http.max_connections == 900
+    environ = {
+        "REGISTRY_HTTP_HEADERTIMEOUT": "500ms",
+        "REGISTRY_HTTP_IDLETIMEOUT": "10s",
+        "REGISTRY_HTTP_MAXCONNECTIONS": "64",
+    }
+    http = load_config(path, environ).http
+    assert http.header_timeout == timedelta(milliseconds=500)
+    assert (http.idle_timeout, http.max_connections) == (timedelta(seconds=10), 64)
+
+
 def test_string_settings_keep_the_variable_text() -> None:
     # YAML would read these as 123 and 1.1; a secret or a path must stay as written.
     config = load_config(
@@ -496,6 +516,11 @@ FILE_ERRORS = [
     ("http: {secret: true}\n", "http.secret"),
     ("http: {relativeurls: 2}\n", "http.relativeurls"),
     ("http: {draintimeout: soon}\n", "http.draintimeout"),
+    ("http: {headertimeout: 0s}\n", "http.headertimeout"),
+    ("http: {headertimeout: 20}\n", "http.headertimeout"),
+    ("http: {idletimeout: -1s}\n", "http.idletimeout"),
+    ("http: {maxconnections: -1}\n", "http.maxconnections"),
+    ("http: {maxconnections: lots}\n", "http.maxconnections"),
     ("http: {headers: {'Bad Header': [x]}}\n", "http.headers.Bad Header"),
     ("http: {headers: {X-Thing: {a: b}}}\n", "http.headers.X-Thing"),
     ("http: {workers: -1}\n", "http.workers"),
@@ -557,6 +582,7 @@ def test_missing_version_in_a_file(tmp_path: Path) -> None:
         ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE", "1d", "uploadpurging.age"),
         ("REGISTRY_LOG_LEVEL", "loud", "log.level"),
         ("REGISTRY_CATALOG_MAXENTRIES", "-5", "catalog.maxentries"),
+        ("REGISTRY_HTTP_IDLETIMEOUT", "75", "http.idletimeout"),
     ],
 )
 def test_bad_variables_name_key_and_variable(name: str, value: str, key: str) -> None:

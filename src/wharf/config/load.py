@@ -416,6 +416,9 @@ def _http(section: _Section) -> HTTPConfig:
         relative_urls=section.boolean("relativeurls", False),
         drain_timeout=section.duration("draintimeout", None),
         body_timeout=section.duration("bodytimeout", defaults.body_timeout, positive=True),
+        header_timeout=section.duration("headertimeout", defaults.header_timeout, positive=True),
+        idle_timeout=section.duration("idletimeout", defaults.idle_timeout, positive=True),
+        max_connections=section.integer("maxconnections", defaults.max_connections, minimum=0),
         debug=parse_debug(section.section("debug")),
     )
     section.ignore("http2")

@@ -89,6 +89,15 @@ class HTTPConfig:
     #: How long a request body may stall between two reads before the request is dropped
     #: (408), so a client that stops sending mid-body cannot hold a worker; None: no limit.
     body_timeout: timedelta | None = timedelta(seconds=60)
+    #: How long a request's head (request line and headers) may take to arrive, counted from
+    #: the connection's opening, or on a kept-alive connection from the head's first byte;
+    #: past it the connection is closed, so that unfinished heads cannot pile up.
+    header_timeout: timedelta = timedelta(seconds=20)
+    #: How long a kept-alive connection may wait for its next request. Clients reuse
+    #: connections between the layers of a pull, so it is longer than most servers' default.
+    idle_timeout: timedelta = timedelta(seconds=75)
+    #: Connections one worker keeps open at most; 0: derived from the open-files limit.
+    max_connections: int = 0
 
     @property
     def bind_host(self) -> str:
