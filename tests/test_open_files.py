@@ -113,9 +113,11 @@ def test_the_server_and_its_workers_raise_their_soft_limit(server: str) -> None:
     config = {"log": {"level": "info"}, "http": {"server": server}}
     with serving_with_open_files(WharfServer(config=config, workers=2), 1024, hard) as running:
         assert running.process is not None
-        processes = [running.process.pid, *_descendants(running.process.pid)]
-        assert len(processes) >= 3  # the server and its two workers at least
-        for pid in processes:
+        deadline = time.monotonic() + 10
+        while len(workers := _descendants(running.process.pid)) < 2:  # one may still start
+            assert time.monotonic() < deadline, f"fewer than 2 workers: {workers}"
+            time.sleep(0.1)
+        for pid in [running.process.pid, *workers]:
             assert _open_files_limit(pid) == (hard, hard)
         assert f"open files: {hard} (raised from 1024)" in running.log()
 
@@ -151,7 +153,7 @@ def test_a_flood_of_idle_connections_does_not_keep_clients_out() -> None:
             began = time.monotonic()
             response = httpx.get(running.url + "/v2/", timeout=5)
             assert response.status_code == 200
-            assert time.monotonic() - began < 1.5
+            assert time.monotonic() - began < 2
 
         try:
             for wave in range(6):
