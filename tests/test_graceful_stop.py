@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.support.server import WharfServer
+from tests.support.urls import with_query
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
 
@@ -55,7 +56,7 @@ def _resume(server: WharfServer, location: str, data: bytes) -> None:
             )
             assert more.status_code == 202, more.text
             location = more.headers["Location"]
-        done = http.put(location, params={"digest": _digest(data)})
+        done = http.put(with_query(location, digest=_digest(data)))
         assert done.status_code == 201, done.text
         assert http.get(f"/v2/stopping/blobs/{_digest(data)}").content == data
 

@@ -17,6 +17,7 @@ import yaml
 
 from tests.support.redis_server import RedisServer, needs_redis
 from tests.support.server import WharfServer, free_port
+from tests.support.urls import with_query
 
 pytestmark = [pytest.mark.server, needs_redis]
 
@@ -148,7 +149,7 @@ def test_a_chunked_upload_alternates_between_them(
         location = response.headers["Location"]
     status = clients[0].get(location)
     assert status.headers["Range"] == f"0-{len(data) - 1}"
-    done = clients[1].put(location, params={"digest": _digest(data)})
+    done = clients[1].put(with_query(location, digest=_digest(data)))
     assert done.status_code == 201, done.text
     assert clients[0].get(f"/v2/shared/chunks/blobs/{_digest(data)}").content == data
 

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.server import WharfServer
+from tests.support.urls import with_query
 
 pytestmark = pytest.mark.server
 
@@ -55,7 +56,7 @@ def _alternate(servers: list[httpx.Client], data: bytes, chunks: list[bytes]) ->
         assert response.status_code == 202, response.text
         offset += len(chunk)
         location = response.headers["Location"]
-    done = servers[1].put(location, params={"digest": _digest(data)})
+    done = servers[1].put(with_query(location, digest=_digest(data)))
     assert done.status_code == 201, done.text
     assert servers[0].get(f"/v2/shared/blobs/{_digest(data)}").content == data
 
@@ -74,7 +75,7 @@ def test_upload_survives_restart() -> None:
 
 def _finish(http: httpx.Client, location: str, data: bytes) -> None:
     assert http.get(location).headers["Range"] == "0-1999999"
-    response = http.put(location, params={"digest": _digest(data)}, content=data[2_000_000:])
+    response = http.put(with_query(location, digest=_digest(data)), content=data[2_000_000:])
     assert response.status_code == 201, response.text
 
 

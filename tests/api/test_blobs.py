@@ -8,6 +8,7 @@ import pytest
 
 from tests.api.conftest import AppFactory
 from tests.api.helpers import error_codes, push_blob, sha256
+from tests.support.urls import with_query
 
 pytestmark = pytest.mark.asyncio
 
@@ -130,7 +131,7 @@ async def test_sha512_blob(client: httpx.AsyncClient) -> None:
     )
     assert patch.status_code == 202
     done = await client.put(
-        patch.headers["Location"], params={"digest": digest}, content=data[5000:]
+        with_query(patch.headers["Location"], digest=digest), content=data[5000:]
     )
     assert done.status_code == 201, done.text
     assert sha256(data) != digest

@@ -12,6 +12,7 @@ import pytest
 from tests.api.conftest import AppFactory
 from tests.api.helpers import error_codes, push_blob, sha256
 from tests.support.s3servers import S3Server
+from tests.support.urls import with_query
 from wharf.api.app import WharfApp
 from wharf.reference import Digest
 from wharf.storage import paths
@@ -44,7 +45,7 @@ async def test_open_session_headers(client: httpx.AsyncClient) -> None:
 async def test_monolithic_put(client: httpx.AsyncClient) -> None:
     data = os.urandom(100_000)
     location = (await _start(client, "mono")).headers["Location"]
-    response = await client.put(location, params={"digest": sha256(data)}, content=data)
+    response = await client.put(with_query(location, digest=sha256(data)), content=data)
     assert response.status_code == 201, response.text
     assert response.headers["Location"].endswith(f"/v2/mono/blobs/{sha256(data)}")
     assert response.headers["Docker-Content-Digest"] == sha256(data)
@@ -73,8 +74,7 @@ async def test_chunked_upload_with_status(client: httpx.AsyncClient) -> None:
         assert status.status_code == 204
         assert status.headers["Range"] == f"0-{offset - 1}"
     response = await client.put(
-        location,
-        params={"digest": sha256(data)},
+        with_query(location, digest=sha256(data)),
         content=chunks[-1],
         headers={"Content-Range": f"{offset}-{len(data) - 1}"},
     )
@@ -93,7 +93,7 @@ async def test_streamed_patch_without_content_range(client: httpx.AsyncClient) -
     response = await client.patch(location, content=body())  # type: ignore[arg-type]
     assert response.status_code == 202
     assert response.headers["Range"] == f"0-{len(data) - 1}"
-    done = await client.put(response.headers["Location"], params={"digest": sha256(data)})
+    done = await client.put(with_query(response.headers["Location"], digest=sha256(data)))
     assert done.status_code == 201
     assert (await client.get(f"/v2/stream/blobs/{sha256(data)}")).content == data
 
@@ -125,7 +125,7 @@ async def test_digest_mismatch_is_digest_invalid_and_ends_session(
     client: httpx.AsyncClient,
 ) -> None:
     location = (await _start(client, "bad")).headers["Location"]
-    response = await client.put(location, params={"digest": sha256(b"other")}, content=b"actual")
+    response = await client.put(with_query(location, digest=sha256(b"other")), content=b"actual")
     assert response.status_code == 400
     assert error_codes(response) == ["DIGEST_INVALID"]
     assert (await client.get(f"/v2/bad/blobs/{sha256(b'other')}")).status_code == 404
@@ -229,7 +229,7 @@ async def test_session_survives_restart(make_app: AppFactory) -> None:
             headers={"Content-Range": f"1200000-{len(data) - 1}"},
         )
         assert response.status_code == 202
-        done = await c.put(location, params={"digest": sha256(data)})
+        done = await c.put(with_query(response.headers["Location"], digest=sha256(data)))
         assert done.status_code == 201, done.text
         assert (await c.get(f"/v2/restart/blobs/{sha256(data)}")).content == data
 
@@ -241,15 +241,17 @@ async def test_resume_without_saved_hash_state(make_app: AppFactory) -> None:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
         start = await _start(c, "catchup")
         upload_id = start.headers["Docker-Upload-UUID"]
-        await c.patch(start.headers["Location"], content=data[:700_000])
+        location = (await c.patch(start.headers["Location"], content=data[:700_000])).headers[
+            "Location"
+        ]
         from wharf.reference import RepositoryName
         from wharf.storage import paths
 
         states = paths.upload_hash_states_dir(RepositoryName("catchup"), upload_id, "sha256")
         await app.registry.driver.delete(states)
-        response = await c.patch(start.headers["Location"], content=data[700_000:])
+        response = await c.patch(location, content=data[700_000:])
         assert response.status_code == 202
-        done = await c.put(start.headers["Location"], params={"digest": sha256(data)})
+        done = await c.put(with_query(response.headers["Location"], digest=sha256(data)))
         assert done.status_code == 201, done.text
 
 
@@ -275,9 +277,10 @@ async def test_each_patch_saves_its_hash_state(make_app: AppFactory) -> None:
         for first, end in ((0, 300_000), (300_000, 650_000), (650_000, 900_000)):
             response = await c.patch(location, content=data[first:end])
             assert response.status_code == 202, response.text
+            location = response.headers["Location"]
             ends.append(end)
             assert await _hash_state_offsets(app, "states", upload_id) == ends
-        done = await c.put(location, params={"digest": sha256(data)})
+        done = await c.put(with_query(location, digest=sha256(data)))
         assert done.status_code == 201, done.text
         assert await _hash_state_offsets(app, "states", upload_id) == []
 
@@ -296,17 +299,18 @@ async def test_resume_from_an_older_hash_state(make_app: AppFactory, with_range:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
         start = await _start(c, "older")
         upload_id, location = start.headers["Docker-Upload-UUID"], start.headers["Location"]
-        await c.patch(location, content=data[:500_000])
+        location = (await c.patch(location, content=data[:500_000])).headers["Location"]
         first_state = paths.upload_hash_state(repository, upload_id, "sha256", 500_000)
         saved = await app.registry.driver.get_content(first_state)
-        await c.patch(location, content=data[500_000:1_100_000])
+        response = await c.patch(location, content=data[500_000:1_100_000])
+        location = response.headers["Location"]
         driver = app.registry.driver
         await driver.delete(paths.upload_hash_state(repository, upload_id, "sha256", 1_100_000))
         await driver.put_content(first_state, saved)
         headers = {"Content-Range": f"1100000-{len(data) - 1}"} if with_range else {}
         response = await c.patch(location, content=data[1_100_000:], headers=headers)
         assert response.status_code == 202, response.text
-        done = await c.put(location, params={"digest": sha256(data)})
+        done = await c.put(with_query(response.headers["Location"], digest=sha256(data)))
         assert done.status_code == 201, done.text
         assert (await c.get(f"/v2/older/blobs/{sha256(data)}")).content == data
 
@@ -401,7 +405,7 @@ async def _push(
             f"/v2/{name}/blobs/uploads/", params={"digest": digest}, content=body
         )
     location = (await _start(client, name)).headers["Location"]
-    return await client.put(location, params={"digest": digest}, content=body)
+    return await client.put(with_query(location, digest=digest), content=body)
 
 
 @pytest.mark.parametrize("how", ["monolithic", "post"])

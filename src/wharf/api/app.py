@@ -25,7 +25,6 @@ from wharf.api.operations import Operations
 from wharf.api.response_cache import ResponseCaches
 from wharf.api.routes import match_route
 from wharf.api.token import token_route
-from wharf.api.upload_state import UploadStateSigner
 from wharf.auth.factory import create_auth
 from wharf.coherence.caches import RegistryCache
 from wharf.config import Config
@@ -37,6 +36,7 @@ from wharf.registry.gc.guard import create_coordination
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.purge import purge_uploads
+from wharf.registry.upload_key import stored_upload_key
 from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.factory import create_driver
 
@@ -74,7 +74,7 @@ class WharfApp:
         self.context = AppContext(
             config,
             registry,
-            UploadStateSigner(secret),
+            self._upload_key,
             prefix,
             access=auth.controller,
             responses=responses,
@@ -96,6 +96,12 @@ class WharfApp:
     @property
     def registry(self) -> Registry:
         return self.context.registry
+
+    async def _upload_key(self) -> bytes:
+        # Distribution signs with the secret's bytes, so both accept each other's URLs.
+        if self.config.http.secret:
+            return self.config.http.secret.encode()
+        return await stored_upload_key(self.registry.driver)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from wharf.api.http import Request
@@ -23,10 +24,17 @@ MANIFEST_MAX_BYTES = 4 << 20
 class AppContext:
     config: Config
     registry: Registry
-    signer: UploadStateSigner
+    #: The key signing upload URLs, read once when first needed (it may be in storage).
+    upload_key: Callable[[], Awaitable[bytes]]
     prefix: str = ""
     access: AccessController | None = None
     responses: ResponseCaches = field(default_factory=ResponseCaches)
+    _signer: UploadStateSigner | None = None
+
+    async def upload_signer(self) -> UploadStateSigner:
+        if self._signer is None:
+            self._signer = UploadStateSigner(await self.upload_key())
+        return self._signer
 
     def repository(self, name: str) -> Repository:
         return self.registry.repository(RepositoryName(name))

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
+from wharf.api.upload_state import UploadState
 from wharf.auth import Access
 from wharf.errors import (
     BlobUploadInvalid,
@@ -22,12 +25,13 @@ __all__ = ["cancel_upload", "complete_upload", "patch_upload", "start_upload", "
 _CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
-def _session_headers(ctx: AppContext, name: str, upload_id: str, size: int) -> dict[str, str]:
-    state = ctx.signer.sign(name, upload_id)
+async def _session_headers(ctx: AppContext, state: UploadState) -> dict[str, str]:
+    """The headers naming a session and how much it holds, with a new signed ``_state``."""
+    signed = quote((await ctx.upload_signer()).sign(state), safe="")
     return {
-        "Location": ctx.url(f"/v2/{name}/blobs/uploads/{upload_id}?_state={state}"),
-        "Range": f"0-{max(size - 1, 0)}",
-        "Docker-Upload-UUID": upload_id,
+        "Location": ctx.url(f"/v2/{state.name}/blobs/uploads/{state.upload_id}?_state={signed}"),
+        "Range": f"0-{max(state.offset - 1, 0)}",
+        "Docker-Upload-UUID": state.upload_id,
     }
 
 
@@ -41,10 +45,18 @@ def _blob_created(ctx: AppContext, name: str, digest: Digest) -> Response:
     )
 
 
-def _check_state(ctx: AppContext, request: Request, name: str, upload_id: str) -> None:
-    state = request.query_value("_state")
-    if state is not None and not ctx.signer.verify(state, name, upload_id):
-        raise BlobUploadInvalid({"upload": upload_id[:100]}, message="invalid upload state")
+async def _state(
+    ctx: AppContext, repository: Repository, request: Request, upload_id: str
+) -> UploadState:
+    """The request's signed state; an id that names no session is unknown whatever it says."""
+    repository.uploads.check_id(upload_id)
+    name = repository.name.value
+    signer = await ctx.upload_signer()
+    try:
+        return signer.verify(request.query_value("_state"), name, upload_id)
+    except BlobUploadInvalid:
+        await repository.uploads.require(upload_id)  # a session that is gone is unknown
+        raise
 
 
 def _digest_param(request: Request) -> Digest:
@@ -95,19 +107,22 @@ async def start_upload(ctx: AppContext, request: Request, name: str, _: str) -> 
     if request.query_value("digest") is not None:
         digest = _digest_param(request)
         upload_id = await repository.uploads.create()
-        info = await repository.uploads.complete(upload_id, digest, request.stream())
+        info = await repository.uploads.complete(upload_id, digest, request.stream(), start=0)
         repository.changed()
         return _blob_created(ctx, name, info.digest)
     await request.drain()
+    started = datetime.now(UTC).replace(microsecond=0)
     upload_id = await repository.uploads.create()
-    return Response(202, headers=_session_headers(ctx, name, upload_id, 0))
+    state = UploadState(name, upload_id, 0, started)
+    return Response(202, headers=await _session_headers(ctx, state))
 
 
 async def upload_status(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
     repository = ctx.repository(name)
-    _check_state(ctx, request, name, upload_id)
+    state = await _state(ctx, repository, request, upload_id)
     size = await repository.uploads.size(upload_id)
-    return Response(204, headers=_session_headers(ctx, name, upload_id, size))
+    now = UploadState(name, upload_id, size, state.started_at)
+    return Response(204, headers=await _session_headers(ctx, now))
 
 
 def _content_range(request: Request) -> tuple[int, int] | None:
@@ -126,9 +141,11 @@ def _content_range(request: Request) -> tuple[int, int] | None:
 async def patch_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
     ctx.require_writable()
     repository = ctx.repository(name)
-    _check_state(ctx, request, name, upload_id)
+    state = await _state(ctx, repository, request, upload_id)
     content_range = _content_range(request)
-    start = length = None
+    # Where the client believes the session ends: where its range starts, else where the
+    # URL it was given said.
+    start, length = state.offset, None
     if content_range is not None:
         start = content_range[0]
         length = content_range[1] - content_range[0] + 1
@@ -142,20 +159,19 @@ async def patch_upload(ctx: AppContext, request: Request, name: str, upload_id: 
                 message="Content-Range does not match Content-Length",
             )
     size = await repository.uploads.append(upload_id, request.stream(), start=start, length=length)
-    return Response(202, headers=_session_headers(ctx, name, upload_id, size))
+    now = UploadState(name, upload_id, size, state.started_at)
+    return Response(202, headers=await _session_headers(ctx, now))
 
 
 async def complete_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
     ctx.require_writable()
     repository = ctx.repository(name)
-    _check_state(ctx, request, name, upload_id)
+    state = await _state(ctx, repository, request, upload_id)
     digest = _digest_param(request)
     content_range = _content_range(request)
-    if content_range is not None:
-        current = await repository.uploads.size(upload_id)
-        if content_range[0] != current:
-            raise RangeInvalid({"expected": current, "got": content_range[0]})
-    info = await repository.uploads.complete(upload_id, digest, await _body_or_none(request))
+    start = state.offset if content_range is None else content_range[0]
+    body = await _body_or_none(request)
+    info = await repository.uploads.complete(upload_id, digest, body, start=start)
     repository.changed()
     return _blob_created(ctx, name, info.digest)
 
@@ -163,6 +179,6 @@ async def complete_upload(ctx: AppContext, request: Request, name: str, upload_i
 async def cancel_upload(ctx: AppContext, request: Request, name: str, upload_id: str) -> Response:
     ctx.require_writable()
     repository = ctx.repository(name)
-    _check_state(ctx, request, name, upload_id)
+    await _state(ctx, repository, request, upload_id)
     await repository.uploads.cancel(upload_id)
     return Response(204)

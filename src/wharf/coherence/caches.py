@@ -17,9 +17,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ContentCache", "RegistryCache", "TokenCache"]
 
-#: Upload sessions remembered per process, and the bytes their memories may take (an S3
-#: session's is ~100 bytes per part).
-_UPLOAD_SESSIONS = 4096
+#: The bytes the memories of upload sessions may take per process (an S3 session's is ~100
+#: bytes per part).
 _UPLOAD_SESSION_BYTES = 16 << 20
 
 K = TypeVar("K")
@@ -119,7 +118,6 @@ class RegistryCache:
         self.tag_lists: TokenCache[str, list[str]] = TokenCache(1024)
         self.catalog: TokenCache[str, list[str]] = TokenCache(1)
         self.manifests: ContentCache[str, tuple[bytes, str]] = ContentCache(max_manifest_bytes)
-        #: What each upload session's last request in this process left (``uploads``).
-        self.upload_sessions: TokenCache[str, SessionMemo] = TokenCache(
-            _UPLOAD_SESSIONS, _UPLOAD_SESSION_BYTES
-        )
+        #: What each upload session's last request in this process left (``uploads``):
+        #: not checked against tokens, since a session's lease tells whether it is current.
+        self.upload_sessions: ContentCache[str, SessionMemo] = ContentCache(_UPLOAD_SESSION_BYTES)

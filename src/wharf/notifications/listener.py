@@ -148,9 +148,14 @@ class _NotifyingUploads(Uploads):
         self._events = events
 
     async def complete(
-        self, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None = None
+        self,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None = None,
+        *,
+        start: int,
     ) -> BlobInfo:
-        info = await super().complete(upload_id, digest, body)
+        info = await super().complete(upload_id, digest, body, start=start)
         self._events.blob("push", info.digest, info.size)
         return info
 

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.catalog import Catalog
-from wharf.registry.uploads import parse_started_at, session_token_key
+from wharf.registry.uploads import parse_started_at
 from wharf.storage import paths
-from wharf.storage.driver import PathNotFound, StorageDriver
+from wharf.storage.driver import LeaseBusy, PathNotFound, StorageDriver
 
 __all__ = ["PurgeResult", "purge_uploads"]
 
@@ -44,12 +44,12 @@ async def purge_uploads(
             if started is not None and started >= cutoff:
                 kept += 1
                 continue
-            purged.append(f"{repository}/{upload_id}")
-            if not dry_run:
-                # Before deleting: no worker may continue the session from memory.
-                catalog.cache.generations.changed(session_token_key(name, upload_id))
-                with contextlib.suppress(PathNotFound):
-                    await driver.delete(paths.upload_dir(name, upload_id))
+            if dry_run:
+                purged.append(f"{repository}/{upload_id}")
+            elif await _remove(driver, name, upload_id):
+                purged.append(f"{repository}/{upload_id}")
+            else:
+                kept += 1
     # Uncommitted data a driver keeps outside the session directories (S3 multipart
     # uploads) is purged by the same age.
     for path in await driver.purge_uncommitted(cutoff, dry_run=dry_run):
@@ -62,6 +62,27 @@ async def purge_uploads(
             kept,
         )
     return PurgeResult(purged, kept)
+
+
+async def _remove(driver: StorageDriver, name: RepositoryName, upload_id: str) -> bool:
+    """Delete a session unless a request is writing to it; whether it was deleted. Under its
+    lease, as every writer of a session, and ``startedat`` first, as the uploads service."""
+    started_at = paths.upload_started_at(name, upload_id)
+    try:
+        lease = await driver.lease(started_at)
+    except LeaseBusy:
+        return False
+    except PathNotFound:
+        lease = None  # no request can use a session without startedat
+    try:
+        with contextlib.suppress(PathNotFound):
+            await driver.delete(started_at)
+        with contextlib.suppress(PathNotFound):
+            await driver.delete(paths.upload_dir(name, upload_id))
+    finally:
+        if lease is not None:
+            await lease.release(deleted=True)
+    return True
 
 
 async def _started_at(

@@ -6,20 +6,28 @@ received so far, and the hash state after each completed request under
 Everything a request needs is in storage, so any process sharing it can continue a session,
 also after a restart.
 
-Received bytes are hashed and written in a pipeline: batches go to a hashing thread and to the
-driver's writer concurrently, with a bounded number of batches in flight, so neither the
-event loop nor the client waits for the other. Completion is the sequence of Distribution's
-blob writer, each step safe to repeat: make the data durable, verify size and digest, move it
-into the content-addressed store (an existing blob counts as success), link it into the
-repository, remove the session.
+One request at a time. Every request that writes to a session (a PATCH, the completing PUT,
+a cancel) first takes the lease of its ``startedat`` from the storage driver, without
+waiting: a second request, from any worker or instance, is refused (416) instead of writing
+beside the first, and once the session is completed or cancelled its ``startedat`` is gone, so
+a late request finds no session (404). Under the lease the request checks that the session
+holds exactly the bytes the client believes it sent (the offset of its ``_state`` or its
+Content-Range), so a stale or replayed URL is refused too. The session's files are deleted
+``startedat`` first, so that nobody can take the lease of a session being deleted.
 
-Each process remembers what a session's last request left (its size, hash, and the driver's
-``resume_state``: on S3 the multipart upload and its parts), so the next request to the same
-process continues without reading storage. The memory is trusted only while the session's
-change token (``generations``) is the one it was stored under, and every request that may
-write to a session changes that token before it writes: another worker's request, even one
-that failed half way, makes every other process read storage again. Across instances the
-tokens travel through Redis, as for every other cache.
+Received bytes are hashed and written in a pipeline (``upload_pipeline``). Completion is the
+sequence of Distribution's blob writer, each step safe to repeat: make the data durable,
+check that storage holds as many bytes as were hashed, verify the digest, move the data into
+the content-addressed store, link it into the repository, remove the session. A blob already
+in the store with the same size counts as the same blob; one with another size is corrupt
+(written by something that did not verify it) and the verified bytes replace it.
+
+Each process remembers what a session's last request in it left (its size, hash, and the
+driver's ``resume_state``: on S3 the multipart upload and its parts), so that the next request
+to the same process continues without reading storage. The memory is used only when the
+lease proves that nobody wrote in between: the driver's next turn after the one remembered
+(S3), or a file whose size is still the one remembered (append-only files, where the lease
+counts no turns).
 
 On a driver whose ``move`` copies the data (``write_in_place``: S3), a whole blob sent with
 its digest to a session holding nothing yet is written straight to its place in the store
@@ -31,26 +39,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import uuid
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from wharf.coherence.caches import RegistryCache
-from wharf.coherence.generations import Token
-from wharf.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid
-from wharf.hashing import Hasher, new_hasher, restore_hasher
+from wharf.errors import (
+    BlobUnknown,
+    BlobUploadInvalid,
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    Unavailable,
+)
+from wharf.hashing import Hasher, new_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
+from wharf.registry.upload_hashes import SessionHashes
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
 from wharf.storage import paths
 from wharf.storage.driver import (
     DriverError,
     FileWriter,
-    InvalidOffset,
+    Lease,
+    LeaseBusy,
+    LeaseLost,
     PathNotFound,
     ResumeState,
     StorageDriver,
@@ -63,18 +80,12 @@ __all__ = [
     "Uploads",
     "format_started_at",
     "parse_started_at",
-    "session_token_key",
 ]
+
+log = logging.getLogger("wharf.uploads")
 
 _UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = "sha256"
-
-_locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
-
-
-def session_token_key(name: RepositoryName, upload_id: str) -> str:
-    """The name a session's change token goes by (no repository name can end so)."""
-    return f"{name.value}/_uploads/{upload_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +95,13 @@ class SessionMemo:
     size: int
     hash_state: bytes
     writer_state: ResumeState | None
+    turn: int | None
+
+    @property
+    def memory_size(self) -> int:
+        """Roughly the bytes keeping it takes."""
+        writer = self.writer_state.memory_size if self.writer_state is not None else 0
+        return 256 + len(self.hash_state) + writer
 
 
 def format_started_at(moment: datetime) -> bytes:
@@ -122,6 +140,7 @@ class Uploads:
         store: BlobStore,
         hash_executor: Executor,
         cache: RegistryCache,
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
@@ -129,6 +148,7 @@ class Uploads:
         self.name: RepositoryName = blobs.name
         self.executor = hash_executor
         self.cache = cache
+        self._changed = changed
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -139,12 +159,14 @@ class Uploads:
         )
         return upload_id
 
-    def _check_id(self, upload_id: str) -> None:
+    def check_id(self, upload_id: str) -> None:
+        """BlobUploadUnknown unless ``upload_id`` can name a session."""
         if not _UPLOAD_ID_RE.fullmatch(upload_id):
             raise BlobUploadUnknown({"upload": upload_id[:100]})
 
-    async def _require(self, upload_id: str) -> None:
-        self._check_id(upload_id)
+    async def require(self, upload_id: str) -> None:
+        """BlobUploadUnknown unless the session exists."""
+        self.check_id(upload_id)
         try:
             await self.driver.stat(paths.upload_started_at(self.name, upload_id))
         except PathNotFound:
@@ -152,10 +174,6 @@ class Uploads:
 
     async def size(self, upload_id: str) -> int:
         """Bytes received so far; BlobUploadUnknown for an unknown session."""
-        self._check_id(upload_id)
-        memo = self._recall(upload_id)
-        if memo is not None:
-            return memo.size
         writer = await self._open_writer(upload_id)
         size = writer.size
         await writer.close()
@@ -167,93 +185,103 @@ class Uploads:
         Uncommitted data is visible only through a writer (an S3 multipart upload has no
         object yet), so the size of a session is always asked of one. Opening one to append
         changes nothing in storage, so it is opened while the session's existence is checked:
-        on S3 these are requests of their own, and every request to a session begins so.
-        """
-        self._check_id(upload_id)
+        on S3 these are requests of their own."""
+        self.check_id(upload_id)
         data_path = paths.upload_data(self.name, upload_id)
         appending = asyncio.ensure_future(self.driver.writer(data_path, append=True))
         try:
-            await self._require(upload_id)
-        except BaseException:
+            await self.driver.stat(paths.upload_started_at(self.name, upload_id))
+        except BaseException as error:
             with contextlib.suppress(Exception):
                 await (await appending).close()
+            if isinstance(error, PathNotFound):
+                raise BlobUploadUnknown({"upload": upload_id}) from None
             raise
         try:
             return await appending
         except PathNotFound:
             return await self.driver.writer(data_path, append=False)
 
+    @contextlib.asynccontextmanager
+    async def _leased(self, upload_id: str) -> AsyncIterator[_Held]:
+        """The session's lease, for one request: busy is a 416, gone a 404."""
+        self.check_id(upload_id)
+        memo = self._recall(upload_id)
+        try:
+            lease = await self.driver.lease(
+                paths.upload_started_at(self.name, upload_id),
+                after=memo.turn if memo is not None else None,
+            )
+        except PathNotFound:
+            raise BlobUploadUnknown({"upload": upload_id}) from None
+        except LeaseBusy:
+            raise RangeInvalid(
+                {"upload": upload_id}, message="the upload is being written by another request"
+            ) from None
+        held = _Held(lease, memo)
+        try:
+            yield held
+        except LeaseLost:
+            raise Unavailable(
+                {"upload": upload_id},
+                message="the upload's lease expired while it was written: ask for its status",
+            ) from None
+        finally:
+            # Shielded: a cancelled request must still let the next one in.
+            await asyncio.shield(lease.release(deleted=held.deleted))
+
     # -- what this process remembers of a session -------------------------------------------
 
-    def _token_key(self, upload_id: str) -> str:
-        return session_token_key(self.name, upload_id)
+    def _key(self, upload_id: str) -> str:
+        return f"{self.name.value}/{upload_id}"
 
     def _recall(self, upload_id: str) -> SessionMemo | None:
-        key = self._token_key(upload_id)
-        return self.cache.upload_sessions.get(key, self.cache.generations.token(key))
+        return self.cache.upload_sessions.get(self._key(upload_id))
 
-    def _claim(self, upload_id: str) -> Token:
-        """Before a request writes to a session: every other process's memory of it is
-        dropped. The token returned is the one this request's own memory will be valid
-        under."""
-        key = self._token_key(upload_id)
-        self.cache.generations.changed(key)
-        return self.cache.generations.token(key)
-
-    def _remember(self, session: UploadSession, state: bytes | None, token: Token) -> None:
+    def _remember(self, session: UploadSession, state: bytes | None, lease: Lease) -> None:
         """Keep ``state``, the hash state just saved, with the writer's; without one there is
         nothing to continue from."""
-        key = self._token_key(session.id)
+        key = self._key(session.id)
         if state is None:
             self.cache.upload_sessions.discard(key)
             return
-        writer_state = session.writer.resume_state()
-        memo = SessionMemo(session.size, state, writer_state)
-        self.cache.upload_sessions.put(key, token, memo, _memo_size(memo))
+        memo = SessionMemo(session.size, state, session.writer.resume_state(), lease.turn)
+        self.cache.upload_sessions.put(key, memo.memory_size, memo)
 
     def _forget(self, upload_id: str) -> None:
-        self.cache.upload_sessions.discard(self._token_key(upload_id))
+        self.cache.upload_sessions.discard(self._key(upload_id))
 
-    def lock(self, upload_id: str) -> asyncio.Lock:
-        """Serialises requests to one session within this process."""
-        key = (self.name.value, upload_id)
-        lock = _locks.get(key)
-        if lock is None:
-            lock = asyncio.Lock()
-            _locks[key] = lock
-        return lock
+    def _hashes(self, upload_id: str) -> SessionHashes:
+        return SessionHashes(self.driver, self.name, upload_id, self.executor)
 
     async def _open(
-        self, upload_id: str, algorithm: str = _CANONICAL, *, expected_size: int | None = None
+        self, upload_id: str, held: _Held, expected: int, algorithm: str = _CANONICAL
     ) -> UploadSession:
-        """The session with its writer and hash. ``expected_size`` (the start of a request's
-        Content-Range) is where the client says the session ends: the hash state saved there
-        is read while the session is looked up, rather than after."""
-        self._check_id(upload_id)
-        memo = self._recall(upload_id)
-        if memo is not None and expected_size in (None, memo.size):
+        """The session with its writer and hash, holding ``expected`` bytes (RangeInvalid
+        otherwise)."""
+        memo = held.memo
+        if memo is not None and memo.size == expected and held.follows(memo):
             resumed = await self._resume(upload_id, memo)
             if resumed is not None:
                 return resumed
-        state: asyncio.Future[Hasher | None] | None = None
-        if expected_size:
-            state = asyncio.ensure_future(self._load_hash_state(upload_id, expected_size))
+        hashes = self._hashes(upload_id)
+        state = asyncio.ensure_future(hashes.load(expected)) if expected else None
         try:
             writer = await self._open_writer(upload_id)
         except BaseException:
             _discard(state)
             raise
         try:
-            if state is not None and writer.size == expected_size:
-                hasher = await state
-                if hasher is None:
-                    hasher = await self._resume_hasher(
-                        upload_id, writer.size, algorithm, skip_saved=True
-                    )
-            else:
-                _discard(state)
-                hasher = await self._resume_hasher(upload_id, writer.size, algorithm)
+            if writer.size != expected:
+                raise RangeInvalid(
+                    {"expected": writer.size, "got": expected},
+                    message="the upload does not end where this request starts",
+                )
+            hasher = await state if state is not None else new_hasher(algorithm)
+            if hasher is None:
+                hasher = await hashes.resume(writer.size, algorithm, skip_saved=True)
         except BaseException:
+            _discard(state)
             await writer.close()
             raise
         return UploadSession(upload_id, writer, hasher)
@@ -261,7 +289,7 @@ class Uploads:
     async def _resume(self, upload_id: str, memo: SessionMemo) -> UploadSession | None:
         """The session as this process's last request left it; None when storage turns out
         to hold something else (the caller then reads it)."""
-        hasher = restore_hasher(_CANONICAL, memo.hash_state)
+        hasher = SessionHashes.restore(memo.hash_state)
         if hasher is None or hasher.size != memo.size:
             return None
         try:
@@ -275,78 +303,6 @@ class Uploads:
             return None
         return UploadSession(upload_id, writer, hasher)
 
-    async def _resume_hasher(
-        self, upload_id: str, size: int, algorithm: str, *, skip_saved: bool = False
-    ) -> Hasher | None:
-        """The hash of the session's first ``size`` bytes, or None when it cannot be had
-        before the data is committed (it is then computed from storage at completion).
-        ``skip_saved``: the state at ``size`` was looked for already."""
-        if not size:
-            return new_hasher(algorithm)
-        # Each request saves the state at the size it leaves, so one read finds it. Listing
-        # is for a request that ended before saving it.
-        if not skip_saved:
-            hasher = await self._load_hash_state(upload_id, size)
-            if hasher is not None:
-                return hasher
-        states_dir = paths.upload_hash_states_dir(self.name, upload_id, _CANONICAL)
-        offsets = sorted(
-            (int(_basename(p)) for p in await self._list(states_dir) if _is_offset(p)),
-            reverse=True,
-        )
-        hasher = None
-        for offset in (o for o in offsets if o < size):
-            hasher = await self._load_hash_state(upload_id, offset)
-            if hasher is not None:
-                break
-        if hasher is None:
-            hasher = new_hasher(_CANONICAL)
-        if hasher.size < size:
-            # Catch up from storage where the driver can read uncommitted data.
-            try:
-                await self._hash_stored(upload_id, hasher, hasher.size, size)
-            except (PathNotFound, InvalidOffset):
-                return None
-        return hasher
-
-    async def _load_hash_state(self, upload_id: str, offset: int) -> Hasher | None:
-        """The saved hash of the session's first ``offset`` bytes, if storage has it."""
-        path = paths.upload_hash_state(self.name, upload_id, _CANONICAL, offset)
-        try:
-            state = await self.driver.get_content(path)
-        except PathNotFound:
-            return None
-        hasher = restore_hasher(_CANONICAL, state)
-        return hasher if hasher is not None and hasher.size == offset else None
-
-    async def _list(self, path: str) -> list[str]:
-        try:
-            return await self.driver.list(path)
-        except PathNotFound:
-            return []
-
-    async def _hash_stored(self, upload_id: str, hasher: Hasher, start: int, end: int) -> None:
-        loop = asyncio.get_running_loop()
-        async with await self.driver.reader(paths.upload_data(self.name, upload_id), start) as r:
-            async for chunk in r.chunks(BATCH_SIZE, end - start):
-                await loop.run_in_executor(self.executor, hasher.update, chunk)
-
-    async def _save_hash_state(self, session: UploadSession) -> bytes | None:
-        """Save the hash at the session's new size; the state saved, None when there is
-        none to save. The older states stay until the session ends: deleting one is a
-        listing and a delete on S3, which the request would wait for, and a state is never
-        read again once a later one is saved (a session's size never goes back below what a
-        request stored)."""
-        if session.hasher is None or session.hasher.algorithm != _CANONICAL:
-            return None
-        state = session.hasher.state()
-        if state is None:
-            return None
-        await self.driver.put_content(
-            paths.upload_hash_state(self.name, session.id, _CANONICAL, session.size), state
-        )
-        return state
-
     # -- requests ---------------------------------------------------------------------------
 
     async def append(
@@ -354,90 +310,111 @@ class Uploads:
         upload_id: str,
         body: AsyncIterator[bytes],
         *,
-        start: int | None = None,
+        start: int,
         length: int | None = None,
     ) -> int:
-        """Append a request body; ``start`` (from Content-Range) must be the current size."""
-        async with self.lock(upload_id):
-            session = await self._open(upload_id, expected_size=start)
-            token = self._claim(upload_id)
+        """Append a request body to a session holding ``start`` bytes; its new size."""
+        async with self._leased(upload_id) as held:
+            session = await self._open(upload_id, held, start)
             try:
-                if start is not None and start != session.size:
-                    raise RangeInvalid(
-                        {"expected": session.size, "got": start},
-                        message="content range does not start at the end of the upload",
-                    )
                 received = await self._pump(session, body)
                 if length is not None and received != length:
                     raise RangeInvalid(
                         {"expected": length, "got": received},
                         message="content range does not match the body",
                     )
+                held.lease.check()
             except BaseException:
                 await session.writer.close()
                 raise
             await session.writer.close()
-            state = await self._save_hash_state(session)
-            self._remember(session, state, token)
-            return session.size
+            state = await self._hashes(upload_id).save(session.hasher, session.size, held.lease)
+        self._remember(session, state, held.lease)
+        return session.size
 
     async def complete(
-        self, upload_id: str, digest: Digest, body: AsyncIterator[bytes] | None = None
+        self,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterator[bytes] | None = None,
+        *,
+        start: int,
     ) -> BlobInfo:
-        """Receive the last bytes, verify them against ``digest`` and publish the blob."""
-        async with self.lock(upload_id):
-            session = await self._open(upload_id, digest.algorithm)
-            self._claim(upload_id)
-            if body is not None and not session.size and self.driver.write_in_place:
-                await session.writer.close()
-                size = await self._store_in_place(upload_id, digest, body)
+        """Receive the last bytes of a session holding ``start`` bytes, verify them against
+        ``digest`` and publish the blob."""
+        async with self._leased(upload_id) as held:
+            self._forget(upload_id)
+            if body is not None and not start and self.driver.write_in_place:
+                size = await self._store_in_place(upload_id, held, digest, body)
             else:
-                size = await self._store_session(session, digest, body)
+                session = await self._open(upload_id, held, start, digest.algorithm)
+                size = await self._store_session(session, held, digest, body)
             await self.blobs.link(digest)
-            await self._remove(upload_id)
-            return BlobInfo(digest, size)
+            await self._remove(upload_id, held)
+        self._changed()
+        return BlobInfo(digest, size)
 
     async def _store_session(
-        self, session: UploadSession, digest: Digest, body: AsyncIterator[bytes] | None
+        self, session: UploadSession, held: _Held, digest: Digest, body: AsyncIterator[bytes] | None
     ) -> int:
         """Commit the session's data, verify it and move it into the store; its size."""
         try:
             if body is not None:
                 await self._pump(session, body)
+            held.lease.check()
             await session.writer.commit()
         except BaseException:
             await session.writer.close()
             raise
         size = session.size
+        data = paths.upload_data(self.name, session.id)
+        stored = (await self.driver.stat(data)).size
+        if stored != size:
+            await self._remove(session.id, held)
+            raise BlobUploadInvalid(
+                {"received": size, "stored": stored},
+                message="the upload's stored data is not what was received",
+            )
         if session.hasher is not None and session.hasher.algorithm == digest.algorithm:
             actual = session.hasher.hexdigest()
         else:
             rehash = new_hasher(digest.algorithm)
-            await self._hash_stored(session.id, rehash, 0, size)
+            await self._hashes(session.id).hash_stored(rehash, 0, size)
             actual = rehash.hexdigest()
-        await self._verify(session.id, digest, actual)
-        if await self.store.exists(digest):
-            pass  # someone stored the same bytes: theirs are as good as ours
-        else:
-            await self.driver.move(
-                paths.upload_data(self.name, session.id), paths.blob_data(digest)
-            )
+        await self._verify(session.id, held, digest, actual)
+        if not await self._holds(digest, size):
+            held.lease.check()
+            await self.driver.move(data, paths.blob_data(digest))
         return size
 
+    async def _holds(self, digest: Digest, size: int) -> bool:
+        """Whether the store holds ``digest`` as ``size`` bytes already; a blob of another
+        size is corrupt, and is to be replaced by the verified bytes."""
+        try:
+            existing = await self.store.stat(digest)
+        except BlobUnknown:
+            return False
+        if existing.size == size:
+            return True
+        log.warning(
+            "blob %s holds %d bytes where %d verified ones were received: replacing it",
+            digest,
+            existing.size,
+            size,
+        )
+        return False
+
     async def _store_in_place(
-        self, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
+        self, upload_id: str, held: _Held, digest: Digest, body: AsyncIterator[bytes]
     ) -> int:
         """Stream the whole blob to its path in the store, committed once verified; its size.
         A concurrent push of the same blob writes on its own (see ``write_in_place``)."""
-        writer: FileWriter
-        if await self.store.exists(digest):
-            writer = _Discard()  # verified all the same: the client is told it was stored
-        else:
-            writer = await self.driver.writer(paths.blob_data(digest))
+        writer = await self.driver.writer(paths.blob_data(digest))
         hasher = new_hasher(digest.algorithm)
         try:
             size = await pump(body, writer, hasher, self.executor)
-            await self._verify(upload_id, digest, hasher.hexdigest())
+            await self._verify(upload_id, held, digest, hasher.hexdigest())
+            held.lease.check()
             await writer.commit()
         except BaseException:
             # What failed matters, not whether cleaning up after it did too.
@@ -446,22 +423,24 @@ class Uploads:
             raise
         return size
 
-    async def _verify(self, upload_id: str, digest: Digest, actual: str) -> None:
+    async def _verify(self, upload_id: str, held: _Held, digest: Digest, actual: str) -> None:
         """DigestInvalid, ending the session, unless ``actual`` is the digest's hex."""
         if actual != digest.hex:
-            await self._remove(upload_id)
+            await self._remove(upload_id, held)
             raise DigestInvalid(
                 {"expected": str(digest), "computed": f"{digest.algorithm}:{actual}"}
             )
 
     async def cancel(self, upload_id: str) -> None:
-        await self._require(upload_id)
-        async with self.lock(upload_id):
-            self._claim(upload_id)
-            await self._remove(upload_id)
+        async with self._leased(upload_id) as held:
+            await self._remove(upload_id, held)
 
-    async def _remove(self, upload_id: str) -> None:
+    async def _remove(self, upload_id: str, held: _Held) -> None:
+        """Delete the session, ``startedat`` first: nobody can lease it from then on."""
         self._forget(upload_id)
+        held.deleted = True
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.upload_started_at(self.name, upload_id))
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(self.name, upload_id))
 
@@ -470,45 +449,26 @@ class Uploads:
         return await pump(body, session.writer, session.hasher, self.executor)
 
 
-class _Discard(FileWriter):
-    """Takes the body of a blob the store already holds: it is hashed, not stored again."""
+class _Held:
+    """A request's hold on a session: its lease, what this process remembered of the session
+    when it was taken, and whether the request deleted the session."""
 
-    def __init__(self) -> None:
-        self._size = 0
+    __slots__ = ("deleted", "lease", "memo")
 
-    @property
-    def size(self) -> int:
-        return self._size
+    def __init__(self, lease: Lease, memo: SessionMemo | None) -> None:
+        self.lease = lease
+        self.memo = memo
+        self.deleted = False
 
-    async def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._size += memoryview(data).nbytes
-
-    async def close(self) -> None:
-        pass
-
-    async def cancel(self) -> None:
-        pass
-
-    async def commit(self) -> None:
-        pass
+    def follows(self, memo: SessionMemo) -> bool:
+        """Whether nobody held the lease since ``memo`` was left, as far as turns tell (where
+        the driver counts none, the caller compares sizes)."""
+        turn = self.lease.turn
+        return turn is None or (memo.turn is not None and turn == memo.turn + 1)
 
 
-def _discard(future: asyncio.Future[Hasher | None] | None) -> None:
+def _discard(future: Awaitable[Hasher | None] | None) -> None:
     """Drop a read that is no longer wanted; what it finds or fails with is moot."""
-    if future is not None:
+    if isinstance(future, asyncio.Future):
         future.cancel()
         future.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-def _memo_size(memo: SessionMemo) -> int:
-    """Roughly the bytes a memory takes."""
-    writer = memo.writer_state.memory_size if memo.writer_state is not None else 0
-    return 256 + len(memo.hash_state) + writer
-
-
-def _basename(path: str) -> str:
-    return path.rpartition("/")[2]
-
-
-def _is_offset(path: str) -> bool:
-    return _basename(path).isdigit()

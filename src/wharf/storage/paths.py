@@ -14,6 +14,8 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
         _uploads/<id>/hashstates/<alg>/<offset>          Go's binary hash state
         _referrers/<alg>/<hex>/<alg>/<hex>/descriptor    wharf only: the referrer's
                                                          descriptor, under its subject
+    <root>/wharf/uploadkeys/<random name>                wharf only: keys signing upload
+                                                         URLs without http.secret
 
 Distribution skips every ``_``-prefixed directory it does not know, so ``_referrers`` is
 invisible to it. Every function takes validated value types, never raw request strings.
@@ -41,16 +43,19 @@ __all__ = [
     "referrer_descriptor",
     "referrer_dir",
     "referrers_dir",
+    "referrers_root",
     "repositories_dir",
     "repository_dir",
     "tag_current_link",
     "tag_dir",
+    "tag_index_dir",
     "tag_index_link",
     "tags_dir",
     "upload_data",
     "upload_dir",
     "upload_hash_state",
     "upload_hash_states_dir",
+    "upload_keys_dir",
     "upload_started_at",
     "uploads_dir",
 ]
@@ -126,6 +131,10 @@ def tag_current_link(name: RepositoryName, tag: Tag) -> str:
     return f"{tag_dir(name, tag)}/current/link"
 
 
+def tag_index_dir(name: RepositoryName, tag: Tag) -> str:
+    return f"{tag_dir(name, tag)}/index"
+
+
 def tag_index_link(name: RepositoryName, tag: Tag, digest: Digest) -> str:
     return f"{tag_dir(name, tag)}/index/{_digest_dir(digest)}/link"
 
@@ -154,6 +163,11 @@ def upload_hash_state(name: RepositoryName, upload_id: str, algorithm: str, offs
     return f"{upload_hash_states_dir(name, upload_id, algorithm)}/{offset}"
 
 
+def referrers_root(name: RepositoryName) -> str:
+    """Every subject's referrers in the repository."""
+    return f"{repository_dir(name)}/_referrers"
+
+
 def referrers_dir(name: RepositoryName, subject: Digest) -> str:
     return f"{repository_dir(name)}/_referrers/{_digest_dir(subject)}"
 
@@ -174,3 +188,8 @@ def link_content(digest: Digest) -> bytes:
 def parse_link(content: bytes) -> Digest:
     """The digest a link file points to; DigestInvalid when it is not one."""
     return Digest.parse(content.decode("utf-8", "replace").strip())
+
+
+def upload_keys_dir() -> str:
+    """Outside Distribution's tree, which it therefore never sees."""
+    return "/wharf/uploadkeys"

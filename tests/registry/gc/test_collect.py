@@ -9,6 +9,7 @@ import pytest
 
 from tests.registry.gc.conftest import Collect
 from tests.registry.gc.support import Pusher, Tree, sha256
+from tests.support.urls import with_query
 from wharf.api.app import WharfApp
 
 pytestmark = pytest.mark.asyncio
@@ -226,7 +227,7 @@ async def test_an_upload_in_progress_keeps_the_blob_it_becomes(
     assert tree.blob(digest).exists()
     assert result.sweep.in_use == 1
     location = patched.headers["Location"]
-    done = await client.put(location, params={"digest": digest})
+    done = await client.put(with_query(location, digest=digest))
     assert done.status_code == 201, done.text
     assert (await client.get(f"/v2/app/blobs/{digest}")).content == data
 

@@ -155,6 +155,8 @@ class FsWriter(FileWriter):
         self._chunks: list[Buffer] = []
         self._gathered = 0
         self._state = "open"
+        #: A batch whose request failed while a thread was still writing it.
+        self._unfinished: asyncio.Future[None] | None = None
 
     @property
     def size(self) -> int:
@@ -197,7 +199,7 @@ class FsWriter(FileWriter):
         except BaseException:
             # The file now holds an unknown part of the batch: this writer cannot go on, and
             # a writer opened with append=True will find the true size.
-            self._fd, self._state = None, "failed"
+            self._fd, self._state, self._unfinished = None, "failed", future
             close_when_done(future, fd)
             if self._direct_fd is not None:
                 close_when_done(future, self._direct_fd)
@@ -206,6 +208,11 @@ class FsWriter(FileWriter):
         self._size += size
 
     async def close(self) -> None:
+        if self._state == "failed" and self._unfinished is not None:
+            # Whoever writes the file next (another request, or the move that makes it a
+            # blob) must find it as it will stay: wait for the thread still writing to it.
+            unfinished, self._unfinished = self._unfinished, None
+            await asyncio.wait([unfinished])
         if self._state != "open":
             return
         fd, chunks = self._take("closed")
