@@ -66,7 +66,9 @@ def test_upload_survives_restart() -> None:
     with WharfServer() as server:
         with httpx.Client(base_url=server.url) as http:
             location = http.post("/v2/restart/blobs/uploads/").headers["Location"]
-            assert http.patch(location, content=data[:2_000_000]).status_code == 202
+            patched = http.patch(location, content=data[:2_000_000])
+            assert patched.status_code == 202
+            location = patched.headers["Location"]
         with server.stopped():
             pass
         with httpx.Client(base_url=server.url) as http:
@@ -74,7 +76,9 @@ def test_upload_survives_restart() -> None:
 
 
 def _finish(http: httpx.Client, location: str, data: bytes) -> None:
-    assert http.get(location).headers["Range"] == "0-1999999"
+    status = http.get(location)
+    assert status.headers["Range"] == "0-1999999"
+    location = status.headers["Location"]
     response = http.put(with_query(location, digest=_digest(data)), content=data[2_000_000:])
     assert response.status_code == 201, response.text
 

@@ -93,5 +93,4 @@ async def delete_blob(ctx: AppContext, request: Request, name: str, reference: s
     repository = ctx.repository(name)
     await repository.blobs.stat(digest)
     await repository.blobs.unlink(digest)
-    repository.changed()
     return Response(202, headers={"Docker-Content-Digest": str(digest)})

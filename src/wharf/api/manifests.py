@@ -113,7 +113,6 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
     manifest = await repository.manifests.put(
         body, request.header("content-type"), ref, guard=write_guard(ctx.config)
     )
-    repository.changed()
     headers = {
         "Location": ctx.url(f"/v2/{name}/manifests/{manifest.digest}"),
         "Docker-Content-Digest": str(manifest.digest),
@@ -131,5 +130,4 @@ async def delete_manifest(ctx: AppContext, request: Request, name: str, referenc
         await repository.tags.untag(ref)
     else:
         await repository.manifests.delete(ref)
-    repository.changed()
     return Response(202)

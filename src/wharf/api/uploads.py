@@ -102,13 +102,11 @@ async def start_upload(ctx: AppContext, request: Request, name: str, _: str) -> 
     mounted = await _try_mount(ctx, repository, request)
     if mounted is not None:
         await request.drain()
-        repository.changed()
         return _blob_created(ctx, name, mounted)
     if request.query_value("digest") is not None:
         digest = _digest_param(request)
         upload_id = await repository.uploads.create()
         info = await repository.uploads.complete(upload_id, digest, request.stream(), start=0)
-        repository.changed()
         return _blob_created(ctx, name, info.digest)
     await request.drain()
     started = datetime.now(UTC).replace(microsecond=0)
@@ -172,7 +170,6 @@ async def complete_upload(ctx: AppContext, request: Request, name: str, upload_i
     start = state.offset if content_range is None else content_range[0]
     body = await _body_or_none(request)
     info = await repository.uploads.complete(upload_id, digest, body, start=start)
-    repository.changed()
     return _blob_created(ctx, name, info.digest)
 
 

@@ -113,8 +113,8 @@ class _NotifyingTags(Tags):
         vars(self).update(vars(inner))
         self._events = events
 
-    async def untag(self, tag: Tag) -> None:
-        await super().untag(tag)
+    async def untag(self, tag: Tag, *, announce: bool = True) -> None:
+        await super().untag(tag, announce=announce)
         self._events.deleted(tag=tag.value)
 
 

@@ -7,6 +7,7 @@ linked under ``_manifests/revisions`` instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from wharf.errors import BlobUnknown, RegistryError
@@ -71,13 +72,21 @@ class BlobStore:
             raise BlobUnknown({"digest": str(digest)}) from None
 
 
-class RepositoryBlobs:
-    """The blobs one repository may serve: those it links under ``_layers``."""
+def _nothing() -> None:
+    pass
 
-    def __init__(self, store: BlobStore, name: RepositoryName) -> None:
+
+class RepositoryBlobs:
+    """The blobs one repository may serve: those it links under ``_layers``. ``changed`` is
+    called after each link or unlink is stored (``Repository.changed``)."""
+
+    def __init__(
+        self, store: BlobStore, name: RepositoryName, changed: Callable[[], None] = _nothing
+    ) -> None:
         self.store = store
         self.name = name
         self.driver = store.driver
+        self.changed = changed
 
     async def is_linked(self, digest: Digest) -> bool:
         try:
@@ -97,9 +106,11 @@ class RepositoryBlobs:
         await self.driver.put_content(
             paths.layer_link(self.name, digest), paths.link_content(digest)
         )
+        self.changed()
 
     async def unlink(self, digest: Digest) -> None:
         try:
             await self.driver.delete(paths.layer_dir(self.name, digest))
         except PathNotFound:
             raise BlobUnknown({"digest": str(digest)}) from None
+        self.changed()

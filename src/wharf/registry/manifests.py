@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,8 @@ def subject_of(body: bytes) -> Digest | None:
 
 
 class Manifests:
+    """``changed`` is called after each put or delete is stored (``Repository.changed``)."""
+
     def __init__(
         self,
         driver: StorageDriver,
@@ -76,6 +79,7 @@ class Manifests:
         tags: Tags,
         referrers: Referrers,
         cache: RegistryCache,
+        changed: Callable[[], None],
     ) -> None:
         self.driver = driver
         self.store = store
@@ -83,6 +87,7 @@ class Manifests:
         self.tags = tags
         self.referrers = referrers
         self.cache = cache
+        self.changed = changed
         self.name: RepositoryName = blobs.name
 
     async def exists(self, digest: Digest) -> bool:
@@ -146,7 +151,8 @@ class Manifests:
             if manifest.subject is not None:
                 await self.referrers.add(manifest.subject.digest, manifest)
             if isinstance(reference, Tag):
-                await self.tags.tag(reference, manifest.digest)
+                await self.tags.tag(reference, manifest.digest, announce=False)
+        self.changed()
         return manifest
 
     async def _check_references(self, manifest: ParsedManifest) -> None:
@@ -175,16 +181,19 @@ class Manifests:
     async def delete(self, digest: Digest) -> None:
         """Unlink a revision, the tags pointing at it, and its entry as a referrer."""
         stored = await self.get(digest)
-        for tag in await self.tags.lookup(digest):
-            with contextlib.suppress(ManifestUnknown):
-                await self.tags.untag(Tag(tag))
-        subject = subject_of(stored.body)
-        if subject is not None:
-            await self.referrers.remove(subject, digest)
         try:
-            await self.driver.delete(paths.manifest_revision_dir(self.name, digest))
-        except PathNotFound:
-            raise ManifestUnknown({"digest": str(digest)}) from None
+            for tag in await self.tags.lookup(digest):
+                with contextlib.suppress(ManifestUnknown):
+                    await self.tags.untag(Tag(tag), announce=False)
+            subject = subject_of(stored.body)
+            if subject is not None:
+                await self.referrers.remove(subject, digest)
+            try:
+                await self.driver.delete(paths.manifest_revision_dir(self.name, digest))
+            except PathNotFound:
+                raise ManifestUnknown({"digest": str(digest)}) from None
+        finally:
+            self.changed()  # whatever part of it was stored
 
 
 __all__ += ["digest_of", "subject_of"]

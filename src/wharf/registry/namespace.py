@@ -26,18 +26,20 @@ class Repository:
         self.registry = registry
         self.name = name
         driver, cache = registry.driver, registry.cache
-        self.blobs = RepositoryBlobs(registry.blobs, name)
-        self.tags = Tags(driver, name, cache)
+        # Each service announces its own writes: no caller can forget to.
+        self.blobs = RepositoryBlobs(registry.blobs, name, self.changed)
+        self.tags = Tags(driver, name, cache, self.changed)
         self.referrers = Referrers(driver, name)
         self.manifests = Manifests(
-            driver, registry.blobs, self.blobs, self.tags, self.referrers, cache
+            driver, registry.blobs, self.blobs, self.tags, self.referrers, cache, self.changed
         )
         self.uploads = Uploads(
             driver, self.blobs, registry.blobs, registry.hash_executor, registry.cache
         )
 
     def changed(self) -> None:
-        """Call after every durable write to this repository: other workers drop their caches."""
+        """Called by the services after every durable write to this repository: every worker
+        of every instance drops what it cached of it."""
         name = self.name.value
         registry = self.registry
         registry.cache.generations.changed(name)

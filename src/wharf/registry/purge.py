@@ -44,9 +44,7 @@ async def purge_uploads(
             if started is not None and started >= cutoff:
                 kept += 1
                 continue
-            if dry_run:
-                purged.append(f"{repository}/{upload_id}")
-            elif await _remove(driver, name, upload_id):
+            if dry_run or await _remove(driver, name, upload_id):
                 purged.append(f"{repository}/{upload_id}")
             else:
                 kept += 1

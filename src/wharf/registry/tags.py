@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from wharf.coherence.caches import RegistryCache
 from wharf.errors import ManifestUnknown, NameUnknown, RegistryError
@@ -15,10 +16,19 @@ __all__ = ["Tags"]
 
 
 class Tags:
-    def __init__(self, driver: StorageDriver, name: RepositoryName, cache: RegistryCache) -> None:
+    """``changed`` is called after each tag or untag is stored (``Repository.changed``)."""
+
+    def __init__(
+        self,
+        driver: StorageDriver,
+        name: RepositoryName,
+        cache: RegistryCache,
+        changed: Callable[[], None],
+    ) -> None:
         self.driver = driver
         self.name = name
         self.cache = cache
+        self.changed = changed
 
     async def get(self, tag: Tag) -> Digest:
         token = self.cache.generations.token(self.name.value)
@@ -35,7 +45,9 @@ class Tags:
         self.cache.tags.put(key, token, str(digest))
         return digest
 
-    async def tag(self, tag: Tag, digest: Digest) -> None:
+    async def tag(self, tag: Tag, digest: Digest, *, announce: bool = True) -> None:
+        """Point ``tag`` at ``digest``; ``announce``: False for a caller that announces its
+        own writes together with this one."""
         # The index entry first, so a tag never points at a revision it has no record of.
         await self.driver.put_content(
             paths.tag_index_link(self.name, tag, digest), paths.link_content(digest)
@@ -43,12 +55,16 @@ class Tags:
         await self.driver.put_content(
             paths.tag_current_link(self.name, tag), paths.link_content(digest)
         )
+        if announce:
+            self.changed()
 
-    async def untag(self, tag: Tag) -> None:
+    async def untag(self, tag: Tag, *, announce: bool = True) -> None:
         try:
             await self.driver.delete(paths.tag_dir(self.name, tag))
         except PathNotFound:
             raise ManifestUnknown({"tag": tag.value}) from None
+        if announce:
+            self.changed()
 
     async def all(self) -> list[str]:
         """Every tag, sorted; NameUnknown when the repository has none."""

@@ -42,7 +42,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -140,7 +140,6 @@ class Uploads:
         store: BlobStore,
         hash_executor: Executor,
         cache: RegistryCache,
-        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.driver = driver
         self.blobs = blobs
@@ -148,7 +147,6 @@ class Uploads:
         self.name: RepositoryName = blobs.name
         self.executor = hash_executor
         self.cache = cache
-        self._changed = changed
 
     # -- sessions ---------------------------------------------------------------------------
 
@@ -349,9 +347,8 @@ class Uploads:
             else:
                 session = await self._open(upload_id, held, start, digest.algorithm)
                 size = await self._store_session(session, held, digest, body)
-            await self.blobs.link(digest)
+            await self.blobs.link(digest)  # which announces the change
             await self._remove(upload_id, held)
-        self._changed()
         return BlobInfo(digest, size)
 
     async def _store_session(
