@@ -48,17 +48,23 @@ class Tags:
     async def tag(self, tag: Tag, digest: Digest, *, announce: bool = True) -> None:
         """Point ``tag`` at ``digest``; ``announce``: False for a caller that announces its
         own writes together with this one."""
-        # The index entry first, so a tag never points at a revision it has no record of.
-        await self.driver.put_content(
-            paths.tag_index_link(self.name, tag, digest), paths.link_content(digest)
-        )
+        # The current link first: a tag is listed once its directory exists, so one listed
+        # must resolve. A process killed between the two leaves a tag without its history
+        # entry, which nothing reads to resolve it (``wharf check --repair`` adds it).
         await self.driver.put_content(
             paths.tag_current_link(self.name, tag), paths.link_content(digest)
+        )
+        await self.driver.put_content(
+            paths.tag_index_link(self.name, tag, digest), paths.link_content(digest)
         )
         if announce:
             self.changed()
 
     async def untag(self, tag: Tag, *, announce: bool = True) -> None:
+        # The history first, for the same reason as in ``tag``: a delete that stops half way
+        # (on stores that delete a tree key by key) leaves a tag that still resolves.
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(paths.tag_index_dir(self.name, tag))
         try:
             await self.driver.delete(paths.tag_dir(self.name, tag))
         except PathNotFound:

@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -384,3 +385,71 @@ async def test_direct_writes_leave_the_page_cache_alone(tmp_path: Path, direct: 
         os.close(fd)
     assert await driver.get_content("/blob") == content
     await driver.close()
+
+
+_CRASH_DELETER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from wharf.storage.driver.filesystem import FilesystemDriver
+
+    async def main() -> None:
+        driver = FilesystemDriver(sys.argv[1])
+        i = 0
+        while True:
+            for n in range(20):
+                await driver.put_content(f"/t/tag{i}-{n}/current/link", b"sha256:x")
+                await driver.put_content(f"/t/tag{i}-{n}/index/sha256/x/link", b"sha256:x")
+            if i == 0:
+                print("ready", flush=True)
+            await asyncio.gather(*(driver.delete(f"/t/tag{i}-{n}") for n in range(20)))
+            i += 1
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.slow
+async def test_killed_during_delete_leaves_whole_trees_or_nothing(tmp_path: Path) -> None:
+    """Every directory listed still holds its link, whenever the deleting process died; what
+    it left half deleted is hidden, and purged once old."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    for attempt in range(5):
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CRASH_DELETER, str(tmp_path)],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline() == b"ready\n"
+        time.sleep(0.05 + 0.05 * attempt)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process.stdout.close()
+        driver = FilesystemDriver(str(tmp_path))
+        for tag in await driver.list("/t"):
+            assert await driver.get_content(f"{tag}/current/link") == b"sha256:x"
+        await driver.close()
+    driver = FilesystemDriver(str(tmp_path))
+    future = datetime.now(UTC) + timedelta(minutes=1)
+    leftovers = await driver.purge_uncommitted(future)
+    assert all("#" in path for path in leftovers)
+    hidden = [n for _, dirs, files in os.walk(tmp_path) for n in dirs + files if "#" in n]
+    assert hidden == []
+    await driver.close()
+
+
+async def test_purge_keeps_young_leftovers(driver: StorageDriver, root: Path) -> None:
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "link#0123.tmp").write_bytes(b"half")
+    (root / "a" / "b#deleting.0123").mkdir()
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    assert await driver.purge_uncommitted(past) == []
+    future = datetime.now(UTC) + timedelta(minutes=1)
+    assert await driver.purge_uncommitted(future, dry_run=True) == [
+        "/a/b#deleting.0123",
+        "/a/link#0123.tmp",
+    ]
+    assert (root / "a" / "link#0123.tmp").exists()
+    await driver.purge_uncommitted(future)
+    assert sorted(os.listdir(root / "a")) == []

@@ -15,6 +15,10 @@ Crash safety:
   content, never a part. ``#`` is outside the path grammar, so a temporary name can never be
   a driver path; ``list`` and ``walk`` skip every name outside the grammar (leftover
   temporaries, ``lost+found``, ...).
+- ``delete`` of a directory first renames it to ``<name>#deleting.<random>``, so the whole
+  tree disappears at once and a killed process leaves no part of it visible.
+- ``purge_uncommitted`` (run by upload purging) removes the temporaries and half-deleted
+  directories that killed processes left, once older than the purge age.
 - ``writer`` appends to the target file itself (``O_APPEND``), as Distribution does, so an
   interrupted upload can be resumed by another process; ``commit`` fsyncs it.
 - Large writes from page-aligned buffers at block-aligned offsets (the upload pipeline's

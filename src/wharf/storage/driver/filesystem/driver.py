@@ -48,6 +48,9 @@ DEFAULT_MAX_THREADS = 16
 _T = TypeVar("_T")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
+# Names outside the path grammar (``#``), which listings therefore never show.
+_TEMPORARY = ".tmp"
+_DELETING = "#deleting."
 
 
 def _mtime(st: os.stat_result) -> datetime:
@@ -57,7 +60,7 @@ def _mtime(st: os.stat_result) -> datetime:
 def _put(full: str, content: Buffer) -> None:
     directory, name = os.path.split(full)
     # Stay under NAME_MAX (255) whatever the target's name length.
-    temporary = os.path.join(directory, f"{name[:200]}#{secrets.token_hex(8)}.tmp")
+    temporary = os.path.join(directory, f"{name[:200]}#{secrets.token_hex(8)}{_TEMPORARY}")
     fd = open_creating(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
     try:
         try:
@@ -134,15 +137,45 @@ def _delete(full: str) -> None:
     if not stat_module.S_ISDIR(os.lstat(full).st_mode):
         os.unlink(full)
         return
+    # Out of sight first, in one rename: a process killed half way through the removal leaves
+    # a hidden directory for ``purge_uncommitted``, never a part of the tree (a tag listed
+    # without its link, say).
+    directory, name = os.path.split(full)
+    doomed = os.path.join(directory, f"{name[:200]}{_DELETING}{secrets.token_hex(8)}")
+    os.rename(full, doomed)
     # A concurrent delete may remove part of the tree under rmtree; finish what is left.
     for _ in range(3):
         try:
-            shutil.rmtree(full)
+            shutil.rmtree(doomed)
             return
         except FileNotFoundError:
-            if not os.path.lexists(full):
+            if not os.path.lexists(doomed):
                 return
-    shutil.rmtree(full)
+    shutil.rmtree(doomed)
+
+
+def _leftovers(root: str, before: float, dry_run: bool) -> list[str]:
+    """Remove what interrupted writes and deletes left (``#...tmp`` files, ``#deleting.``
+    directories) older than ``before``; their paths below ``root``."""
+    found: list[str] = []
+    for directory, subdirectories, files in os.walk(root):
+        names = [(n, True) for n in subdirectories if _DELETING in n]
+        names += [(n, False) for n in files if "#" in n and n.endswith(_TEMPORARY)]
+        for name, is_dir in names:
+            full = os.path.join(directory, name)
+            try:
+                if os.lstat(full).st_mtime >= before:
+                    continue
+                if not dry_run:
+                    if is_dir:
+                        shutil.rmtree(full)
+                    else:
+                        os.unlink(full)
+            except FileNotFoundError:
+                continue
+            found.append("/" + os.path.relpath(full, root))
+        subdirectories[:] = [n for n in subdirectories if _DELETING not in n]
+    return sorted(found)
 
 
 class FilesystemDriver(StorageDriver):
@@ -242,6 +275,10 @@ class FilesystemDriver(StorageDriver):
             await self._run(_delete, self.full_path(path))
         except MISSING as exc:
             raise PathNotFound(path) from exc
+
+    async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> Sequence[str]:
+        """Leftovers of writes and deletes that a killed process interrupted."""
+        return await self._run(_leftovers, self.root, before.timestamp(), dry_run)
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         # One scandir per directory instead of a list and a stat per entry; an explicit stack
