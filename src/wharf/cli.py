@@ -1,5 +1,5 @@
 """``wharf`` command line: ``wharf serve [CONFIG]``, ``wharf garbage-collect [...] CONFIG``,
-``wharf --version``.
+``wharf check [...] CONFIG``, ``wharf --version``.
 
 Each subcommand is one entry of ``COMMANDS``: its help, a function adding its arguments and
 the function running it (returning the exit status).
@@ -112,12 +112,29 @@ def _garbage_collect(args: argparse.Namespace) -> int:
     return gc_cli.run(args)
 
 
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    from wharf import check_cli
+
+    check_cli.add_arguments(parser)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from wharf import check_cli
+
+    return check_cli.run(args)
+
+
 COMMANDS: dict[str, Command] = {
     "serve": Command("run the registry", _serve_arguments, _serve),
     "garbage-collect": Command(
         "remove blobs and manifests nothing references",
         _garbage_collect_arguments,
         _garbage_collect,
+    ),
+    "check": Command(
+        "verify the storage (blob digests, links, tags, referrers); --repair mends it",
+        _check_arguments,
+        _check,
     ),
 }
 
