@@ -7,6 +7,8 @@ import io
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -14,9 +16,11 @@ import pytest
 import yaml
 
 from tests.registry.gc.support import Pusher, Tree, sha256
+from tests.support.redis_server import RedisServer, needs_redis
+from tests.support.server import WharfServer
 from wharf.api.app import create_app
 from wharf.cli import main
-from wharf.config.load import load_config
+from wharf.config.load import CONFIG_PATH_ENV, load_config
 from wharf.registry.gc import FileCoordination
 from wharf.registry.gc.progress import LineProgress, TerminalProgress, progress_for
 
@@ -171,15 +175,175 @@ def test_missing_configuration_file(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "cannot read configuration" in capsys.readouterr().err
 
 
-def test_interval_collects_again_and_again(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def test_the_configuration_is_required(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The built-in defaults would collect ./wharf-data of whatever directory this runs in.
+    monkeypatch.delenv(CONFIG_PATH_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["garbage-collect"]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "wharf garbage-collect: error: the registry's config.yml is required "
+        f"(as an argument or in ${CONFIG_PATH_ENV})"
+    ]
+    assert not (tmp_path / "wharf-data").exists()
+
+    monkeypatch.setenv(CONFIG_PATH_ENV, str(write_config(tmp_path)))
+    assert main(["garbage-collect", "--dry-run"]) == 0
+
+
+def _environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "WHARF_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")])
+    return env
+
+
+def collector(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """``python -m wharf garbage-collect [OPTIONS] CONFIG`` in its own process."""
+    return subprocess.run(
+        [sys.executable, "-m", "wharf", "garbage-collect", *options, str(config)],
+        capture_output=True,
+        env=_environment(),
+        text=True,
+        timeout=120,
+    )
+
+
+REFUSED = (
+    "wharf: a registry is serving this storage: collect beside it with --online, "
+    "or stop it first (--force collects offline all the same)"
+)
+
+
+def push_orphan(server: WharfServer, data: bytes) -> str:
+    digest = sha256(data)
+    response = httpx.post(
+        f"{server.url}/v2/app/blobs/uploads/", params={"digest": digest}, content=data
+    )
+    assert response.status_code == 201
+    return digest
+
+
+def refused(config: Path) -> bool:
+    run = collector(config)
+    if run.returncode == 0:
+        return False
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [REFUSED]
+    return True
+
+
+@pytest.mark.server
+def test_offline_collection_refuses_beside_a_serving_registry() -> None:
+    with WharfServer(workers=2) as server:  # the default lockdir, as in production
+        config, tree = server.config_path, Tree(server.root)
+        orphan = push_orphan(server, b"pushed, its manifest still to come")
+
+        assert refused(config)
+        assert tree.blob(orphan).exists()
+
+        run = collector(config, "--dry-run", "-v")
+        assert run.returncode == 0, run.stderr
+        assert f"blob eligible for deletion: {orphan}" in run.stdout
+        assert "a registry serves this storage" in run.stderr
+        run = collector(config, "--online")
+        assert run.returncode == 0, run.stderr
+        assert "kept 1 unreferenced blob" in run.stdout
+        assert tree.blob(orphan).exists()
+
+        run = collector(config, "--force")
+        assert run.returncode == 0, run.stderr
+        assert "collecting offline all the same (--force)" in run.stderr
+        assert not tree.blob(orphan).exists()
+
+        orphan = push_orphan(server, b"left behind by a stopped registry")
+        server.stop()
+        run = collector(config)
+        assert run.returncode == 0, run.stderr
+        assert not tree.blob(orphan).exists()
+
+        server.start()
+        orphan = push_orphan(server, b"left behind by a killed registry")
+        assert refused(config)
+        server.kill()  # a lock dies with its process: no wait
+        run = collector(config)
+        assert run.returncode == 0, run.stderr
+        assert not tree.blob(orphan).exists()
+
+
+@pytest.mark.server
+def test_a_registry_starting_during_an_offline_collection_is_warned(tmp_path: Path) -> None:
+    lockdir = tmp_path / "gc"
+    marker = FileCoordination(str(lockdir))
+
+    async def start_during_a_collection(server: WharfServer) -> None:
+        held = await marker.hold("offline")
+        try:
+            await asyncio.to_thread(server.start)
+            deadline = time.monotonic() + 10
+            while "an offline garbage collection of this storage is running" not in server.log():
+                assert time.monotonic() < deadline, server.log()
+                await asyncio.sleep(0.05)
+        finally:
+            await held.release()
+
+    server = WharfServer(config={"storage": {"gc": {"lockdir": str(lockdir)}}})
+    try:
+        asyncio.run(start_during_a_collection(server))
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as started:
+        yield started
+
+
+@needs_redis
+@pytest.mark.server
+@pytest.mark.slow
+def test_offline_collection_refuses_beside_registries_sharing_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    storage = {"filesystem": {"rootdirectory": str(tmp_path / "data")}}
+    config = {"redis": {"addr": redis_server.addr}}
+    tree = Tree(tmp_path / "data")
+    with (
+        WharfServer(storage=storage, config=config) as first,
+        WharfServer(storage=storage, config=config) as second,
+    ):
+        orphan = push_orphan(first, b"pushed through the first registry")
+        assert refused(first.config_path)
+        assert tree.blob(orphan).exists()
+        run = collector(first.config_path, "--force")
+        assert run.returncode == 0, run.stderr
+        assert not tree.blob(orphan).exists()
+
+        orphan = push_orphan(second, b"pushed through the second registry")
+        first.stop()
+        assert refused(first.config_path), "the second registry still serves"
+        second.kill()
+        killed = time.monotonic()
+        # Its presence outlives it by at most its TTL (10s): no heartbeat renews it.
+        assert refused(first.config_path)
+        while True:
+            started = time.monotonic()
+            if not refused(first.config_path):
+                break
+            assert started - killed < 10 + 1, "the presence outlived its TTL"
+            time.sleep(0.5)
+        assert not tree.blob(orphan).exists()
+
+
+def test_interval_collects_again_and_again(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "wharf", "garbage-collect", "--interval", "100ms", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
-        env=env,
+        env=_environment(),
         text=True,
     )
     try:

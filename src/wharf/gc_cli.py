@@ -1,10 +1,17 @@
-"""``wharf garbage-collect [--dry-run] [--delete-untagged] [--online] [--grace D] CONFIG``.
+"""``wharf garbage-collect [--dry-run] [--delete-untagged] [--online] [--grace D] [--force]
+CONFIG``.
 
 Without ``--online`` it collects as Distribution's ``registry garbage-collect`` does: every
-blob nothing references goes, however young, so the registry should be stopped or read-only.
-With ``--online`` blobs, links and manifests younger than the grace period stay, and the
-collection coordinates with the running registry (see :mod:`wharf.registry.gc.safety`).
-``--interval`` repeats it for ever, as a sidecar would.
+blob nothing references goes, however young, so no registry may accept writes meanwhile. It
+refuses to start while a registry serves the same storage (``--force`` starts anyway), and
+stops before its next removal when one starts (see
+:class:`~wharf.registry.gc.coordination.OfflineCollection`). With ``--online`` blobs, links
+and manifests younger than the grace period stay, and the collection coordinates with the
+running registry (see :mod:`wharf.registry.gc.safety`). ``--interval`` repeats it for ever,
+as a sidecar would.
+
+The configuration is never the built-in defaults: their ``./wharf-data`` is relative to the
+directory the command runs in, which need not be the registry's.
 """
 
 from __future__ import annotations
@@ -16,12 +23,20 @@ import os
 import sys
 from datetime import timedelta
 
+import redis
+
 from wharf.coherence.generations import Generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config, parse_duration
 from wharf.config.model import Config
 from wharf.logs import setup_logging
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
-from wharf.registry.gc.coordination import CoordinationError
+from wharf.registry.gc.coordination import (
+    Coordination,
+    CoordinationError,
+    OfflineCollection,
+    Presence,
+    RegistryServing,
+)
 from wharf.registry.gc.guard import create_coordination, default_lockdir
 from wharf.registry.gc.progress import progress_for
 from wharf.registry.gc.schedule import run_schedule
@@ -36,6 +51,8 @@ log = logging.getLogger("wharf.gc")
 _SHARED_STATE_ENV = "WHARF_SHARED_STATE"
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+#: As argparse's own usage errors.
+EXIT_USAGE = 2
 
 
 def _duration(text: str) -> timedelta:
@@ -47,7 +64,7 @@ def _duration(text: str) -> timedelta:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "config", nargs="?", help=f"config.yml of the registry (default: ${CONFIG_PATH_ENV})"
+        "config", nargs="?", help=f"config.yml of the registry (required, or ${CONFIG_PATH_ENV})"
     )
     parser.add_argument(
         "-d", "--dry-run", action="store_true", help="report what would be removed, remove nothing"
@@ -75,6 +92,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="collect again every INTERVAL until stopped (implies --online)",
     )
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="collect offline even while a registry serves the storage "
+        "(blobs of its pushes in progress may go)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="list every manifest and blob removed"
     )
 
@@ -92,6 +115,13 @@ def _options(args: argparse.Namespace, config: Config) -> GcOptions:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (args.config or os.environ.get(CONFIG_PATH_ENV)):
+        print(
+            f"wharf garbage-collect: error: the registry's config.yml is required "
+            f"(as an argument or in ${CONFIG_PATH_ENV})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     try:
         config = load_config(args.config, os.environ)
         if config.storage.driver == "inmemory":
@@ -101,10 +131,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     setup_logging(config.log)
     options = _options(args, config)
-    if not (args.online or args.interval) and options.grace == timedelta(0):
-        log.info(
-            "collecting offline: the registry should be stopped or read-only (or use --online)"
-        )
     _check_owner(config)
     if config.storage.driver != "filesystem" and config.redis is None:
         log.warning("no redis configured: only processes on this machine coordinate with this run")
@@ -134,8 +160,62 @@ def _check_owner(config: Config) -> None:
 
 
 async def _main(args: argparse.Namespace, config: Config, options: GcOptions) -> int:
-    driver = create_driver(config.storage)
     coordination = create_coordination(config)
+    marker: Presence | None = None
+    try:
+        if not (args.online or args.interval):
+            if options.dry_run:
+                await _warn_if_serving(coordination)
+            else:
+                marker = await _alone(coordination, force=bool(args.force))
+                if marker is None:
+                    return EXIT_FAILED
+                if not args.force:
+                    coordination = OfflineCollection(coordination)
+        return await _collect(args, config, coordination, options)
+    except (CoordinationError, OSError, redis.RedisError) as error:
+        print(f"wharf: garbage collection failed: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if marker is not None:
+            await marker.release()
+        await coordination.close()
+
+
+async def _warn_if_serving(coordination: Coordination) -> None:
+    if await coordination.present("serving"):
+        log.warning(
+            "a registry serves this storage: blobs of its pushes in progress are counted as "
+            "unreferenced (a collection without --online would refuse to run)"
+        )
+
+
+async def _alone(coordination: Coordination, *, force: bool) -> Presence | None:
+    """The offline marker, held before looking for registries, so that a registry starting
+    meanwhile sees it; None (after saying why) while a registry serves the storage."""
+    marker = await coordination.hold("offline")
+    if not await coordination.present("serving"):
+        log.info("collecting offline: no registry may accept writes meanwhile (or use --online)")
+        return marker
+    if force:
+        log.warning(
+            "a registry serves this storage: collecting offline all the same (--force); "
+            "blobs of its pushes in progress may be removed"
+        )
+        return marker
+    await marker.release()
+    print(
+        "wharf: a registry is serving this storage: collect beside it with --online, "
+        "or stop it first (--force collects offline all the same)",
+        file=sys.stderr,
+    )
+    return None
+
+
+async def _collect(
+    args: argparse.Namespace, config: Config, coordination: Coordination, options: GcOptions
+) -> int:
+    driver = create_driver(config.storage)
     shared = os.environ.get(_SHARED_STATE_ENV)
     generations = Generations(shared) if shared else None
     try:
@@ -159,11 +239,17 @@ async def _main(args: argparse.Namespace, config: Config, options: GcOptions) ->
     except CollectorBusy as error:
         print(f"wharf: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except RegistryServing as error:
+        print(
+            f"wharf: {error}: the offline collection stopped before its next removal "
+            "(run it again with --online, or once the registry is stopped)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     except (CoordinationError, DriverError) as error:
         print(f"wharf: garbage collection failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:
-        await coordination.close()
         await driver.close()
         if generations is not None:
             generations.close()

@@ -32,7 +32,7 @@ from wharf.errors import NameInvalid, RegistryError, Unavailable, Unknown, Unsup
 from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
-from wharf.registry.gc.guard import create_coordination
+from wharf.registry.gc.guard import create_coordination, hold_serving
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.purge import purge_uploads
@@ -196,6 +196,7 @@ class WharfApp:
     def start_background(self) -> None:
         self.operations.start()
         loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(hold_serving(self.config)))
         purging = self.config.storage.upload_purging
         if purging.enabled and not self.config.storage.readonly:
             self._background.append(loop.create_task(self._purge_loop()))

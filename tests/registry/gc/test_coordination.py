@@ -1,11 +1,13 @@
 """The coordination contract, on flock files and on a real Redis: one lease, pins against
-claims, the barrier for writers of the previous epoch, and a dead collector's epoch ending."""
+claims, the barrier for writers of the previous epoch, a dead collector's epoch ending, and
+the presence of serving registries and offline collections."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +19,8 @@ from wharf.registry.gc.coordination import (
     Coordination,
     FileCoordination,
     LeaseLost,
+    OfflineCollection,
+    RegistryServing,
     SweepConflict,
     WritersStuck,
 )
@@ -227,3 +231,101 @@ async def test_a_writer_of_a_dead_redis_collector_is_not_blocked(redis_addr: str
     finally:
         await collector.close()
         await writer.close()
+
+
+async def test_a_role_is_present_while_anyone_holds_it(coordination: Coordination) -> None:
+    assert not await coordination.present("serving")
+    first = await coordination.hold("serving")
+    second = await coordination.hold("serving")
+    assert await coordination.present("serving")
+    assert not await coordination.present("offline")
+    await first.release()
+    assert await coordination.present("serving")
+    await second.release()
+    await second.release()  # releasing twice is harmless
+    assert not await coordination.present("serving")
+
+
+async def test_an_offline_collection_stops_once_a_registry_serves(
+    coordination: Coordination,
+) -> None:
+    offline = OfflineCollection(coordination)
+    lease = await offline.acquire()
+    assert lease is not None
+    await lease.start_epoch()
+    await lease.drain_writers(5)
+    assert await lease.claim([A]) == {A}
+    serving = await coordination.hold("serving")
+    try:
+        with pytest.raises(RegistryServing):
+            await lease.claim([B])
+    finally:
+        await serving.release()
+        await lease.finish()
+    again = await coordination.acquire()
+    assert again is not None, "the lease was given back"
+    await again.finish()
+
+
+def _holder(script: str) -> str:
+    return textwrap.dedent(
+        f"""
+        import asyncio
+        from wharf.config.operations import RedisConfig
+        from wharf.registry.gc.coordination import FileCoordination
+        from wharf.registry.gc.guard import redis_client
+        from wharf.registry.gc.redis_coordination import RedisCoordination
+
+        async def main():
+            coordination = {script}
+            await coordination.hold("serving")
+            print("holding", flush=True)
+            await asyncio.sleep(60)
+
+        asyncio.run(main())
+        """
+    )
+
+
+async def _killed_holder(script: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _holder(script), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        assert (await process.stdout.readline()).strip() == b"holding"
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def test_a_killed_holder_is_absent_at_once_with_files(tmp_path: Path) -> None:
+    directory = str(tmp_path / "gc")
+    await _killed_holder(f"FileCoordination({directory!r})")
+    assert not await FileCoordination(directory).present("serving")
+
+
+async def test_a_killed_holder_is_absent_after_the_presence_ttl_on_redis(
+    redis_addr: str,
+) -> None:
+    coordination = RedisCoordination(redis_client(RedisConfig(redis_addr)), presence_ttl=1.5)
+    try:
+        alive = await coordination.hold("offline")
+        await asyncio.sleep(2)
+        assert await coordination.present("offline"), "renewed by its heartbeat"
+        await alive.release()
+        assert not await coordination.present("offline")
+
+        await _killed_holder(
+            f"RedisCoordination(redis_client(RedisConfig({redis_addr!r})), presence_ttl=1.5)"
+        )
+        killed = time.monotonic()
+        assert await coordination.present("serving")
+        while True:
+            started = time.monotonic()
+            if not await coordination.present("serving"):
+                break
+            assert started - killed < 1.5, "outlived its TTL"
+            await asyncio.sleep(0.05)
+    finally:
+        await coordination.close()

@@ -27,7 +27,7 @@ from tests.support.server import WharfServer
 from wharf.config import StorageConfig
 from wharf.config.load import load_config
 from wharf.registry.gc import CollectorBusy, Coordination, FileCoordination, GcOptions, collect
-from wharf.registry.gc.coordination import CollectorLease
+from wharf.registry.gc.coordination import CollectorLease, Presence, Role
 from wharf.registry.gc.guard import redis_client
 from wharf.registry.gc.redis_coordination import RedisCoordination
 from wharf.storage.driver.factory import create_driver
@@ -92,6 +92,12 @@ class Recorded(Coordination):
     async def acquire(self) -> CollectorLease | None:
         lease = await self.inner.acquire()
         return None if lease is None else _RecordedLease(lease, self.record, self.name)
+
+    async def hold(self, role: Role) -> Presence:
+        return await self.inner.hold(role)
+
+    async def present(self, role: Role) -> bool:
+        return await self.inner.present(role)
 
     async def close(self) -> None:
         await self.inner.close()

@@ -10,6 +10,12 @@ A claim and a pin exclude each other atomically: a digest a writer pinned in thi
 be claimed, and a writer cannot pin a digest already claimed (it gets :class:`SweepConflict`
 and its PUT fails as if the blob were already gone, which it is about to be).
 
+Presence is the offline collection's part: a collection without a grace period deletes the
+blobs of pushes in progress, so it must run alone. Every serving registry process holds the
+``"serving"`` role all its life, an offline collection the ``"offline"`` role all run long,
+and each looks whether the other is present; :class:`OfflineCollection` looks again before
+every claim, so that a registry started during the collection stops it.
+
 Two implementations: :class:`FileCoordination` here (processes on one machine, through
 ``flock`` on a local directory; a process that dies releases its locks) and
 ``RedisCoordination`` (several machines).
@@ -22,6 +28,11 @@ File layout of :class:`FileCoordination`::
     <dir>/writers-0.lock, -1.lock    flock LOCK_SH held by each writer of an even/odd epoch
     <dir>/epoch-<E>/pins/<digest>    digests writers depend on during epoch E
     <dir>/epoch-<E>/deleting/<digest>  digests the collector claimed in epoch E
+    <dir>/serving.lock               flock LOCK_SH held by each serving registry process
+    <dir>/offline.lock               flock LOCK_SH held by an offline collection, all run long
+
+Whoever looks whether a role is present tries LOCK_EX on its file without waiting, and lets
+go at once; the role is present when that fails for longer than another looker's try.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "CollectorLease",
@@ -46,10 +57,18 @@ __all__ = [
     "CoordinationError",
     "FileCoordination",
     "LeaseLost",
+    "OfflineCollection",
+    "Presence",
+    "RegistryServing",
+    "Role",
     "SweepConflict",
     "WriteTicket",
     "WritersStuck",
 ]
+
+#: ``serving``: a registry process that accepts writes; ``offline``: a collection that
+#: assumes none does.
+Role = Literal["serving", "offline"]
 
 _DIGEST_RE = re.compile(r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 
@@ -72,6 +91,10 @@ class LeaseLost(CoordinationError):
 
 class WritersStuck(CoordinationError):
     """Writers that started before the epoch did not finish in time."""
+
+
+class RegistryServing(CoordinationError):
+    """A registry serves the storage that an offline collection was sweeping."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +139,13 @@ class CollectorLease(ABC):
         """End the epoch (claims and pins are dropped) and release the lease."""
 
 
+class Presence(ABC):
+    """A role held until released, or until its holder dies."""
+
+    @abstractmethod
+    async def release(self) -> None: ...
+
+
 class Coordination(ABC):
     @abstractmethod
     async def start_write(self, digests: Collection[str]) -> WriteTicket:
@@ -128,8 +158,80 @@ class Coordination(ABC):
     async def acquire(self) -> CollectorLease | None:
         """The collector lease, or None while another collector holds it."""
 
+    @abstractmethod
+    async def hold(self, role: Role) -> Presence:
+        """Be present in ``role`` until released: many holders may hold it at once."""
+
+    @abstractmethod
+    async def present(self, role: Role) -> bool:
+        """Whether a live process holds ``role`` now."""
+
     async def close(self) -> None:  # noqa: B027 - optional
         """Release connections."""
+
+
+class OfflineCollection(Coordination):
+    """A collection's coordination that stops it (:class:`RegistryServing`) before any claim
+    once a registry serves the storage.
+
+    Such a collection keeps no grace period, so it would delete a blob pushed for a manifest
+    not yet put. Looking before each claim is enough for what a registry started during the
+    collection pushes: the blob exists only after the registry announced itself, and the sweep
+    lists blobs before it claims them. A push it started in between finds its blob claimed or
+    kept, as pushes during an online collection do.
+    """
+
+    def __init__(self, inner: Coordination) -> None:
+        self.inner = inner
+
+    async def start_write(self, digests: Collection[str]) -> WriteTicket:
+        return await self.inner.start_write(digests)
+
+    async def end_write(self, ticket: WriteTicket) -> None:
+        await self.inner.end_write(ticket)
+
+    async def acquire(self) -> CollectorLease | None:
+        lease = await self.inner.acquire()
+        return None if lease is None else _OfflineLease(self.inner, lease)
+
+    async def hold(self, role: Role) -> Presence:
+        return await self.inner.hold(role)
+
+    async def present(self, role: Role) -> bool:
+        return await self.inner.present(role)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class _OfflineLease(CollectorLease):
+    def __init__(self, coordination: Coordination, inner: CollectorLease) -> None:
+        self._coordination = coordination
+        self._inner = inner
+
+    async def start_epoch(self) -> int:
+        self.epoch = await self._inner.start_epoch()
+        return self.epoch
+
+    async def drain_writers(self, within: float) -> None:
+        await self._inner.drain_writers(within)
+
+    async def claim(self, digests: Sequence[str]) -> set[str]:
+        if await self._coordination.present("serving"):
+            raise RegistryServing("a registry started serving this storage")
+        return await self._inner.claim(digests)
+
+    async def unclaim(self, digests: Sequence[str]) -> None:
+        await self._inner.unclaim(digests)
+
+    def check(self) -> None:
+        self._inner.check()
+
+    async def announce(self) -> None:
+        await self._inner.announce()
+
+    async def finish(self) -> None:
+        await self._inner.finish()
 
 
 def check_digests(digests: Collection[str]) -> list[str]:
@@ -268,6 +370,42 @@ class FileCoordination(Coordination):
     async def acquire(self) -> CollectorLease | None:
         fd = await asyncio.to_thread(_try_lock, self._path("collector.lock"), fcntl.LOCK_EX)
         return None if fd is None else _FileLease(self, fd)
+
+    # -- presence -----------------------------------------------------------------------------
+
+    async def hold(self, role: Role) -> Presence:
+        # Not in a thread: a holder cancelled while the thread took the lock would leak it.
+        fd = _open(self._path(f"{role}.lock"))
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                    return _FilePresence(fd)
+                except BlockingIOError:
+                    await asyncio.sleep(0.005)  # someone is looking, for a moment
+        except BaseException:
+            os.close(fd)
+            raise
+
+    async def present(self, role: Role) -> bool:
+        # A LOCK_EX that lasts is a holder; one let go within moments was another looker.
+        for _ in range(10):
+            fd = await asyncio.to_thread(_try_lock, self._path(f"{role}.lock"), fcntl.LOCK_EX)
+            if fd is not None:
+                os.close(fd)
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+
+class _FilePresence(Presence):
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    async def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # a process that dies closes it just the same
+            self._fd = None
 
 
 class _FileLease(CollectorLease):

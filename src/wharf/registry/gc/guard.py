@@ -5,10 +5,14 @@ manifest's digest and everything it references for the running collection (safet
 and 2). With ``redis`` configured every instance coordinates through Redis; otherwise through
 ``storage.gc.lockdir``, a local directory that every process serving the same storage on this
 machine derives alike (several machines need Redis).
+
+A registry process that accepts writes also holds the ``"serving"`` presence all its life
+(:func:`hold_serving`), which an offline collection refuses to run beside.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import hashlib
@@ -31,6 +35,7 @@ from wharf.registry.gc.coordination import (
     Coordination,
     CoordinationError,
     FileCoordination,
+    Presence,
     SweepConflict,
 )
 from wharf.registry.gc.redis_coordination import RedisCoordination
@@ -40,12 +45,16 @@ __all__ = [
     "WriteGuard",
     "create_coordination",
     "default_lockdir",
+    "hold_serving",
     "protect",
     "redis_client",
     "write_guard",
 ]
 
 log = logging.getLogger("wharf.gc")
+
+#: Seconds between attempts to announce this registry while the coordination is unreachable.
+_RETRY = 5.0
 
 
 def redis_client(settings: RedisConfig) -> redis.Redis:
@@ -161,3 +170,48 @@ def protect(
     if guard is None:
         return contextlib.nullcontext()
     return guard.pinning(manifest, generations)
+
+
+async def hold_serving(config: Config) -> None:
+    """Hold the ``"serving"`` presence until cancelled, so that no offline collection runs
+    beside this process (a read-only registry, which an offline collection may run beside,
+    holds nothing)."""
+    if config.storage.readonly or config.storage.driver == "inmemory":
+        return
+    try:
+        coordination = create_coordination(config)
+    except OSError as error:
+        log.error("cannot announce this registry to offline garbage collections: %s", error)
+        return
+    presence: Presence | None = None
+    try:
+        failures = 0
+        while presence is None:
+            try:
+                presence = await coordination.hold("serving")
+            except (OSError, redis.RedisError) as error:
+                if not failures:
+                    log.error(
+                        "cannot announce this registry to offline garbage collections "
+                        "(retrying every %.0fs): %s",
+                        _RETRY,
+                        error,
+                    )
+                failures += 1
+                await asyncio.sleep(_RETRY)
+        if failures:
+            log.info("announced to offline garbage collections after %d attempts", failures + 1)
+        try:
+            offline = await coordination.present("offline")
+        except (OSError, redis.RedisError):
+            offline = False  # the collection itself looks for this registry before removing
+        if offline:
+            log.warning(
+                "an offline garbage collection of this storage is running: unless forced, it "
+                "stops before its next removal now that this registry serves"
+            )
+        await asyncio.get_running_loop().create_future()  # until cancelled
+    finally:
+        if presence is not None:
+            await presence.release()
+        await coordination.close()

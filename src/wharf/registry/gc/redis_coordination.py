@@ -11,11 +11,14 @@ one Lua script so that it is atomic on the server, and Redis's own clock for eve
     writers:<E>        sorted set of the writers that started in epoch E, scored by deadline
     pins:<E>           digests writers depend on during epoch E
     deleting:<E>       digests the collector claimed in epoch E
+    present:<role>     sorted set of the holders of a role (``serving``, ``offline``), scored
+                       by deadline; each holder's heartbeat moves its deadline on
 
 A writer that dies is forgotten at its deadline (``writer_ttl``); a collector that dies loses
 its lease after ``lease_ttl``, and with it the epoch: writers stop pinning and its claims go.
 The collector deletes only while its last renewal is younger than half the lease, so that the
-epoch is known to be still active at every deletion.
+epoch is known to be still active at every deletion. A holder of a role that dies is absent
+after ``presence_ttl`` (three heartbeats).
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import socket
 import time
 import uuid
 from collections.abc import Collection, Sequence
@@ -35,6 +40,8 @@ from wharf.registry.gc.coordination import (
     CollectorLease,
     Coordination,
     LeaseLost,
+    Presence,
+    Role,
     SweepConflict,
     WritersStuck,
     WriteTicket,
@@ -135,6 +142,25 @@ if redis.call('GET', p .. 'lock') == token then redis.call('DEL', p .. 'lock') e
 return 1
 """
 
+_HOLD = (
+    _NOW
+    + """
+local key, member, ttl = ARGV[1] .. 'present:' .. ARGV[2], ARGV[3], tonumber(ARGV[4])
+redis.call('ZADD', key, now + ttl, member)
+if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+return 1
+"""
+)
+
+_PRESENT = (
+    _NOW
+    + """
+local key = ARGV[1] .. 'present:' .. ARGV[2]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+return redis.call('ZCARD', key)
+"""
+)
+
 
 class RedisCoordination(Coordination):
     def __init__(
@@ -144,11 +170,13 @@ class RedisCoordination(Coordination):
         prefix: str = "wharf:gc:",
         lease_ttl: float = 30.0,
         writer_ttl: float = 600.0,
+        presence_ttl: float = 10.0,
     ) -> None:
         self.client = client
         self.prefix = prefix
         self.lease_ttl_ms = int(lease_ttl * 1000)
         self.writer_ttl_ms = int(writer_ttl * 1000)
+        self.presence_ttl_ms = int(presence_ttl * 1000)
         self._scripts = {
             name: client.register_script(source)
             for name, source in (
@@ -158,6 +186,8 @@ class RedisCoordination(Coordination):
                 ("old_writers", _OLD_WRITERS),
                 ("claim", _CLAIM),
                 ("finish", _FINISH),
+                ("hold", _HOLD),
+                ("present", _PRESENT),
             )
         }
 
@@ -187,8 +217,52 @@ class RedisCoordination(Coordination):
             return None
         return _RedisLease(self, token)
 
+    async def hold(self, role: Role) -> Presence:
+        member = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        await asyncio.to_thread(self.run, "hold", role, member, self.presence_ttl_ms)
+        return _RedisPresence(self, role, member)
+
+    async def present(self, role: Role) -> bool:
+        return bool(await asyncio.to_thread(self.run, "present", role))
+
     async def close(self) -> None:
         await asyncio.to_thread(self.client.close)
+
+
+class _RedisPresence(Presence):
+    def __init__(self, owner: RedisCoordination, role: Role, member: str) -> None:
+        self._owner = owner
+        self._role = role
+        self._member = member
+        self._heartbeat = asyncio.get_running_loop().create_task(self._renew_forever())
+
+    async def _renew_forever(self) -> None:
+        owner = self._owner
+        failing = False
+        while True:
+            await asyncio.sleep(owner.presence_ttl_ms / 3000)
+            try:
+                await asyncio.to_thread(
+                    owner.run, "hold", self._role, self._member, owner.presence_ttl_ms
+                )
+            except redis.RedisError as error:
+                # Absent once the last deadline passes: an offline collection may then run,
+                # if it reaches a Redis this process does not.
+                if not failing:
+                    log.warning("cannot renew the %s presence in Redis: %s", self._role, error)
+                failing = True
+                continue
+            if failing:
+                log.info("the %s presence in Redis is renewed again", self._role)
+                failing = False
+
+    async def release(self) -> None:
+        self._heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._heartbeat
+        key = f"{self._owner.prefix}present:{self._role}"
+        with contextlib.suppress(redis.RedisError):  # it expires by itself
+            await asyncio.to_thread(self._owner.client.zrem, key, self._member)
 
 
 def _text(value: object) -> str:
