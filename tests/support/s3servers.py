@@ -117,8 +117,11 @@ class S3Server:
         return self.parameters(self._shared_bucket, rootdirectory=root, **extra)
 
     def parameters(self, bucket: str, **extra: Any) -> dict[str, Any]:
-        """``storage: s3:`` parameters for ``bucket`` on this server."""
+        """``storage: s3:`` parameters for ``bucket`` on this server. Swift creates an
+        object only if absent, but not atomically: two concurrent creates both succeed."""
+        conditional = {} if self.kind == "moto" else {"conditionalwrites": False}
         return {
+            **conditional,
             "bucket": bucket,
             "region": self.region,
             "regionendpoint": self.endpoint,

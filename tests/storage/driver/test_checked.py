@@ -13,6 +13,7 @@ from wharf.storage.driver import (
     FileReader,
     FileWriter,
     InvalidPath,
+    Lease,
     PathNotFound,
     StorageDriver,
 )
@@ -44,6 +45,10 @@ class _Failing(StorageDriver):
 
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         return _FailingWriter(self)
+
+    async def lease(self, path: str, *, after: int | None = None) -> Lease:
+        self._fail("lease")
+        raise AssertionError
 
     async def stat(self, path: str) -> FileInfo:
         self._fail("stat")

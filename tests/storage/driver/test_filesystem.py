@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 import signal
@@ -410,7 +411,7 @@ _CRASH_DELETER = textwrap.dedent(
 
 
 @pytest.mark.slow
-async def test_killed_during_delete_leaves_whole_trees_or_nothing(tmp_path: Path) -> None:
+def test_killed_during_delete_leaves_whole_trees_or_nothing(tmp_path: Path) -> None:
     """Every directory listed still holds its link, whenever the deleting process died; what
     it left half deleted is hidden, and purged once old."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -426,17 +427,28 @@ async def test_killed_during_delete_leaves_whole_trees_or_nothing(tmp_path: Path
         process.send_signal(signal.SIGKILL)
         process.wait()
         process.stdout.close()
-        driver = FilesystemDriver(str(tmp_path))
+        asyncio.run(_assert_listed_tags_resolve(tmp_path))
+    asyncio.run(_assert_leftovers_purged(tmp_path))
+
+
+async def _assert_listed_tags_resolve(root: Path) -> None:
+    driver = FilesystemDriver(str(root))
+    try:
         for tag in await driver.list("/t"):
             assert await driver.get_content(f"{tag}/current/link") == b"sha256:x"
+    finally:
         await driver.close()
-    driver = FilesystemDriver(str(tmp_path))
-    future = datetime.now(UTC) + timedelta(minutes=1)
-    leftovers = await driver.purge_uncommitted(future)
+
+
+async def _assert_leftovers_purged(root: Path) -> None:
+    driver = FilesystemDriver(str(root))
+    try:
+        leftovers = await driver.purge_uncommitted(datetime.now(UTC) + timedelta(minutes=1))
+    finally:
+        await driver.close()
     assert all("#" in path for path in leftovers)
-    hidden = [n for _, dirs, files in os.walk(tmp_path) for n in dirs + files if "#" in n]
+    hidden = [n for _, dirs, files in os.walk(root) for n in dirs + files if "#" in n]
     assert hidden == []
-    await driver.close()
 
 
 async def test_purge_keeps_young_leftovers(driver: StorageDriver, root: Path) -> None:

@@ -218,6 +218,10 @@ class StorageDriver(ABC):
     #: opened on one path with ``append=False`` do not disturb each other, each ``commit``
     #: replacing the file whole. True on S3, where a move is a server-side copy.
     write_in_place: bool = False
+    #: Whether the storage itself makes ``lease`` exclusive across machines. Where it cannot
+    #: (an S3 store without atomic conditional writes), leases exclude the processes of one
+    #: machine only, and whoever relies on them must verify what storage holds instead.
+    exclusive_leases: bool = True
 
     @abstractmethod
     async def get_content(self, path: str) -> bytes:

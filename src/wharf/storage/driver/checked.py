@@ -82,6 +82,7 @@ class CheckedDriver(StorageDriver):
         self.inner = inner
         self.name = inner.name
         self.write_in_place = inner.write_in_place
+        self.exclusive_leases = inner.exclusive_leases
         self.observe: Observer | None = None
 
     def _check(self, path: str, *, allow_root: bool = False) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import secrets
-import shutil
 import stat as stat_module
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +22,9 @@ from wharf.storage.driver.base import (
     PathNotFound,
     StorageDriver,
 )
+from wharf.storage.driver.filesystem import tree
 from wharf.storage.driver.filesystem.files import (
     MISSING,
-    Buffer,
-    nbytes,
-    open_creating,
-    sync_data,
-    write_all,
 )
 from wharf.storage.driver.filesystem.lease import open_lease
 from wharf.storage.driver.filesystem.reader import FsReader, open_reader
@@ -48,32 +41,10 @@ DEFAULT_MAX_THREADS = 16
 _T = TypeVar("_T")
 
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-# Names outside the path grammar (``#``), which listings therefore never show.
-_TEMPORARY = ".tmp"
-_DELETING = "#deleting."
 
 
 def _mtime(st: os.stat_result) -> datetime:
     return datetime.fromtimestamp(st.st_mtime, UTC)
-
-
-def _put(full: str, content: Buffer) -> None:
-    directory, name = os.path.split(full)
-    # Stay under NAME_MAX (255) whatever the target's name length.
-    temporary = os.path.join(directory, f"{name[:200]}#{secrets.token_hex(8)}{_TEMPORARY}")
-    fd = open_creating(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC)
-    try:
-        try:
-            if nbytes(content):
-                write_all(fd, (content,))
-            sync_data(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, full)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
 
 
 def _get(full: str) -> bytes:
@@ -123,61 +94,6 @@ def _names_of_each(fulls: list[str]) -> Listings:
     return listed
 
 
-def _move(source: str, destination: str) -> None:
-    try:
-        os.replace(source, destination)
-    except MISSING:
-        if not os.path.lexists(source):
-            raise
-        os.makedirs(os.path.dirname(destination), exist_ok=True)
-        os.replace(source, destination)
-
-
-def _delete(full: str) -> None:
-    if not stat_module.S_ISDIR(os.lstat(full).st_mode):
-        os.unlink(full)
-        return
-    # Out of sight first, in one rename: a process killed half way through the removal leaves
-    # a hidden directory for ``purge_uncommitted``, never a part of the tree (a tag listed
-    # without its link, say).
-    directory, name = os.path.split(full)
-    doomed = os.path.join(directory, f"{name[:200]}{_DELETING}{secrets.token_hex(8)}")
-    os.rename(full, doomed)
-    # A concurrent delete may remove part of the tree under rmtree; finish what is left.
-    for _ in range(3):
-        try:
-            shutil.rmtree(doomed)
-            return
-        except FileNotFoundError:
-            if not os.path.lexists(doomed):
-                return
-    shutil.rmtree(doomed)
-
-
-def _leftovers(root: str, before: float, dry_run: bool) -> list[str]:
-    """Remove what interrupted writes and deletes left (``#...tmp`` files, ``#deleting.``
-    directories) older than ``before``; their paths below ``root``."""
-    found: list[str] = []
-    for directory, subdirectories, files in os.walk(root):
-        names = [(n, True) for n in subdirectories if _DELETING in n]
-        names += [(n, False) for n in files if "#" in n and n.endswith(_TEMPORARY)]
-        for name, is_dir in names:
-            full = os.path.join(directory, name)
-            try:
-                if os.lstat(full).st_mtime >= before:
-                    continue
-                if not dry_run:
-                    if is_dir:
-                        shutil.rmtree(full)
-                    else:
-                        os.unlink(full)
-            except FileNotFoundError:
-                continue
-            found.append("/" + os.path.relpath(full, root))
-        subdirectories[:] = [n for n in subdirectories if _DELETING not in n]
-    return sorted(found)
-
-
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
 
@@ -211,7 +127,7 @@ class FilesystemDriver(StorageDriver):
             raise PathNotFound(path) from exc
 
     async def put_content(self, path: str, content: bytes) -> None:
-        await self._run(_put, self.full_path(path), content)
+        await self._run(tree.put, self.full_path(path), content, self.root)
 
     async def reader(self, path: str, offset: int = 0) -> FileReader:
         if offset < 0:
@@ -266,19 +182,21 @@ class FilesystemDriver(StorageDriver):
 
     async def move(self, source: str, destination: str) -> None:
         try:
-            await self._run(_move, self.full_path(source), self.full_path(destination))
+            await self._run(
+                tree.move, self.full_path(source), self.full_path(destination), self.root
+            )
         except MISSING as exc:
             raise PathNotFound(source) from exc
 
     async def delete(self, path: str) -> None:
         try:
-            await self._run(_delete, self.full_path(path))
+            await self._run(tree.delete, self.full_path(path))
         except MISSING as exc:
             raise PathNotFound(path) from exc
 
     async def purge_uncommitted(self, before: datetime, *, dry_run: bool = False) -> Sequence[str]:
         """Leftovers of writes and deletes that a killed process interrupted."""
-        return await self._run(_leftovers, self.root, before.timestamp(), dry_run)
+        return await self._run(tree.leftovers, self.root, before.timestamp(), dry_run)
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         # One scandir per directory instead of a list and a stat per entry; an explicit stack

@@ -28,7 +28,7 @@ from wharf.storage.driver.filesystem.files import MISSING
 if TYPE_CHECKING:
     from wharf.storage.driver.filesystem.driver import FilesystemDriver
 
-__all__ = ["FsLease", "open_lease"]
+__all__ = ["FsLease", "lock_descriptor", "open_lease"]
 
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
 # struct flock: l_type, l_whence, l_start, l_len (0: to the end, whatever it grows to),
@@ -37,8 +37,9 @@ _WHOLE_FILE_WRITE_LOCK = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 
 _BUSY = (errno.EAGAIN, errno.EACCES)
 
 
-def _lock(fd: int) -> bool:
-    """Whether the lock was taken (False: another descriptor holds it)."""
+def lock_descriptor(fd: int) -> bool:
+    """Lock the file open at ``fd`` without waiting; whether it was taken (False: another
+    descriptor holds it)."""
     try:
         if _OFD_SETLK is not None:
             fcntl.fcntl(fd, _OFD_SETLK, _WHOLE_FILE_WRITE_LOCK)
@@ -56,7 +57,7 @@ def _take_lock(full: str) -> int | None:
     FileNotFoundError when there is no file, or no longer the one that was locked."""
     fd = os.open(full, os.O_RDWR | os.O_CLOEXEC)
     try:
-        if not _lock(fd):
+        if not lock_descriptor(fd):
             os.close(fd)
             return None
         locked = os.fstat(fd)

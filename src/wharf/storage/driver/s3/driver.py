@@ -30,6 +30,7 @@ from wharf.storage.driver.base import (
     ResumeState,
     StorageDriver,
 )
+from wharf.storage.driver.local_leases import LocalLeases
 from wharf.storage.driver.s3.bucket import Bucket, Upload
 from wharf.storage.driver.s3.client import (
     DEFAULT_MAX_THREADS,
@@ -82,6 +83,9 @@ class S3Driver(StorageDriver):
         self._read_chunk = read_chunk
         self._read_ahead = read_ahead
         self._read_budget = ReadBudget(read_budget)
+        self.exclusive_leases = params.conditionalwrites
+        identity = f"{params.regionendpoint}\n{params.bucket}\n{self.layout.prefix}"
+        self._local_leases = None if params.conditionalwrites else LocalLeases(identity)
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> S3Driver:
@@ -126,7 +130,18 @@ class S3Driver(StorageDriver):
 
     async def lease(self, path: str, *, after: int | None = None) -> Lease:
         with translating(path):
+            if self._local_leases is not None:
+                return await self._local_leases.lease(path, lambda: self._exists(path))
             return await take_lease(self.bucket, self.layout, path, after)
+
+    async def _exists(self, path: str) -> bool:
+        try:
+            await self.bucket.head(self.layout.key(path))
+        except S3Error as exc:
+            if is_not_found(exc):
+                return False
+            raise
+        return True
 
     async def stat(self, path: str) -> FileInfo:
         if path == "/":
@@ -238,6 +253,8 @@ class S3Driver(StorageDriver):
             stale = [u for u in uploads if u.initiated is not None and u.initiated < before]
             if not dry_run:
                 await self._abort(stale)
+                if self._local_leases is not None:
+                    await asyncio.to_thread(self._local_leases.purge, before.timestamp())
         return sorted({path for u in stale if (path := self.layout.path(u.key))})
 
     async def _abort(self, uploads: Sequence[Upload]) -> None:

@@ -76,7 +76,7 @@ PARAMETERS = frozenset(
         "bucket", "encrypt", "keyid", "secure", "skipverify", "v4auth", "chunksize",
         "multipartcopychunksize", "multipartcopymaxconcurrency", "multipartcopythresholdsize",
         "rootdirectory", "storageclass", "useragent", "objectacl", "loglevel", "usedualstack",
-        "accelerate", "usefipsendpoint", "redirectendpoint",
+        "accelerate", "usefipsendpoint", "redirectendpoint", "conditionalwrites",
     }
 )  # fmt: skip
 _SECRETS = frozenset({"accesskey", "secretkey", "sessiontoken"})
@@ -112,6 +112,9 @@ class S3Parameters:
     accelerate: bool = False
     usefipsendpoint: bool = False
     redirectendpoint: str = ""
+    #: wharf's own: whether the store creates an object only if absent atomically (AWS S3,
+    #: MinIO, Ceph, R2, moto); OpenStack Swift does not (two concurrent creates both succeed).
+    conditionalwrites: bool = True
 
     def __repr__(self) -> str:
         # Keep keys out of logs and tracebacks.
@@ -273,4 +276,5 @@ def parse_parameters(raw: Mapping[str, Any]) -> S3Parameters:
         accelerate=read.boolean("accelerate", False),
         usefipsendpoint=read.boolean("usefipsendpoint", False),
         redirectendpoint=redirect,
+        conditionalwrites=read.boolean("conditionalwrites", True),
     )
