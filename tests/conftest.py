@@ -1,5 +1,29 @@
-"""Fixtures for every test directory: the S3 servers (session-scoped, started on first use)."""
+"""Fixtures for every test directory: the S3 servers (session-scoped, started on first use),
+and the removal of what the processes under test leave in this machine's shared memory."""
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 from tests.support.s3servers import moto_server, s3_server, swift_server
+from wharf.storage.driver.local_leases import machine_directory
 
-__all__ = ["moto_server", "s3_server", "swift_server"]
+__all__ = ["machine_leftovers", "moto_server", "s3_server", "swift_server"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_leftovers() -> Iterator[None]:
+    """Change tokens, lock directories and lease files are named after a storage and kept for
+    as long as the machine runs, as a registry needs them; each test's storage is new, so
+    the session removes the ones it made."""
+    directory = Path(machine_directory())
+    before = {path.name for path in directory.glob("wharf-*")}
+    yield
+    for path in directory.glob("wharf-*"):
+        if path.name not in before:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from tests.support.server import WharfServer
 from wharf.api.app import create_app
 from wharf.cli import main
 from wharf.coherence.generations import Generations
+from wharf.coherence.shared import shared_state_path
 from wharf.config import StorageConfig
 from wharf.config.load import load_config
 from wharf.registry.check import CheckReport, check_storage
@@ -147,15 +148,15 @@ def test_a_problem_repair_cannot_mend_keeps_exit_1(tmp_path: Path) -> None:
 
 
 def test_repairs_reach_the_caches_of_a_registry_serving_the_storage(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(tmp_path)
     pushed = populate(config)
     flip(Tree(tmp_path / "data").blob(pushed["orphan"]))
-    shared = str(tmp_path / "generations")
-    generations = Generations(shared)
+    # Where a registry serving the storage on this machine keeps its change tokens.
+    loaded = load_config(str(config), {})
+    generations = Generations(shared_state_path(loaded.storage))
     before = generations.token("app")
-    monkeypatch.setenv("WHARF_SHARED_STATE", shared)
 
     assert main(["check", str(config)]) == 1
     assert generations.token("app") == before, "a check without repair changes nothing"

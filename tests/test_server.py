@@ -27,22 +27,22 @@ import httpx
 import pytest
 
 from tests.support.server import free_port, wait_for_http
+from wharf.coherence.shared import shared_state_path
 from wharf.config.load import ConfigError, load_config
 from wharf.config.model import Config, HTTPConfig, StorageConfig
 from wharf.server import (
-    APP_FACTORY_ENV,
-    CONFIG_DIGEST_ENV,
-    CONFIG_ENV,
-    GENERATED_SECRET_ENV,
-    SHARED_STATE_ENV,
-    SHARED_STATE_SIZE,
-    WORKERS_ENV,
     ASGIApp,
     Listener,
     config_digest,
     listener,
     worker_app,
     worker_count,
+)
+from wharf.worker_environment import (
+    APP_FACTORY_ENV,
+    CONFIG_DIGEST_ENV,
+    CONFIG_ENV,
+    WorkerEnvironment,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,15 +53,15 @@ PROBE_FAIL_ENV = "WHARF_TEST_PROBE_FAIL"
 
 
 def _record_start(config: Config) -> None:
-    state = os.environ[SHARED_STATE_ENV]
+    environment = WorkerEnvironment.read()
     report = {
-        "workers": os.environ[WORKERS_ENV],
-        "state": state,
-        "state_size": os.path.getsize(state),
-        "config": os.environ[CONFIG_ENV],
+        "workers": str(environment.workers),
+        "state": shared_state_path(config.storage),
+        "config": environment.config_path,
         "digest": config_digest(config),
         "secret": config.http.secret,
-        "generated_secret": os.environ.get(GENERATED_SECRET_ENV),
+        "generated_secret": environment.generated_secret or None,
+        "instance": environment.instance_id,
     }
     probe = Path(os.environ[PROBE_DIR_ENV])
     (probe / f"started-{os.getpid()}.json").write_text(json.dumps(report))
@@ -200,12 +200,12 @@ def test_workers_share_configuration_environment_and_state(
     assert {report["generated_secret"] for report in reports} == {None}
     assert {report["config"] for report in reports} == {str(config_path)}
     assert {report["digest"] for report in reports} == {config_digest(expected)}
+    assert len({report["instance"] for report in reports}) == 1
     states = {report["state"] for report in reports}
     assert len(states) == 1
     state = states.pop()
     if os.path.isdir("/dev/shm"):
         assert state.startswith("/dev/shm/")
-    assert {report["state_size"] for report in reports} == {SHARED_STATE_SIZE}
 
     url = f"http://127.0.0.1:{started.port}"
     wait_for_http(url + "/", process=started.process)
@@ -219,7 +219,6 @@ def test_workers_share_configuration_environment_and_state(
     assert [response.status_code for response in slow] == [200]  # the request in flight finished
     assert time.monotonic() - begun < 10
     assert len(started.stopped_pids()) == 2  # each worker ran its lifespan shutdown
-    assert not os.path.exists(state)
 
 
 @pytest.mark.server
@@ -230,7 +229,9 @@ def test_workers_share_a_generated_secret(probe: Any) -> None:
     assert re.fullmatch("[0-9a-f]{64}", generated)
     assert {report["secret"] for report in reports} == {""}
     assert started.terminate() == 0
-    assert "no http.secret: generated one for this run" in started.log()
+    assert "no http.secret: upload URLs are signed with a key kept in the storage" in (
+        started.log()
+    )
 
 
 @pytest.mark.server
@@ -250,9 +251,6 @@ def test_failing_lifespan_startup_stops_the_server(probe: Any) -> None:
         {PROBE_FAIL_ENV: "1", "REGISTRY_HTTP_WORKERS": "1", "REGISTRY_LOG_LEVEL": "debug"}
     )
     assert started.process.wait(30) != 0
-    match = re.search(r"shared state for 1 worker\(s\) in (\S+)", started.log())
-    assert match, started.log()
-    assert not os.path.exists(match[1])
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 
-from wharf.coherence.generations import Generations
+from wharf.coherence.shared import open_generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config
 from wharf.config.model import Config
 from wharf.logs import setup_logging
@@ -30,8 +30,6 @@ from wharf.storage.driver.factory import create_driver
 
 __all__ = ["add_arguments", "run"]
 
-#: Set by ``wharf serve`` for its workers: repairing in their environment reaches their caches.
-_SHARED_STATE_ENV = "WHARF_SHARED_STATE"
 EXIT_PROBLEMS = 1
 EXIT_CONFIG = 2
 
@@ -89,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
 async def _main(args: argparse.Namespace, config: Config) -> int:
     driver = create_driver(config.storage)
-    shared = os.environ.get(_SHARED_STATE_ENV)
-    generations = Generations(shared) if shared and args.repair else None
+    # The serving registry's change tokens: no worker serves what a repair removes.
+    generations = open_generations(config) if args.repair else None
     try:
         report = await check_storage(
             driver,
@@ -106,7 +104,7 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
     finally:
         await driver.close()
         if generations is not None:
-            generations.close()
+            await generations.aclose()
     _print(report, as_json=args.json)
     return EXIT_PROBLEMS if report.unresolved else 0
 

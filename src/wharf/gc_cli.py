@@ -25,7 +25,7 @@ from datetime import timedelta
 
 import redis
 
-from wharf.coherence.generations import Generations
+from wharf.coherence.shared import open_generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config, parse_duration
 from wharf.config.model import Config
 from wharf.logs import setup_logging
@@ -47,8 +47,6 @@ __all__ = ["add_arguments", "run"]
 
 log = logging.getLogger("wharf.gc")
 
-#: Set by ``wharf serve`` for its workers: collecting in their environment reaches their caches.
-_SHARED_STATE_ENV = "WHARF_SHARED_STATE"
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 #: As argparse's own usage errors.
@@ -216,8 +214,8 @@ async def _collect(
     args: argparse.Namespace, config: Config, coordination: Coordination, options: GcOptions
 ) -> int:
     driver = create_driver(config.storage)
-    shared = os.environ.get(_SHARED_STATE_ENV)
-    generations = Generations(shared) if shared else None
+    # The serving registry's change tokens: no worker serves what this collection removes.
+    generations = open_generations(config)
     try:
         if args.interval:
             await run_schedule(
@@ -251,8 +249,7 @@ async def _collect(
         return EXIT_FAILED
     finally:
         await driver.close()
-        if generations is not None:
-            generations.close()
+        await generations.aclose()
     _report(result, verbose=args.verbose)
     return EXIT_FAILED if result.sweep.errors else 0
 

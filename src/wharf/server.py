@@ -5,20 +5,10 @@ served manifests and tag lists as fast or faster, and took request bodies sent i
 transfer encoding (how docker, podman and skopeo stream layers) at a third of granian's CPU
 per byte. granian adds HTTP/2.
 
-Worker processes build their own app from the same configuration. Before the workers start,
-the parent exports (and the workers inherit, together with every ``REGISTRY_*`` override):
-
-``WHARF_CONFIG``         absolute path of the config file, empty when running on the defaults
-``WHARF_CONFIG_DIGEST``  digest of the parent's Config; a worker that loads another one stops
-``WHARF_APP_FACTORY``    ``module:function`` building the ASGI app from a Config
-``WHARF_WORKERS``        how many worker processes serve requests
-``WHARF_SHARED_STATE``   a 64 KiB file (in /dev/shm when possible) that all workers may map,
-                         for cross-worker cache invalidation; removed when the server stops
-``WHARF_GENERATED_SECRET`` when ``http.secret`` is empty: one random secret for all workers,
-                         so that an upload signed by one worker is accepted by the others
-``WHARF_INSTANCE_ID``    one id for this instance's workers (the ``source`` of notifications)
-``WHARF_METRICS_DIR``    with ``http.debug.addr``: where workers write metric snapshots for the
-                         debug listener, a process of its own (``wharf.observability``)
+Worker processes build their own app from the same configuration, told what they need by
+the environment the parent exports before they start (``wharf.worker_environment``). The
+workers of one machine share their change tokens through a file named after the storage
+(``wharf.coherence.shared``), which garbage collections and checks run from a shell find too.
 
 SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
 most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
@@ -57,19 +47,11 @@ from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
 from wharf.config.model import Config, TLSConfig
 from wharf.logs import level_number, logging_config
 from wharf.observability.debug_listener import bind_debug, debug_process, metrics_directory
-from wharf.observability.metrics import METRICS_DIR_ENV
+from wharf.worker_environment import DEFAULT_APP_FACTORY, WorkerEnvironment
 
 __all__ = [
-    "APP_FACTORY_ENV",
-    "CONFIG_DIGEST_ENV",
-    "CONFIG_ENV",
     "DEFAULT_APP_FACTORY",
-    "GENERATED_SECRET_ENV",
-    "INSTANCE_ID_ENV",
     "MAX_HTTP2_HEADERS",
-    "SHARED_STATE_ENV",
-    "SHARED_STATE_SIZE",
-    "WORKERS_ENV",
     "ASGIApp",
     "ListenError",
     "Listener",
@@ -80,17 +62,8 @@ __all__ = [
     "worker_count",
 ]
 
-CONFIG_ENV = "WHARF_CONFIG"
-CONFIG_DIGEST_ENV = "WHARF_CONFIG_DIGEST"
-APP_FACTORY_ENV = "WHARF_APP_FACTORY"
-WORKERS_ENV = "WHARF_WORKERS"
-SHARED_STATE_ENV = "WHARF_SHARED_STATE"
-GENERATED_SECRET_ENV = "WHARF_GENERATED_SECRET"
-INSTANCE_ID_ENV = "WHARF_INSTANCE_ID"
-SHARED_STATE_SIZE = 64 * 1024
 #: Largest header block granian accepts on an HTTP/2 stream (access control's hardening).
 MAX_HTTP2_HEADERS = 64 * 1024
-DEFAULT_APP_FACTORY = "wharf.api.app:create_app"
 #: What granian and uvicorn import in each worker: a factory, so the app is built there.
 _WORKER_TARGET = "wharf.server:worker_app"
 
@@ -154,15 +127,14 @@ def config_digest(config: Config) -> str:
 
 def worker_app() -> ASGIApp:
     """Build this worker's app from the configuration the parent process exported."""
-    path = os.environ.get(CONFIG_ENV, "")
-    config = load_config(path or None, os.environ)
-    expected = os.environ.get(CONFIG_DIGEST_ENV)
+    environment = WorkerEnvironment.read()
+    config = load_config(environment.config_path or None, os.environ)
+    expected = environment.config_digest
     if expected and config_digest(config) != expected:
         # A worker respawned after the file was edited would otherwise serve other settings
         # than its siblings and than the start-up line announced.
         raise RuntimeError(f"{config.source} changed since wharf started; restart wharf to use it")
-    target = os.environ.get(APP_FACTORY_ENV) or DEFAULT_APP_FACTORY
-    module_name, _, function = target.partition(":")
+    module_name, _, function = environment.app_factory.partition(":")
     factory: Callable[[Config], ASGIApp] = getattr(importlib.import_module(module_name), function)
     return factory(config)
 
@@ -177,27 +149,26 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
     with contextlib.ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():
             stack.enter_context(_stop_early_on_sigterm())
-        state = stack.enter_context(_shared_state())
-        log.debug("shared state for %d worker(s) in %s", workers, state)
         client_ca = stack.enter_context(_client_ca_bundle(config.http.tls))
-        source = "" if config.source == DEFAULT_SOURCE else config.source
-        exported = {
-            CONFIG_ENV: source,
-            CONFIG_DIGEST_ENV: config_digest(config),
-            APP_FACTORY_ENV: app_factory,
-            WORKERS_ENV: str(workers),
-            SHARED_STATE_ENV: state,
-            INSTANCE_ID_ENV: str(uuid.uuid4()),
-        }
+        generated = ""
         if not config.http.secret:
             log.warning(
-                "no http.secret: generated one for this run; instances behind one name need "
-                "the same http.secret (or REGISTRY_HTTP_SECRET) to continue each other's uploads"
+                "no http.secret: upload URLs are signed with a key kept in the storage, and "
+                "anything else that derives from the secret changes at every start"
             )
-            exported[GENERATED_SECRET_ENV] = secrets.token_hex(32)
-        if config.http.debug is not None:
-            exported[METRICS_DIR_ENV] = stack.enter_context(metrics_directory())
-        stack.enter_context(_environment(exported))
+            generated = secrets.token_hex(32)
+        environment = WorkerEnvironment(
+            config_path="" if config.source == DEFAULT_SOURCE else config.source,
+            config_digest=config_digest(config),
+            app_factory=app_factory,
+            workers=workers,
+            generated_secret=generated,
+            instance_id=str(uuid.uuid4()),
+            metrics_dir=(
+                stack.enter_context(metrics_directory()) if config.http.debug is not None else ""
+            ),
+        )
+        stack.enter_context(_environment(environment.exported()))
         if config.http.debug is not None:
             stack.enter_context(_debug_listener(config))
         if config.http.server == "uvicorn":
@@ -416,30 +387,6 @@ def _uvicorn_tls_context(
     context = default()
     context.minimum_version = _TLS_VERSIONS[minimum]
     return context
-
-
-@contextlib.contextmanager
-def _shared_state() -> Iterator[str]:
-    owner = os.getpid()
-    fd, path = _make_state_file()
-    try:
-        try:
-            os.ftruncate(fd, SHARED_STATE_SIZE)
-        finally:
-            os.close(fd)
-        yield path
-    finally:
-        if os.getpid() == owner:  # a forked worker unwinding must not remove it
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-
-
-def _make_state_file() -> tuple[int, str]:
-    # /dev/shm keeps the pages in memory; a regular temporary directory works the same.
-    for directory in ("/dev/shm", tempfile.gettempdir()):
-        with contextlib.suppress(OSError):
-            return tempfile.mkstemp(prefix="wharf-", suffix=".state", dir=directory)
-    return tempfile.mkstemp(prefix="wharf-", suffix=".state")
 
 
 @contextlib.contextmanager

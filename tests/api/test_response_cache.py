@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import DOCKER_MANIFEST, OCI_MANIFEST, error_codes, push_image
-from wharf.api.app import SHARED_STATE_ENV, WharfApp, create_app
+from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
 
 pytestmark = pytest.mark.asyncio
@@ -114,7 +114,6 @@ async def test_tags_list_pages_are_kept_and_follow_changes(
 @pytest.fixture
 async def workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[list[WharfApp]]:
     """Two apps over the same storage and the same shared-state file, as two workers."""
-    monkeypatch.setenv(SHARED_STATE_ENV, str(tmp_path / "state"))
     config = Config(
         storage=StorageConfig(
             parameters={"rootdirectory": str(tmp_path / "data")}, delete_enabled=True

@@ -13,7 +13,7 @@ import pytest
 from tests.api.conftest import AppFactory
 from tests.api.helpers import error_codes, push_blob, sha256
 from tests.support.urls import with_query
-from wharf.api.app import SHARED_STATE_ENV, WharfApp
+from wharf.api.app import WharfApp
 from wharf.registry.purge import purge_uploads
 from wharf.storage.driver.checked import CheckedDriver
 
@@ -77,7 +77,6 @@ async def test_another_workers_write_is_never_continued_from_memory(
 ) -> None:
     """PATCHes without a Content-Range, going back and forth between two workers of one
     instance: each continues from what storage holds, not from what it last left."""
-    monkeypatch.setenv(SHARED_STATE_ENV, str(tmp_path / "state"))
     workers = [make_app(), make_app()]
     if workers[0].config.storage.driver == "inmemory":
         pytest.skip("each in-memory app has storage of its own")

@@ -32,33 +32,32 @@ from wharf.errors import NameInvalid, RegistryError, Unavailable, Unknown, Unsup
 from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
-from wharf.registry.gc.guard import create_coordination, hold_serving
+from wharf.registry.gc.guard import WriteGuard, create_coordination, hold_serving
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.purge import purge_uploads
 from wharf.registry.upload_key import stored_upload_key
 from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.factory import create_driver
+from wharf.worker_environment import WorkerEnvironment
 
 __all__ = ["WharfApp", "create_app"]
 
 log = logging.getLogger("wharf.api")
 
-#: Environment set by the server launcher for its workers.
-SHARED_STATE_ENV = "WHARF_SHARED_STATE"
-SECRET_ENV = "WHARF_GENERATED_SECRET"
 
 _API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 _BASE_BODY = b"{}"
 
 
 class WharfApp:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, environment: WorkerEnvironment | None = None) -> None:
         self.config = config
+        self.environment = environment or WorkerEnvironment()
         driver = create_driver(config.storage)
-        #: Metrics, notifications, change tokens shared through Redis (when configured).
-        self.operations = Operations(config)
-        self.generations = self.operations.generations(os.environ.get(SHARED_STATE_ENV) or None)
+        #: Metrics, notifications, and the change tokens shared with other processes.
+        self.operations = Operations(config, self.environment)
+        self.generations = self.operations.generations
         cache = RegistryCache(self.generations)
         self.hash_executor = ThreadPoolExecutor(
             max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="wharf-hash"
@@ -68,7 +67,7 @@ class WharfApp:
         # Decorated services (notifications reporting pulls) must see every pull.
         responses = ResponseCaches(manifests=not registry.middleware)
         self.operations.count_caches(manifest_responses=responses.manifests)
-        secret = config.http.secret or os.environ.get(SECRET_ENV) or secrets.token_hex(32)
+        secret = config.http.secret or self.environment.generated_secret or secrets.token_hex(32)
         prefix = config.http.prefix.rstrip("/")
         auth = create_auth(config.extra.get("auth"), secret=secret)
         self.context = AppContext(
@@ -78,6 +77,9 @@ class WharfApp:
             prefix,
             access=auth.controller,
             responses=responses,
+            write_guard=None
+            if config.storage.readonly
+            else WriteGuard(create_coordination(config)),
         )
         #: Endpoints outside ``/v2`` (such as a token service), by exact path.
         self.extra_routes: dict[str, Callable[[AppContext, Request], Awaitable[Response]]] = {}
@@ -240,11 +242,14 @@ class WharfApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._background.clear()
+        if self.context.write_guard is not None:
+            await self.context.write_guard.aclose()
         await self.registry.driver.close()
         self.hash_executor.shutdown(wait=False)
         self.generations.close()
 
 
 def create_app(config: Config) -> WharfApp:
+    """The app of a worker process, which the server launcher started."""
     tune_allocator()
-    return WharfApp(config)
+    return WharfApp(config, WorkerEnvironment.read())

@@ -12,6 +12,7 @@ from wharf.auth import Access, AccessController
 from wharf.config import Config
 from wharf.errors import Denied, Unauthorized, Unsupported
 from wharf.reference import RepositoryName
+from wharf.registry.gc.guard import WriteGuard
 from wharf.registry.namespace import Registry, Repository
 
 __all__ = ["AppContext"]
@@ -29,6 +30,8 @@ class AppContext:
     prefix: str = ""
     access: AccessController | None = None
     responses: ResponseCaches = field(default_factory=ResponseCaches)
+    #: Pins what a manifest PUT depends on for a running garbage collection.
+    write_guard: WriteGuard | None = None
     _signer: UploadStateSigner | None = None
 
     async def upload_signer(self) -> UploadStateSigner:

@@ -11,7 +11,6 @@ from wharf.api.response_cache import CachedResponse, answer
 from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
-from wharf.registry.gc.guard import write_guard
 from wharf.registry.manifests import StoredManifest
 from wharf.registry.namespace import Repository
 
@@ -111,7 +110,7 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
     ref = parse_reference(reference)
     body = await request.body(MANIFEST_MAX_BYTES)
     manifest = await repository.manifests.put(
-        body, request.header("content-type"), ref, guard=write_guard(ctx.config)
+        body, request.header("content-type"), ref, guard=ctx.write_guard
     )
     headers = {
         "Location": ctx.url(f"/v2/{name}/manifests/{manifest.digest}"),

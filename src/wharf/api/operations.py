@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -19,19 +18,18 @@ from typing import Any
 from wharf.coherence.caches import ContentCache, TokenCache
 from wharf.coherence.generations import Generations
 from wharf.coherence.redis_tokens import RedisGenerations
+from wharf.coherence.shared import open_generations
 from wharf.config import Config
 from wharf.notifications import EventSink, notifying
 from wharf.notifications.events import Source
 from wharf.observability.context import CURRENT
-from wharf.observability.metrics import METRICS_DIR_ENV, Sample, WorkerMetrics, flush_loop
+from wharf.observability.metrics import Sample, WorkerMetrics, flush_loop
 from wharf.observability.middleware import ObservedHTTP
 from wharf.registry.namespace import Registry
 from wharf.storage.driver.checked import CheckedDriver
+from wharf.worker_environment import WorkerEnvironment
 
-__all__ = ["INSTANCE_ID_ENV", "Operations"]
-
-#: Exported by the server launcher: one id for all workers of an instance (events' source).
-INSTANCE_ID_ENV = "WHARF_INSTANCE_ID"
+__all__ = ["Operations"]
 #: How long a stopping worker keeps sending queued notifications.
 NOTIFICATION_DRAIN_SECONDS = 5.0
 #: How long a stopping worker waits for cancelled requests to unwind.
@@ -55,10 +53,13 @@ def _cache_samples(caches: Mapping[str, Counted]) -> Callable[[], list[Sample]]:
 
 
 class Operations:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, environment: WorkerEnvironment) -> None:
         self.config = config
+        self.environment = environment
         self.metrics = WorkerMetrics()
-        self.redis = RedisGenerations(config.redis, self.metrics) if config.redis else None
+        #: Redis's when configured (every instance), else this machine's for the storage.
+        self.generations: Generations = open_generations(config, self.metrics)
+        self.redis = self.generations if isinstance(self.generations, RedisGenerations) else None
         endpoints = [e for e in config.notifications.endpoints if not e.disabled]
         self.sink: EventSink | None = None
         if endpoints:
@@ -70,11 +71,7 @@ class Operations:
         http = self.config.http
         port = http.addr.rpartition(":")[2] if http.net == "tcp" else ""
         addr = f"{socket.gethostname()}:{port}" if port else socket.gethostname()
-        return Source(addr, os.environ.get(INSTANCE_ID_ENV) or str(uuid.uuid4()))
-
-    def generations(self, shared_path: str | None) -> Generations:
-        """Redis's when configured (every instance), else the machine's shared memory."""
-        return self.redis if self.redis is not None else Generations(shared_path)
+        return Source(addr, self.environment.instance_id or str(uuid.uuid4()))
 
     def attach(self, registry: Registry) -> None:
         if isinstance(registry.driver, CheckedDriver):
@@ -113,7 +110,7 @@ class Operations:
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
-        directory = os.environ.get(METRICS_DIR_ENV)
+        directory = self.environment.metrics_dir
         if directory:
             self._tasks.append(loop.create_task(flush_loop(self.metrics, directory)))
         if self.sink is not None:

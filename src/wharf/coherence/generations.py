@@ -20,7 +20,7 @@ import secrets
 import struct
 import zlib
 
-__all__ = ["Generations", "Token"]
+__all__ = ["Generations", "Token", "UncachedGenerations"]
 
 _SLOT = struct.Struct("<Q")
 Token = tuple[int, int]
@@ -70,3 +70,21 @@ class Generations:
         if self._mmap is not None:
             self._mmap.close()
             self._mmap = None
+
+    async def aclose(self) -> None:
+        """Close, once the changes announced have reached every process they must."""
+        self.close()
+
+
+class UncachedGenerations(Generations):
+    """Tokens that are never the same twice: nothing cached is ever served. For a process
+    that cannot learn of other processes' writes."""
+
+    def __init__(self) -> None:
+        super().__init__(None, slots=2)
+
+    def token(self, repository: str) -> Token:
+        return secrets.randbits(64), 0
+
+    def epoch(self) -> int:
+        return secrets.randbits(64)

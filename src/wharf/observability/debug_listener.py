@@ -18,11 +18,11 @@ import tempfile
 from collections.abc import Iterator
 
 from wharf.config.operations import DebugConfig
+from wharf.worker_environment import DEBUG_FD_ENV
 
-__all__ = ["DEBUG_FD_ENV", "bind_debug", "debug_process", "metrics_directory"]
+__all__ = ["bind_debug", "debug_process", "metrics_directory"]
 
 #: The listening socket's descriptor, as the debug server process inherits it.
-DEBUG_FD_ENV = "WHARF_DEBUG_FD"
 
 _STOP_SECONDS = 5.0
 

@@ -26,16 +26,15 @@ import sys
 
 from wharf.config.load import load_config
 from wharf.config.model import Config
-from wharf.observability.debug_listener import DEBUG_FD_ENV
 from wharf.observability.exposition import CONTENT_TYPE, merge, read_snapshots, render
 from wharf.observability.health import HealthChecks, build_checks
-from wharf.observability.metrics import METRICS_DIR_ENV, WorkerMetrics
+from wharf.observability.metrics import WorkerMetrics
+from wharf.worker_environment import WorkerEnvironment
 
 __all__ = ["DebugServer", "main"]
 
 log = logging.getLogger("wharf.debug")
 
-_CONFIG_ENV = "WHARF_CONFIG"  # as exported by wharf.server
 _MAX_HEAD = 16 * 1024
 
 
@@ -116,14 +115,15 @@ class DebugServer:
 async def _run(sock: socket.socket) -> None:
     from wharf.storage.driver.factory import create_driver
 
-    config = load_config(os.environ.get(_CONFIG_ENV) or None, os.environ)
+    environment = WorkerEnvironment.read()
+    config = load_config(environment.config_path or None, os.environ)
     # In-memory storage lives in the worker's memory: there is nothing to check from here.
     checked = config.health.storage_driver.enabled and config.storage.driver != "inmemory"
     driver = create_driver(config.storage) if checked else None
     try:
         metrics = WorkerMetrics()
         health = HealthChecks(build_checks(config, driver), metrics)
-        server = DebugServer(config, os.environ.get(METRICS_DIR_ENV), health)
+        server = DebugServer(config, environment.metrics_dir or None, health)
         server.metrics = metrics
         await server.serve(sock)
     finally:
@@ -134,9 +134,12 @@ async def _run(sock: socket.socket) -> None:
 def main() -> int:
     from wharf.logs import setup_logging
 
-    config = load_config(os.environ.get(_CONFIG_ENV) or None, os.environ)
+    environment = WorkerEnvironment.read()
+    config = load_config(environment.config_path or None, os.environ)
     setup_logging(config.log)
-    sock = socket.socket(fileno=int(os.environ[DEBUG_FD_ENV]))
+    if environment.debug_fd is None:
+        raise SystemExit("wharf.observability.debug_server runs under wharf serve only")
+    sock = socket.socket(fileno=environment.debug_fd)
     try:
         asyncio.run(_run(sock))
     except KeyboardInterrupt:  # pragma: no cover - SIGINT before the handler is set

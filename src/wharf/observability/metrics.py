@@ -25,7 +25,6 @@ from typing import Any
 
 __all__ = [
     "BUCKETS",
-    "METRICS_DIR_ENV",
     "Sample",
     "WorkerMetrics",
     "flush_loop",
@@ -34,8 +33,6 @@ __all__ = [
 
 log = logging.getLogger("wharf.metrics")
 
-#: Exported by the server launcher when a debug listener runs: where workers write snapshots.
-METRICS_DIR_ENV = "WHARF_METRICS_DIR"
 
 #: Upper bounds (seconds) of the latency histograms. Manifest GETs take well under a
 #: millisecond, blob transfers minutes: both ends need buckets.

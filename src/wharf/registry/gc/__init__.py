@@ -9,7 +9,7 @@ collections; ``progress`` reports them.
 
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
 from wharf.registry.gc.coordination import Coordination, FileCoordination
-from wharf.registry.gc.guard import WriteGuard, create_coordination, write_guard
+from wharf.registry.gc.guard import WriteGuard, create_coordination
 from wharf.registry.gc.schedule import online_options, run_schedule
 
 __all__ = [
@@ -23,5 +23,4 @@ __all__ = [
     "create_coordination",
     "online_options",
     "run_schedule",
-    "write_guard",
 ]

@@ -15,19 +15,17 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import hashlib
-import json
 import logging
 import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import redis
 
 from wharf.coherence.generations import Generations
+from wharf.coherence.shared import machine_directory, storage_key
 from wharf.config.model import Config, StorageConfig
 from wharf.config.operations import RedisConfig
 from wharf.errors import ManifestBlobUnknown, Unavailable
@@ -48,7 +46,6 @@ __all__ = [
     "hold_serving",
     "protect",
     "redis_client",
-    "write_guard",
 ]
 
 log = logging.getLogger("wharf.gc")
@@ -89,20 +86,8 @@ def default_lockdir(storage: StorageConfig) -> str:
             _private_lockdir = tempfile.mkdtemp(prefix="wharf-gc-")
             atexit.register(shutil.rmtree, _private_lockdir, True)
         return _private_lockdir
-    parameters = storage.parameters
-    if storage.driver == "filesystem":
-        identity: dict[str, Any] = {
-            "rootdirectory": os.path.realpath(str(parameters.get("rootdirectory", "")))
-        }
-    else:
-        keys = ("bucket", "region", "regionendpoint", "rootdirectory")
-        identity = {key: str(parameters.get(key, "")) for key in keys}
-    key = hashlib.sha256(
-        json.dumps({"driver": storage.driver, **identity}, sort_keys=True).encode()
-    ).hexdigest()[:16]
-    # /dev/shm, not /tmp: a service with a private /tmp still shares it with a cron job.
-    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
-    return os.path.join(base, f"wharf-gc-{key}")
+    # The same name for every process of this machine working on the storage.
+    return os.path.join(machine_directory(), f"wharf-gc-{storage_key(storage)}")
 
 
 def create_coordination(config: Config) -> Coordination:
@@ -113,9 +98,15 @@ def create_coordination(config: Config) -> Coordination:
 
 
 class WriteGuard:
+    """Pins what each manifest PUT depends on for the running collection. One per app, which
+    closes it: it holds the coordination's connection pool or lock files."""
+
     def __init__(self, coordination: Coordination) -> None:
         self.coordination = coordination
         self._generation: tuple[int, int] | None = None
+
+    async def aclose(self) -> None:
+        await self.coordination.close()
 
     @contextlib.asynccontextmanager
     async def pinning(
@@ -148,19 +139,6 @@ class WriteGuard:
             yield
         finally:
             await self.coordination.end_write(ticket)
-
-
-#: One guard per coordination target in this process: they hold connection pools and open
-#: lock files, which the workers' requests share as they share any pool.
-_guards: dict[object, WriteGuard] = {}
-
-
-def write_guard(config: Config) -> WriteGuard:
-    target: object = config.redis or default_lockdir(config.storage)
-    guard = _guards.get(target)
-    if guard is None:
-        guard = _guards[target] = WriteGuard(create_coordination(config))
-    return guard
 
 
 def protect(
