@@ -46,6 +46,7 @@ from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 from wharf.coherence.caches import RegistryCache
 from wharf.errors import (
@@ -171,14 +172,24 @@ class Uploads:
             raise BlobUploadUnknown({"upload": upload_id}) from None
 
     async def size(self, upload_id: str) -> int:
-        """Bytes received so far; BlobUploadUnknown for an unknown session."""
-        writer = await self._open_writer(upload_id)
+        """Bytes received so far; BlobUploadUnknown for an unknown session. Read without the
+        lease, so it writes nothing: not even the empty data file a first PATCH makes."""
+        writer = await self._open_writer(upload_id, create=False)
+        if writer is None:
+            return 0
         size = writer.size
         await writer.close()
         return size
 
-    async def _open_writer(self, upload_id: str) -> FileWriter:
-        """A writer appending to the session's data; BlobUploadUnknown for an unknown session.
+    @overload
+    async def _open_writer(self, upload_id: str) -> FileWriter: ...
+
+    @overload
+    async def _open_writer(self, upload_id: str, *, create: bool) -> FileWriter | None: ...
+
+    async def _open_writer(self, upload_id: str, *, create: bool = True) -> FileWriter | None:
+        """A writer appending to the session's data (None when there is none and not
+        ``create``); BlobUploadUnknown for an unknown session.
 
         Uncommitted data is visible only through a writer (an S3 multipart upload has no
         object yet), so the size of a session is always asked of one. Opening one to append
@@ -198,6 +209,8 @@ class Uploads:
         try:
             return await appending
         except PathNotFound:
+            if not create:
+                return None
             return await self.driver.writer(data_path, append=False)
 
     @contextlib.asynccontextmanager
