@@ -56,7 +56,6 @@ async def test_damage_on_s3_is_found_repaired_and_gone(
     expected = {
         (Kind.BLOB_CORRUPT, corrupt),
         (Kind.LAYER_LINK_DANGLING, layer_link("app", orphan)),
-        (Kind.TAG_INDEX_MISSING, index_link("app", "v1", image.digest)),
         (Kind.TAG_DANGLING, dangling_tag),
         (Kind.REFERRER_WRONG_SUBJECT, wrong),
     }

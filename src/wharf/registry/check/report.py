@@ -33,7 +33,7 @@ class Kind(StrEnum):
     TAG_NAME_INVALID = "tag-name-invalid"
     TAG_LINK_INVALID = "tag-link-invalid"
     TAG_DANGLING = "tag-dangling"
-    TAG_INDEX_MISSING = "tag-index-missing"
+    TAG_INDEX_MISSING = "tag-index-missing"  # no longer reported: counted (tag_history_missing)
     TAG_INDEX_INVALID = "tag-index-invalid"
     REFERRER_INVALID = "referrer-invalid"
     REFERRER_DANGLING = "referrer-dangling"
@@ -88,6 +88,10 @@ class CheckStats:
     #: Index entries of revisions deleted since (a manifest delete leaves the other tags'
     #: history as Distribution's does): harmless, left for garbage collection.
     tag_index_stale: int = 0
+    #: Tags whose current link has no index entry (a push interrupted between the two):
+    #: they resolve, so it is no problem; a repair adds the entries.
+    tag_history_missing: int = 0
+    tag_history_added: int = 0
     referrers: int = 0
     #: Upload sessions in progress or abandoned: upload purging's business, not a problem.
     upload_sessions: int = 0
@@ -141,6 +145,11 @@ class CheckReport:
             left.append(f"{entries} of deleted manifests")
         if s.manifests_legacy:
             left.append(_count(s.manifests_legacy, "manifest") + " in formats no longer pushed")
+        if s.tag_history_missing:
+            missing = _count(s.tag_history_missing, "tag") + " without its index entry"
+            if s.tag_history_added:
+                missing += f" ({s.tag_history_added} added)"
+            left.append(missing)
         if left:
             lines.append(f"not problems: {', '.join(left)}")
         return lines
