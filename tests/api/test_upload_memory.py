@@ -129,3 +129,35 @@ async def test_a_cancelled_session_is_forgotten(make_app: AppFactory) -> None:
         assert (await client.delete(location)).status_code == 204
         again = await client.patch(location, content=b"def")
         assert error_codes(again) == ["BLOB_UPLOAD_UNKNOWN"]
+
+
+@pytest.mark.parametrize("alternate", [False, True], ids=["one-worker", "two-workers"])
+async def test_stored_bytes_are_hashed_again_only_when_they_may_be_anothers(
+    make_app: AppFactory, alternate: bool
+) -> None:
+    """Where leases exclude only this machine's processes (an S3 store without atomic
+    conditional writes), a session another process wrote to is hashed again from storage at
+    completion; one received whole by one process, or on storage whose leases exclude every
+    machine, is not."""
+    workers = [make_app(), make_app()] if alternate else [make_app()]
+    if alternate and workers[0].config.storage.driver == "inmemory":
+        pytest.skip("each in-memory app has storage of its own")
+    operations = _record(workers[-1])
+    clients = [_client(app) for app in workers]
+    data = os.urandom(1_500_000)
+    try:
+        location = await _start(clients[0], "rehash")
+        response = await clients[0].patch(location, content=data[:1_000_000])
+        assert response.status_code == 202, response.text
+        operations.clear()
+        done = await clients[-1].put(
+            with_query(response.headers["Location"], digest=sha256(data)),
+            content=data[1_000_000:],
+        )
+        assert done.status_code == 201, done.text
+        reread = "reader" in operations
+        assert reread == (alternate and not workers[0].registry.driver.exclusive_leases)
+        assert (await clients[0].get(f"/v2/rehash/blobs/{sha256(data)}")).content == data
+    finally:
+        for client in clients:
+            await client.aclose()

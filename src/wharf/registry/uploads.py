@@ -97,6 +97,9 @@ class SessionMemo:
     hash_state: bytes
     writer_state: ResumeState | None
     turn: int | None
+    #: Every byte of the session so far came through this process, in requests that each
+    #: continued from the last one's memory (see ``UploadSession.received_here``).
+    received_here: bool = False
 
     @property
     def memory_size(self) -> int:
@@ -119,12 +122,26 @@ def parse_started_at(content: bytes) -> datetime | None:
 
 
 class UploadSession:
-    """An open session: the writer appending to its data and the hash of what it holds."""
+    """An open session: the writer appending to its data and the hash of what it holds.
 
-    def __init__(self, upload_id: str, writer: FileWriter, hasher: Hasher | None) -> None:
+    ``received_here``: this process received every byte of it and hashed exactly the bytes
+    its writer stored, so the hash describes what storage holds even where leases exclude
+    only this machine's processes. The writer holds what it stored by identity (the S3
+    parts and pending objects by ETag), so bytes another machine wrote beside them fail the
+    commit instead of joining it."""
+
+    def __init__(
+        self,
+        upload_id: str,
+        writer: FileWriter,
+        hasher: Hasher | None,
+        *,
+        received_here: bool = False,
+    ) -> None:
         self.id = upload_id
         self.writer = writer
         self.hasher = hasher
+        self.received_here = received_here
 
     @property
     def size(self) -> int:
@@ -256,7 +273,13 @@ class Uploads:
         if state is None:
             self.cache.upload_sessions.discard(key)
             return
-        memo = SessionMemo(session.size, state, session.writer.resume_state(), lease.turn)
+        memo = SessionMemo(
+            session.size,
+            state,
+            session.writer.resume_state(),
+            lease.turn,
+            session.received_here,
+        )
         self.cache.upload_sessions.put(key, memo.memory_size, memo)
 
     def _forget(self, upload_id: str) -> None:
@@ -295,7 +318,7 @@ class Uploads:
             _discard(state)
             await writer.close()
             raise
-        return UploadSession(upload_id, writer, hasher)
+        return UploadSession(upload_id, writer, hasher, received_here=not expected)
 
     async def _resume(self, upload_id: str, memo: SessionMemo) -> UploadSession | None:
         """The session as this process's last request left it; None when storage turns out
@@ -312,7 +335,7 @@ class Uploads:
         if writer.size != memo.size:
             await writer.close()
             return None
-        return UploadSession(upload_id, writer, hasher)
+        return UploadSession(upload_id, writer, hasher, received_here=memo.received_here)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -386,8 +409,10 @@ class Uploads:
                 message="the upload's stored data is not what was received",
             )
         # Where leases exclude only this machine's processes, another machine may have
-        # written beside this request: only the stored bytes tell what they are.
-        trusted = session.hasher is not None and self.driver.exclusive_leases
+        # written beside an earlier request: then only the stored bytes tell what they are.
+        trusted = session.hasher is not None and (
+            self.driver.exclusive_leases or session.received_here
+        )
         if trusted and session.hasher is not None and session.hasher.algorithm == digest.algorithm:
             actual = session.hasher.hexdigest()
         else:

@@ -136,13 +136,27 @@ class Bucket:
 
         return await self.client.call("GetObject", fetch)
 
-    async def put(self, key: str, data: bytes, *, pending: bool = False) -> None:
+    async def put(self, key: str, data: bytes, *, pending: bool = False) -> str:
+        """Store ``data`` at ``key``; its ETag."""
         # Pending objects live for minutes: no ACL or storage class (an infrequent-access
         # class would bill each one for 30 days), but the same encryption.
         args = self.encryption if pending else self.object_args
-        await self.client.call(
-            "PutObject", lambda: self.s3.put_object(Bucket=self.name, Key=key, Body=data, **args)
-        )
+
+        def put() -> str:
+            response = self.s3.put_object(Bucket=self.name, Key=key, Body=data, **args)
+            return str(response.get("ETag", ""))
+
+        return await self.client.call("PutObject", put)
+
+    async def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The content of ``key`` and its ETag."""
+
+        def get() -> tuple[bytes, str]:
+            response = self.s3.get_object(Bucket=self.name, Key=key)
+            with response["Body"] as body:
+                return body.read(), str(response.get("ETag", ""))
+
+        return await self.client.call("GetObject", get)
 
     async def delete_key(self, key: str) -> None:
         await self.client.call(

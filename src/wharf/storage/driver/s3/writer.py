@@ -308,13 +308,13 @@ class S3Writer(FileWriter):
         """The next ``size`` bytes of the file: the pending objects' bytes, then buffered."""
         head = b""
         if self._pending:
-            contents = await asyncio.gather(*(self._bucket.get(o.key) for o in self._pending))
-            for info, content in zip(self._pending, contents, strict=True):
-                if len(content) != info.size:
-                    # Another writer merged it into a longer one: what this writer knows of
-                    # the file is out of date, and its bytes must not be mixed in.
+            fetched = await asyncio.gather(*(self._bucket.get_tagged(o.key) for o in self._pending))
+            for info, (content, etag) in zip(self._pending, fetched, strict=True):
+                if len(content) != info.size or (info.etag and etag != info.etag):
+                    # Another writer replaced it: what this writer knows of the file is out
+                    # of date, and its bytes must not be mixed in.
                     raise DriverError(f"pending bytes changed: {self._path}", path=self._path)
-            head = b"".join(contents)
+            head = b"".join(content for content, _ in fetched)
             self._garbage += [o.key for o in self._pending]
             self._pending, self._pending_size = [], 0
         taken = size - len(head)
@@ -369,9 +369,9 @@ class S3Writer(FileWriter):
             data = bytes(self._buffer)
             self._buffer.clear()
         key = self._layout.pending_key(self._key, offset)
-        await self._bucket.put(key, data, pending=True)
+        etag = await self._bucket.put(key, data, pending=True)
         self._garbage = [k for k in self._garbage if k != key]
-        self._pending.append(ObjectInfo(key, len(data), None))
+        self._pending.append(ObjectInfo(key, len(data), None, etag))
         self._pending_size += len(data)
 
     async def _collect_garbage(self) -> None:
