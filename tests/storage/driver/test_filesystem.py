@@ -455,13 +455,17 @@ async def test_purge_keeps_young_leftovers(driver: StorageDriver, root: Path) ->
     (root / "a").mkdir(parents=True)
     (root / "a" / "link#0123.tmp").write_bytes(b"half")
     (root / "a" / "b#deleting.0123").mkdir()
+    (root / "a" / "gone#lock").write_bytes(b"")  # a lock file whose file is gone
+    (root / "a" / "kept").write_bytes(b"")
+    (root / "a" / "kept#lock").write_bytes(b"")
     past = datetime.now(UTC) - timedelta(minutes=1)
     assert await driver.purge_uncommitted(past) == []
     future = datetime.now(UTC) + timedelta(minutes=1)
     assert await driver.purge_uncommitted(future, dry_run=True) == [
         "/a/b#deleting.0123",
+        "/a/gone#lock",
         "/a/link#0123.tmp",
     ]
     assert (root / "a" / "link#0123.tmp").exists()
     await driver.purge_uncommitted(future)
-    assert sorted(os.listdir(root / "a")) == []
+    assert sorted(os.listdir(root / "a")) == ["kept", "kept#lock"]

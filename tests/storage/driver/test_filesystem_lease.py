@@ -86,13 +86,18 @@ async def test_two_leases_in_one_process_exclude_each_other(driver: StorageDrive
     await first.release()
 
 
-async def test_replaced_file_is_not_the_leased_one(driver: StorageDriver, tmp_path: Path) -> None:
+async def test_a_replaced_file_keeps_its_lease(driver: StorageDriver, tmp_path: Path) -> None:
+    """``put_content`` replaces a file by a rename: the lease, on a lock file beside it, holds
+    across that, and a path with no file has no lease (nor a lock file made for it)."""
     held = await driver.lease(_PATH)
+    await driver.put_content(_PATH, b"written again")
+    with pytest.raises(LeaseBusy):
+        await driver.lease(_PATH)
     full = tmp_path / _PATH.lstrip("/")
     full.unlink()
     with pytest.raises(PathNotFound):
         await driver.lease(_PATH)
-    full.write_bytes(b"new session file")
-    async with await driver.lease(_PATH):  # the old lock is on a file no longer there
-        pass
     await held.release(deleted=True)
+    with pytest.raises(PathNotFound):
+        await driver.lease(_PATH + "-never")
+    assert sorted(p.name for p in full.parent.iterdir()) == ["startedat#lock"]

@@ -1,4 +1,5 @@
-"""Leases of the filesystem driver: a write lock on the file itself, taken without waiting.
+"""Leases of the filesystem driver: a write lock, taken without waiting, on a hidden file
+beside the leased one (``<name>#lock``).
 
 Open file description locks (Linux's ``F_OFD_SETLK``) belong to the descriptor, not to the
 process, so two requests of one worker exclude each other as two processes do; the kernel
@@ -7,9 +8,11 @@ locked. They are POSIX record locks to the NFS client, so processes on several m
 mounting one export exclude each other as well. Where they are missing, ``flock`` (also per
 descriptor) stands in.
 
-A lock on an unlinked file excludes nobody who opens the path afresh, so once locked the
-path must still name the locked file: the holder of a session's lease deletes the file before
-it releases, and whoever locked the old file after that finds it gone.
+The lock is not on the leased file itself, which ``put_content`` replaces by a rename: a lock
+on a replaced file would exclude nobody who opens the path afresh. The lock file is only ever
+created, never replaced, and goes with its directory. The leased file must exist before the
+lock is taken (so no lock file is made for a path that has none) and after (its holder deletes
+it before releasing, and whoever got the lock after that finds it gone).
 """
 
 from __future__ import annotations
@@ -28,7 +31,10 @@ from wharf.storage.driver.filesystem.files import MISSING
 if TYPE_CHECKING:
     from wharf.storage.driver.filesystem.driver import FilesystemDriver
 
-__all__ = ["FsLease", "lock_descriptor", "open_lease"]
+__all__ = ["LOCK_MARK", "FsLease", "lock_descriptor", "lock_file", "open_lease"]
+
+#: Ends the name of a lock file (``#`` is outside the path grammar: listings skip it).
+LOCK_MARK = "#lock"
 
 _OFD_SETLK = getattr(fcntl, "F_OFD_SETLK", None)
 # struct flock: l_type, l_whence, l_start, l_len (0: to the end, whatever it grows to),
@@ -52,18 +58,21 @@ def lock_descriptor(fd: int) -> bool:
     return True
 
 
+def lock_file(full: str) -> str:
+    directory, name = os.path.split(full)
+    return os.path.join(directory, f"{name[:240]}{LOCK_MARK}")
+
+
 def _take_lock(full: str) -> int | None:
-    """A descriptor of ``full`` holding its lock; None when another holds it.
-    FileNotFoundError when there is no file, or no longer the one that was locked."""
-    fd = os.open(full, os.O_RDWR | os.O_CLOEXEC)
+    """A descriptor of ``full``'s lock file holding the lock; None when another holds it.
+    FileNotFoundError when there is no file at ``full``, before or after locking."""
+    os.stat(full)
+    fd = os.open(lock_file(full), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
         if not lock_descriptor(fd):
             os.close(fd)
             return None
-        locked = os.fstat(fd)
-        current = os.stat(full)
-        if (locked.st_dev, locked.st_ino) != (current.st_dev, current.st_ino):
-            raise FileNotFoundError(errno.ENOENT, "replaced while locking", full)
+        os.stat(full)
     except BaseException:
         os.close(fd)
         raise

@@ -12,7 +12,8 @@ by its directory: one that exists without its file would be listed and then not 
 - A file is replaced by renaming ``<name>#<random>.tmp`` over it.
 
 ``#`` is outside the driver path grammar, so listings never show these names; ``leftovers``
-removes the ones a killed process left, once they are old.
+removes the ones a killed process left, once they are old, and lock files (``lease``) of
+files that are gone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from wharf.storage.driver.filesystem.files import (
     sync_data,
     write_all,
 )
+from wharf.storage.driver.filesystem.lease import LOCK_MARK, lock_descriptor
 
 __all__ = ["delete", "leftovers", "move", "put"]
 
@@ -149,6 +151,18 @@ def _left_over(name: str, is_dir: bool) -> bool:
     return "#" in name and name.endswith(_TEMPORARY)
 
 
+def _stale_lock(full: str) -> bool:
+    """A lock file whose file is gone and that nobody holds (taken, then let go, to see)."""
+    target = full.removesuffix(LOCK_MARK)
+    if os.path.lexists(target):
+        return False
+    fd = os.open(full, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        return lock_descriptor(fd)
+    finally:
+        os.close(fd)
+
+
 def leftovers(root: str, before: float, dry_run: bool) -> list[str]:
     """Remove what killed processes left (temporaries, staged and half-deleted directories)
     older than ``before``; their paths below ``root``."""
@@ -156,6 +170,11 @@ def leftovers(root: str, before: float, dry_run: bool) -> list[str]:
     for directory, subdirectories, files in os.walk(root):
         names = [(n, True) for n in subdirectories if _left_over(n, True)]
         names += [(n, False) for n in files if _left_over(n, False)]
+        names += [
+            (n, False)
+            for n in files
+            if n.endswith(LOCK_MARK) and _stale_lock(os.path.join(directory, n))
+        ]
         for name, is_dir in names:
             full = os.path.join(directory, name)
             try:
