@@ -62,7 +62,7 @@ class WharfApp:
         self.hash_executor = ThreadPoolExecutor(
             max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="wharf-hash"
         )
-        registry = Registry(driver, cache, self.hash_executor)
+        registry = Registry(driver, cache, self.hash_executor, config.mirrors)
         self.operations.attach(registry)
         # Decorated services (notifications reporting pulls) must see every pull.
         responses = ResponseCaches(manifests=not registry.middleware)
@@ -165,6 +165,10 @@ class WharfApp:
                 raise NameInvalid(message="request path too long")
             return Response(404, b"404 page not found\n", {"Content-Type": "text/plain"})
         route, name, reference = found
+        if name and self.registry.mirrors is not None:
+            # A mirror's client names the upstream host it means (containerd sends ``ns``):
+            # the namespace says which local repository that is, before access is checked.
+            name = self.registry.mirrors.local_name(name, request.query_value("ns"))
         note_route(route.name)
         handler = route.methods.get(request.method)
         if handler is None:
@@ -244,6 +248,7 @@ class WharfApp:
         self._background.clear()
         if self.context.write_guard is not None:
             await self.context.write_guard.aclose()
+        await self.registry.aclose()
         await self.registry.driver.close()
         self.hash_executor.shutdown(wait=False)
         self.generations.close()

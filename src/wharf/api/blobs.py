@@ -60,7 +60,7 @@ async def get_blob(ctx: AppContext, request: Request, name: str, reference: str)
     if request.header("if-none-match") == etag:
         return Response(304, headers=headers)
     if not ctx.config.storage.redirect_disabled:
-        url = await ctx.registry.blobs.redirect_url(digest, request.method)
+        url = await repository.blobs.redirect_url(digest, request.method)
         if url is not None:
             return Response(307, headers={**headers, "Location": url})
     start, end = 0, info.size - 1
@@ -77,7 +77,7 @@ async def get_blob(ctx: AppContext, request: Request, name: str, reference: str)
     length = end - start + 1
     if request.method == "HEAD" or length == 0:
         return Response(status, headers={**headers, "Content-Length": str(length)})
-    reader = await ctx.registry.blobs.open(digest, start)
+    reader = await repository.blobs.open(digest, start)
 
     async def stream() -> AsyncIterator[bytes]:
         async with reader:

@@ -26,6 +26,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from wharf.config.mirrors import parse_mirrors
 from wharf.config.model import (
     CatalogConfig,
     Config,
@@ -68,7 +69,6 @@ _RAW_SECTIONS = (
     "health",
     "middleware",
     "reporting",
-    "proxy",
     "validation",
     "compatibility",
     "policy",
@@ -266,6 +266,7 @@ def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) 
         notifications=parse_notifications(top.section("notifications")),
         redis=parse_redis(top.section("redis")),
         health=parse_health(top.section("health")),
+        mirrors=parse_mirrors(top),
     )
     if config.storage.cache_blobdescriptor == "redis" and config.redis is None:
         raise ctx.error("storage.cache.blobdescriptor", "redis needs a redis section with addr")

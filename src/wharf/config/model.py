@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wharf.config.mirrors import MirrorConfig
 from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
 
 __all__ = [
@@ -126,5 +127,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     redis: RedisConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
+    #: The pull-through cache: ``mirrors`` in order, then Distribution's ``proxy``.
+    mirrors: tuple[MirrorConfig, ...] = ()
     #: Where the configuration came from, for the first log line.
     source: str = "defaults"

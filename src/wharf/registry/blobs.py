@@ -102,6 +102,13 @@ class RepositoryBlobs:
             raise BlobUnknown({"digest": str(digest)})
         return await self.store.stat(digest)
 
+    async def open(self, digest: Digest, offset: int = 0) -> FileReader:
+        """The blob's bytes from ``offset`` (the caller checked it is linked: ``stat``)."""
+        return await self.store.open(digest, offset)
+
+    async def redirect_url(self, digest: Digest, method: str) -> str | None:
+        return await self.store.redirect_url(digest, method)
+
     async def link(self, digest: Digest) -> None:
         await self.driver.put_content(
             paths.layer_link(self.name, digest), paths.link_content(digest)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Executor
+from datetime import timedelta
 
 from wharf.coherence.caches import RegistryCache
+from wharf.config.mirrors import MirrorConfig
 from wharf.reference import RepositoryName
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
 from wharf.registry.catalog import CATALOG_KEY, Catalog
 from wharf.registry.manifests import Manifests
+from wharf.registry.proxy.expiry import Expiry
+from wharf.registry.proxy.routes import Mirrors
+from wharf.registry.proxy.services import ProxyState
+from wharf.registry.proxy.services import decorate as decorate_mirror
 from wharf.registry.referrers import Referrers
 from wharf.registry.tags import Tags
 from wharf.registry.uploads import Uploads
@@ -54,13 +60,20 @@ class Repository:
 
 class Registry:
     def __init__(
-        self, driver: StorageDriver, cache: RegistryCache, hash_executor: Executor
+        self,
+        driver: StorageDriver,
+        cache: RegistryCache,
+        hash_executor: Executor,
+        mirrors: tuple[MirrorConfig, ...] = (),
     ) -> None:
         self.driver = driver
         self.cache = cache
         self.hash_executor = hash_executor
         self.blobs = BlobStore(driver)
         self.catalog = Catalog(driver, cache)
+        #: The pull-through cache's upstreams (None: no repository mirrors one).
+        self.mirrors = Mirrors(mirrors) if mirrors else None
+        self.proxy = ProxyState(Expiry(driver, self._ttl)) if mirrors else None
         #: Repositories this process has written to, so the catalog's token changes only
         #: when a repository may be new (the cached catalog answers for the others).
         self.known_repositories: set[str] = set()
@@ -69,6 +82,26 @@ class Registry:
 
     def repository(self, name: RepositoryName) -> Repository:
         repository = Repository(self, name)
+        if self.mirrors is not None and self.proxy is not None:
+            route = self.mirrors.route(name)
+            if route is not None:
+                decorate_mirror(repository, route, self.proxy)
         for decorate in self.middleware:
             decorate(repository)
         return repository
+
+    def local_repository(self, name: RepositoryName) -> Repository:
+        """The repository as storage holds it, even where it mirrors an upstream: what
+        maintenance (expiry) works on."""
+        return Repository(self, name)
+
+    def _ttl(self, name: RepositoryName) -> timedelta | None:
+        route = self.mirrors.route(name) if self.mirrors is not None else None
+        return route.mirror.config.ttl if route is not None else None
+
+    async def aclose(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.aclose()
+            await self.proxy.expiry.settle()
+        if self.mirrors is not None:
+            await self.mirrors.aclose()

@@ -76,6 +76,7 @@ from wharf.storage.driver import (
 
 __all__ = [
     "BATCH_SIZE",
+    "FillBusy",
     "SessionMemo",
     "UploadSession",
     "Uploads",
@@ -231,8 +232,9 @@ class Uploads:
             return await self.driver.writer(data_path, append=False)
 
     @contextlib.asynccontextmanager
-    async def _leased(self, upload_id: str) -> AsyncIterator[_Held]:
-        """The session's lease, for one request: busy is a 416, gone a 404."""
+    async def _leased(self, upload_id: str, *, fill: bool = False) -> AsyncIterator[_Held]:
+        """The session's lease, for one request: busy is a 416, gone a 404 (for a ``fill``,
+        both are FillBusy)."""
         self.check_id(upload_id)
         memo = self._recall(upload_id)
         try:
@@ -240,9 +242,11 @@ class Uploads:
                 paths.upload_started_at(self.name, upload_id),
                 after=memo.turn if memo is not None else None,
             )
-        except PathNotFound:
-            raise BlobUploadUnknown({"upload": upload_id}) from None
-        except LeaseBusy:
+        except (PathNotFound, LeaseBusy) as error:
+            if fill:
+                raise FillBusy(upload_id) from None
+            if isinstance(error, PathNotFound):
+                raise BlobUploadUnknown({"upload": upload_id}) from None
             raise RangeInvalid(
                 {"upload": upload_id}, message="the upload is being written by another request"
             ) from None
@@ -469,6 +473,40 @@ class Uploads:
                 {"expected": str(digest), "computed": f"{digest.algorithm}:{actual}"}
             )
 
+    # -- what the pull-through cache fetches ------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def claimed(self, upload_id: str) -> AsyncIterator[_Held]:
+        """The exclusive claim on session ``upload_id``, made if missing, for a fetch that
+        must run once across every process (the session id names what is fetched); FillBusy
+        while another holds it. The session is gone on exit."""
+        started_at = paths.upload_started_at(self.name, upload_id)
+        try:
+            await self.driver.stat(started_at)
+        except PathNotFound:
+            await self.driver.put_content(started_at, format_started_at(datetime.now(UTC)))
+        async with self._leased(upload_id, fill=True) as held:
+            try:
+                yield held
+            finally:
+                await self._remove(upload_id, held)
+
+    async def store_fetched(
+        self, held: _Held, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
+    ) -> BlobInfo:
+        """Store ``body`` as blob ``digest`` of this repository, verified, under a claim."""
+        if self.driver.write_in_place:
+            size = await self._store_in_place(upload_id, held, digest, body)
+        else:
+            # Whatever a fetch that died left: started again from nothing.
+            writer = await self.driver.writer(paths.upload_data(self.name, upload_id))
+            session = UploadSession(
+                upload_id, writer, new_hasher(digest.algorithm), received_here=True
+            )
+            size = await self._store_session(session, held, digest, body)
+        await self.blobs.link(digest)
+        return BlobInfo(digest, size)
+
     async def cancel(self, upload_id: str) -> None:
         async with self._leased(upload_id) as held:
             await self._remove(upload_id, held)
@@ -485,6 +523,10 @@ class Uploads:
     async def _pump(self, session: UploadSession, body: AsyncIterator[bytes]) -> int:
         """Hash and write the body in batches; returns the bytes received."""
         return await pump(body, session.writer, session.hasher, self.executor)
+
+
+class FillBusy(Exception):
+    """Another request holds the claim on a fetch (or just finished it)."""
 
 
 class _Held:

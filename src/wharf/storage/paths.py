@@ -14,6 +14,8 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
         _uploads/<id>/hashstates/<alg>/<offset>          Go's binary hash state
         _referrers/<alg>/<hex>/<alg>/<hex>/descriptor    wharf only: the referrer's
                                                          descriptor, under its subject
+        _mirror/<alg>/<hex>/pulled                       wharf only: when a mirrored
+                                                         manifest or blob was last pulled
     <root>/wharf/uploadkeys/<random name>                wharf only: keys signing upload
                                                          URLs without http.secret
 
@@ -39,6 +41,9 @@ __all__ = [
     "manifest_revision_link",
     "manifest_revisions_dir",
     "manifests_dir",
+    "mirror_record",
+    "mirror_record_dir",
+    "mirror_records_dir",
     "parse_link",
     "referrer_descriptor",
     "referrer_dir",
@@ -193,3 +198,15 @@ def parse_link(content: bytes) -> Digest:
 def upload_keys_dir() -> str:
     """Outside Distribution's tree, which it therefore never sees."""
     return "/wharf/uploadkeys"
+
+
+def mirror_records_dir(name: RepositoryName) -> str:
+    return f"{repository_dir(name)}/_mirror"
+
+
+def mirror_record_dir(name: RepositoryName, digest: Digest) -> str:
+    return f"{mirror_records_dir(name)}/{_digest_dir(digest)}"
+
+
+def mirror_record(name: RepositoryName, digest: Digest) -> str:
+    return f"{mirror_record_dir(name, digest)}/pulled"
