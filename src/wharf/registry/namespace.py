@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from wharf.coherence.caches import RegistryCache
 from wharf.config.mirrors import MirrorConfig
+from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
 from wharf.registry.catalog import CATALOG_KEY, Catalog
@@ -89,6 +90,16 @@ class Registry:
         for decorate in self.middleware:
             decorate(repository)
         return repository
+
+    def tags_checked_upstream(self, name: str) -> bool:
+        """Whether ``name`` mirrors an upstream, which says what its tags point at: an answer
+        by tag may not be kept past the mirror's tag check."""
+        if self.mirrors is None:
+            return False
+        try:
+            return self.mirrors.route(RepositoryName(name)) is not None
+        except RegistryError:
+            return False
 
     def local_repository(self, name: RepositoryName) -> Repository:
         """The repository as storage holds it, even where it mirrors an upstream: what

@@ -85,17 +85,17 @@ class UpstreamAuth:
             return {"Authorization": _basic(*credentials)} if credentials else {}
         return {"Authorization": f"Bearer {await self._token(challenge, scope)}"}
 
-    async def challenged(self, header: str | None, scope: str) -> bool:
-        """After a 401: learn its challenge and forget the token refused; whether a retry
-        may succeed."""
+    async def challenged(self, header: str | None, scope: str, *, sent: bool) -> bool:
+        """After a 401 to a request that ``sent`` credentials or not: learn its challenge and
+        forget the token refused; whether a retry may succeed."""
         challenge = parse_challenge(header or "")
         if challenge is None:
             return False
         self._tokens.pop(scope, None)
-        retry = challenge != self._challenge
+        changed = challenge != self._challenge
         self._challenge = challenge
         # A refused token is worth one new one; refused Basic credentials are final.
-        return retry or challenge.scheme == "bearer"
+        return not sent or changed or challenge.scheme == "bearer"
 
     async def _token(self, challenge: Challenge, scope: str) -> str:
         held = self._tokens.get(scope)

@@ -115,13 +115,15 @@ class Upstream:
         scope = f"repository:{repository.value}:pull"
         try:
             for attempt in range(2):
-                request_headers = {**(headers or {}), **await self._auth.headers(scope)}
+                credentials = await self._auth.headers(scope)
+                request_headers = {**(headers or {}), **credentials}
                 response = await self._follow(method, path, request_headers, stream)
                 if response.status_code != 401 or attempt:
                     break
-                await response.aclose()
-                if not await self._auth.challenged(response.headers.get("www-authenticate"), scope):
+                challenge = response.headers.get("www-authenticate")
+                if not await self._auth.challenged(challenge, scope, sent=bool(credentials)):
                     break
+                await response.aclose()
         except (httpx.HTTPError, OSError, RuntimeError, ValueError) as error:
             log.warning("upstream %s unreachable: %s", self.mirror.url, error)
             raise Unavailable(message="the upstream registry cannot be reached") from error
