@@ -35,6 +35,7 @@ from wharf.reference import RepositoryName
 from wharf.registry.gc.guard import WriteGuard, create_coordination, hold_serving
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
+from wharf.registry.proxy.expiry import run_sweeps, sweep_interval
 from wharf.registry.purge import purge_uploads
 from wharf.registry.upload_key import stored_upload_key
 from wharf.storage.driver.base import DriverError
@@ -208,6 +209,10 @@ class WharfApp:
             self._background.append(loop.create_task(self._purge_loop()))
         if self.config.storage.gc.enabled and not self.config.storage.readonly:
             self._background.append(loop.create_task(self._gc_loop()))
+        ttls = [m.ttl for m in self.config.mirrors if m.ttl is not None]
+        if ttls and not self.config.storage.readonly:
+            sweeps = run_sweeps(self.registry, sweep_interval(ttls))
+            self._background.append(loop.create_task(sweeps))
 
     async def _gc_loop(self) -> None:
         # Every worker runs the schedule; the coordination's lease lets one collect a round.

@@ -71,9 +71,7 @@ def _existing_reference(reference: str) -> Tag | Digest:
 async def get_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
     accept = request.header("accept")
     cache = ctx.responses.manifests
-    if cache is None or (
-        not Digest.is_digest(reference) and ctx.registry.tags_checked_upstream(name)
-    ):
+    if cache is None or ctx.registry.mirrored(name):
         response = await _manifest_response(ctx, name, reference, accept)
     else:
         response = await answer(

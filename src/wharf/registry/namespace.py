@@ -91,9 +91,9 @@ class Registry:
             decorate(repository)
         return repository
 
-    def tags_checked_upstream(self, name: str) -> bool:
-        """Whether ``name`` mirrors an upstream, which says what its tags point at: an answer
-        by tag may not be kept past the mirror's tag check."""
+    def mirrored(self, name: str) -> bool:
+        """Whether ``name`` mirrors an upstream: its answers are not to be kept apart from
+        its services, which check tags upstream and record pulls for expiry."""
         if self.mirrors is None:
             return False
         try:
@@ -105,6 +105,10 @@ class Registry:
         """The repository as storage holds it, even where it mirrors an upstream: what
         maintenance (expiry) works on."""
         return Repository(self, name)
+
+    def mirror_ttl(self, name: RepositoryName) -> timedelta | None:
+        """How long ``name`` keeps what it fetched unpulled; None: for ever, or no mirror."""
+        return self._ttl(name)
 
     def _ttl(self, name: RepositoryName) -> timedelta | None:
         route = self.mirrors.route(name) if self.mirrors is not None else None

@@ -18,6 +18,8 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
                                                          manifest or blob was last pulled
     <root>/wharf/uploadkeys/<random name>                wharf only: keys signing upload
                                                          URLs without http.secret
+    <root>/wharf/mirrors/sweep                           wharf only: when mirror expiry
+                                                         last swept
 
 Distribution skips every ``_``-prefixed directory it does not know, so ``_referrers`` is
 invisible to it. Every function takes validated value types, never raw request strings.
@@ -44,6 +46,7 @@ __all__ = [
     "mirror_record",
     "mirror_record_dir",
     "mirror_records_dir",
+    "mirror_sweep_marker",
     "parse_link",
     "referrer_descriptor",
     "referrer_dir",
@@ -210,3 +213,7 @@ def mirror_record_dir(name: RepositoryName, digest: Digest) -> str:
 
 def mirror_record(name: RepositoryName, digest: Digest) -> str:
     return f"{mirror_record_dir(name, digest)}/pulled"
+
+
+def mirror_sweep_marker() -> str:
+    return "/wharf/mirrors/sweep"

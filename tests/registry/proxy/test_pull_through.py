@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from tests.support.images import (
     build_index,
     sha256_digest,
 )
+from tests.support.redis_server import RedisServer, needs_redis
 from tests.support.reference_registry import ReferenceRegistry, docker_registry_binary
 from tests.support.server import WharfServer, free_port
 from wharf.config.model import StorageConfig
@@ -318,3 +321,93 @@ def test_twenty_clients_at_once_fetch_each_blob_once(upstreams: Upstreams, tmp_p
                 ]
                 assert len(fetched) == 1, (blob, len(fetched))
             _clean(mirror.root)
+
+
+def _gc(server: WharfServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "wharf", "garbage-collect", "--online", "--grace", "0s",
+         str(server.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+def test_expiry_and_collection_keep_what_a_cached_manifest_needs(
+    upstreams: Upstreams, tmp_path: Path
+) -> None:
+    """The blobs of a manifest still pulled stay, however long ago they were fetched; once
+    the manifest itself expires, expiry unlinks them and a collection removes them."""
+    with FaultProxy(upstreams.dist.url) as proxy:
+        config = {
+            "mirrors": [
+                {
+                    "prefix": "dist",
+                    "url": proxy.endpoint,
+                    "username": USER,
+                    "password": PASSWORD,
+                    "ttl": "3s",
+                }
+            ]
+        }
+        image = upstreams.image
+        with (
+            WharfServer(workers=2, config=config) as mirror,
+            httpx.Client(base_url=mirror.url) as http,
+        ):
+            skopeo = Skopeo(tmp_path / "skopeo", server=mirror)
+            through = f"docker://{mirror.host}/dist/library/app@{image.digest}"
+            skopeo.copy(through, f"oci:{tmp_path / 'first'}:v1")
+            deadline = time.monotonic() + 7
+            while time.monotonic() < deadline:  # the manifest keeps being pulled, not its blobs
+                time.sleep(0.5)
+                pulled = http.head(
+                    f"/v2/dist/library/app/manifests/{image.digest}",
+                    headers={"Accept": OCI_ACCEPT},
+                )
+                assert pulled.status_code == 200
+            _gc(mirror)
+            for blob in image.blob_digests:
+                assert _stored(mirror.root, blob), blob
+            proxy.clear()
+            skopeo.copy(through, f"oci:{tmp_path / 'second'}:v1")
+            assert not [r for r in proxy.recorded() if "/blobs/" in r.path]  # all cached
+            time.sleep(7)  # nothing pulled: everything expires
+            _gc(mirror)
+            for blob in image.blob_digests:
+                assert not _stored(mirror.root, blob), blob
+            again = http.get(f"/v2/dist/library/app/blobs/{image.layers[0].digest}")
+            assert again.status_code == 200  # fetched again
+            _clean(mirror.root)
+
+
+@needs_redis
+def test_two_instances_with_redis_mirror_one_upstream(upstreams: Upstreams, tmp_path: Path) -> None:
+    with FaultProxy(upstreams.dist.url) as proxy, RedisServer() as redis:
+        settings = {
+            "redis": {"addr": redis.addr},
+            "mirrors": [
+                {"prefix": "dist", "url": proxy.endpoint, "username": USER, "password": PASSWORD}
+            ],
+        }
+        first = WharfServer(workers=2, config=settings)
+        storage = {"filesystem": {"rootdirectory": str(first.root)}}
+        second = WharfServer(storage=storage, workers=2, config=settings)
+        with first, second:
+
+            def pull(number: int) -> None:
+                server = (first, second)[number % 2]
+                Skopeo(tmp_path / f"skopeo{number}", server=server).copy(
+                    f"docker://{server.host}/dist/library/app:v1",
+                    f"oci:{tmp_path / f'out{number}'}:v1",
+                )
+
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:
+                list(pool.map(pull, range(10)))
+            for blob in upstreams.image.blob_digests:
+                fetched = [
+                    r for r in proxy.recorded() if r.method == "GET" and r.path.endswith(blob)
+                ]
+                assert len(fetched) == 1, (blob, len(fetched))
+            _clean(first.root)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,12 +31,20 @@ from wharf.errors import RegistryError
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.manifest_parse import parse_manifest
 from wharf.storage import paths
-from wharf.storage.driver import PathNotFound, StorageDriver
+from wharf.storage.driver import LeaseBusy, PathNotFound, StorageDriver
 
 if TYPE_CHECKING:
-    from wharf.registry.namespace import Repository
+    from wharf.registry.namespace import Registry, Repository
 
-__all__ = ["Expiry", "SweepResult", "sweep_repository"]
+__all__ = [
+    "Expiry",
+    "SweepResult",
+    "run_sweeps",
+    "sweep_if_due",
+    "sweep_interval",
+    "sweep_mirrors",
+    "sweep_repository",
+]
 
 log = logging.getLogger("wharf.proxy")
 
@@ -48,6 +57,11 @@ class SweepResult:
     manifests: int = 0
     blobs: int = 0
     kept_blobs: int = 0
+
+    def add(self, other: SweepResult) -> None:
+        self.manifests += other.manifests
+        self.blobs += other.blobs
+        self.kept_blobs += other.kept_blobs
 
 
 class Expiry:
@@ -178,3 +192,75 @@ async def sweep_repository(
 
 def _parse_time(text: bytes) -> datetime:
     return datetime.fromisoformat(text.decode().strip().replace("Z", "+00:00"))
+
+
+def sweep_interval(ttls: list[timedelta]) -> timedelta:
+    """How often expired content is looked for: a tenth of the shortest TTL, within 1s..1h."""
+    shortest = min(ttls)
+    return max(timedelta(seconds=1), min(shortest / 10, timedelta(hours=1)))
+
+
+async def sweep_mirrors(registry: Registry, now: datetime | None = None) -> SweepResult:
+    """One sweep of every mirrored repository that has a TTL."""
+    result = SweepResult()
+    for text in await registry.catalog.walk():
+        name = RepositoryName(text)
+        ttl = registry.mirror_ttl(name)
+        if ttl is not None:
+            result.add(await sweep_repository(registry.local_repository(name), ttl, now))
+    if result.manifests or result.blobs:
+        log.info(
+            "expired from the mirrors: %d manifests, %d blob links (%d blobs kept for "
+            "manifests still cached)",
+            result.manifests,
+            result.blobs,
+            result.kept_blobs,
+        )
+    return result
+
+
+async def _due(driver: StorageDriver, interval: timedelta) -> bool:
+    try:
+        last = _parse_time(await driver.get_content(paths.mirror_sweep_marker()))
+    except (PathNotFound, ValueError):
+        return True
+    return datetime.now(UTC) - last >= interval
+
+
+async def run_sweeps(registry: Registry, interval: timedelta) -> None:
+    """Sweep every ``interval``, one process at a time across every process sharing the
+    storage: the lease of the marker decides who sweeps, and the time it holds when the last
+    sweep ended tells the others that it is not due yet."""
+    pause = interval.total_seconds()
+    while True:
+        # Workers start together: spread their looks.
+        await asyncio.sleep(pause * (0.5 + random.random() / 2))
+        try:
+            await sweep_if_due(registry, interval)
+        except LeaseBusy:
+            pass  # another process sweeps
+        except Exception:
+            log.exception("sweeping expired mirror content failed")
+
+
+async def sweep_if_due(registry: Registry, interval: timedelta) -> SweepResult | None:
+    """A sweep when the last one ended ``interval`` ago (None otherwise); LeaseBusy while
+    another process sweeps."""
+    driver, marker = registry.driver, paths.mirror_sweep_marker()
+    if not await _due(driver, interval):
+        return None
+    if not await _exists(driver, marker):
+        await driver.put_content(marker, _EPOCH)  # a lease is taken on a file
+    async with await driver.lease(marker):
+        if not await _due(driver, interval):  # swept meanwhile
+            return None
+        result = await sweep_mirrors(registry)
+        await driver.put_content(marker, _now())
+        return result
+
+
+_EPOCH = b"1970-01-01T00:00:00Z"
+
+
+def _now() -> bytes:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
