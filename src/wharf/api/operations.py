@@ -84,6 +84,8 @@ class Operations:
             catalog=cache.catalog,
             manifests=cache.manifests,
         )
+        if registry.proxy is not None:
+            self.metrics.collect(registry.proxy.samples)
         if self.sink is not None:
             registry.middleware.append(notifying(self.sink, self._url))
 

@@ -26,6 +26,7 @@ from wharf.notifications.sink import EventSink
 from wharf.observability.context import CURRENT
 from wharf.reference import Digest, Tag
 from wharf.registry.blobs import BlobInfo, RepositoryBlobs
+from wharf.registry.decorating import delegating
 from wharf.registry.manifest_parse import ParsedManifest
 from wharf.registry.manifests import Manifests, StoredManifest
 from wharf.registry.namespace import Repository
@@ -75,15 +76,17 @@ class _Events:
         self.sink.emit("delete", Target(self.name, str(digest or ""), tag=tag))
 
 
+@delegating
 class _NotifyingManifests(Manifests):
     def __init__(self, inner: Manifests, events: _Events) -> None:
         vars(self).update(vars(inner))  # the same service, seen through the decorator
+        self._inner = inner
         self._events = events
 
     async def put(
         self, body: bytes, content_type: str | None, reference: Tag | Digest, **options: Any
     ) -> ParsedManifest:
-        manifest = await super().put(body, content_type, reference, **options)
+        manifest = await self._inner.put(body, content_type, reference, **options)
         references: tuple[dict[str, Any], ...] = ()
         if self._events.sink.include_references:
             references = tuple(
@@ -97,40 +100,44 @@ class _NotifyingManifests(Manifests):
         return manifest
 
     async def resolve(self, reference: Tag | Digest) -> StoredManifest:
-        stored = await super().resolve(reference)
+        stored = await self._inner.resolve(reference)
         if _serving("GET", "manifest"):
             tag = reference.value if isinstance(reference, Tag) else ""
             self._events.manifest("pull", stored.digest, stored.media_type, len(stored.body), tag)
         return stored
 
     async def delete(self, digest: Digest) -> None:
-        await super().delete(digest)
+        await self._inner.delete(digest)
         self._events.deleted(digest)
 
 
+@delegating
 class _NotifyingTags(Tags):
     def __init__(self, inner: Tags, events: _Events) -> None:
         vars(self).update(vars(inner))
+        self._inner = inner
         self._events = events
 
     async def untag(self, tag: Tag, *, announce: bool = True) -> None:
-        await super().untag(tag, announce=announce)
+        await self._inner.untag(tag, announce=announce)
         self._events.deleted(tag=tag.value)
 
 
+@delegating
 class _NotifyingBlobs(RepositoryBlobs):
     def __init__(self, inner: RepositoryBlobs, events: _Events) -> None:
         vars(self).update(vars(inner))
+        self._inner = inner
         self._events = events
 
     async def stat(self, digest: Digest) -> BlobInfo:
-        info = await super().stat(digest)
+        info = await self._inner.stat(digest)
         if _serving("GET", "blob"):
             self._events.blob("pull", digest, info.size)
         return info
 
     async def link(self, digest: Digest) -> None:
-        await super().link(digest)
+        await self._inner.link(digest)
         request = CURRENT.get()
         if request is not None and request.route == "upload_start":
             size = (await self.store.stat(digest)).size
@@ -138,13 +145,15 @@ class _NotifyingBlobs(RepositoryBlobs):
             self._events.blob("mount", digest, size, from_repository=source)
 
     async def unlink(self, digest: Digest) -> None:
-        await super().unlink(digest)
+        await self._inner.unlink(digest)
         self._events.deleted(digest)
 
 
+@delegating
 class _NotifyingUploads(Uploads):
     def __init__(self, inner: Uploads, events: _Events) -> None:
         vars(self).update(vars(inner))
+        self._inner = inner
         self._events = events
 
     async def complete(
@@ -155,7 +164,7 @@ class _NotifyingUploads(Uploads):
         *,
         start: int,
     ) -> BlobInfo:
-        info = await super().complete(upload_id, digest, body, start=start)
+        info = await self._inner.complete(upload_id, digest, body, start=start)
         self._events.blob("push", info.digest, info.size)
         return info
 

@@ -63,6 +63,12 @@ FAMILIES: dict[str, Family] = {
     ),
     "wharf_health_check_failures_total": Family("counter", "Failed health checks, by check."),
     "wharf_health_check_up": Family("gauge", "1 when a health check passes, by check."),
+    "wharf_mirror_requests_total": Family(
+        "counter", "Mirrored manifests and blobs asked for, by upstream, kind and result."
+    ),
+    "wharf_mirror_fetched_bytes_total": Family(
+        "counter", "Bytes of blobs fetched from each upstream."
+    ),
 }
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]

@@ -35,6 +35,7 @@ from tests.support.images import (
 from tests.support.redis_server import RedisServer, needs_redis
 from tests.support.reference_registry import ReferenceRegistry, docker_registry_binary
 from tests.support.server import WharfServer, free_port
+from tests.support.webhook import WebhookReceiver
 from wharf.config.model import StorageConfig
 from wharf.registry.check import check_storage
 from wharf.storage.driver.factory import create_driver
@@ -411,3 +412,39 @@ def test_two_instances_with_redis_mirror_one_upstream(upstreams: Upstreams, tmp_
                 ]
                 assert len(fetched) == 1, (blob, len(fetched))
             _clean(first.root)
+
+
+def test_pulls_through_a_mirror_are_notified_and_counted(
+    upstreams: Upstreams, tmp_path: Path
+) -> None:
+    with WebhookReceiver() as receiver:
+        config = {
+            **_mirror_config(upstreams),
+            "notifications": {"endpoints": [{"name": "hook", "url": receiver.url}]},
+            "http": {"debug": {"addr": f"127.0.0.1:{free_port()}"}},
+        }
+        with WharfServer(workers=1, config=config) as mirror:
+            skopeo = Skopeo(tmp_path / "skopeo", server=mirror)
+            for number in range(2):  # a miss, then a hit
+                skopeo.copy(
+                    f"docker://{mirror.host}/dist/library/app:v1",
+                    f"oci:{tmp_path / f'out{number}'}:v1",
+                )
+            events = receiver.wait_for(2 * (1 + len(upstreams.image.blob_digests)))
+            pulls = [e for e in events if e["action"] == "pull"]
+            assert {e["target"]["digest"] for e in pulls} >= {
+                upstreams.image.digest,
+                *upstreams.image.blob_digests,
+            }
+            debug = config["http"]["debug"]["addr"]
+            deadline = time.monotonic() + 10
+            while True:  # workers flush their metrics every second
+                metrics = httpx.get(f"http://{debug}/metrics").text
+                if 'result="hit"' in metrics or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert 'wharf_mirror_requests_total{kind="blob",result="miss",upstream="dist"}' in (
+                metrics
+            )
+            assert 'kind="blob",result="hit",upstream="dist"' in metrics
+            assert "wharf_mirror_fetched_bytes_total" in metrics

@@ -31,6 +31,7 @@ from wharf.errors import (
 )
 from wharf.reference import Digest, Tag
 from wharf.registry.blobs import BlobInfo, RepositoryBlobs
+from wharf.registry.decorating import delegating
 from wharf.registry.manifest_parse import digest_of, parse_manifest
 from wharf.registry.manifests import Manifests, StoredManifest, detect_media_type
 from wharf.registry.proxy.expiry import Expiry
@@ -54,12 +55,32 @@ _TAG_CHECKS = 100_000
 
 class ProxyState:
     """What one process keeps for every mirrored repository: its fetches in flight, when it
-    last checked each tag upstream, and the expiry records."""
+    last checked each tag upstream, the expiry records, and the counts the metrics show."""
 
     def __init__(self, expiry: Expiry) -> None:
         self.fetches = Fetches()
         self.expiry = expiry
         self.tag_checks: dict[tuple[str, str], tuple[Digest, float]] = {}
+        #: (upstream, kind, result) -> requests; kind: manifest or blob; result: hit,
+        #: miss (fetched from the upstream) or error.
+        self.counts: dict[tuple[str, str, str], int] = {}
+        #: upstream -> bytes fetched from it.
+        self.fetched_bytes: dict[str, int] = {}
+
+    def count(self, route: Route, kind: str, result: str) -> None:
+        key = (route.mirror.config.name, kind, result)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        found = [
+            ("wharf_mirror_requests_total", {"upstream": u, "kind": k, "result": r}, float(n))
+            for (u, k, r), n in self.counts.items()
+        ]
+        found += [
+            ("wharf_mirror_fetched_bytes_total", {"upstream": u}, float(n))
+            for u, n in self.fetched_bytes.items()
+        ]
+        return found
 
     def checked(self, name: str, tag: str, digest: Digest) -> None:
         if len(self.tag_checks) >= _TAG_CHECKS:
@@ -77,6 +98,7 @@ def _refused(route: Route) -> Unsupported:
     )
 
 
+@delegating
 class ProxyBlobs(RepositoryBlobs):
     def __init__(
         self, inner: RepositoryBlobs, uploads: Uploads, route: Route, state: ProxyState
@@ -105,8 +127,9 @@ class ProxyBlobs(RepositoryBlobs):
         try:
             await self._inner.stat(digest)
         except BlobUnknown:
-            pass
+            self._state.count(self._route, "blob", "miss")
         else:
+            self._state.count(self._route, "blob", "hit")
             return await self._inner.open(digest, offset)
         if offset:
             return await self._passed_through(digest, offset)
@@ -147,7 +170,7 @@ class ProxyBlobs(RepositoryBlobs):
                         if await self._present(digest):
                             break
                         async with route.mirror.upstream.blob(route.upstream_name, digest) as blob:
-                            body = tee.pass_on(blob.chunks)
+                            body = tee.pass_on(self._counted(blob.chunks))
                             work = self._uploads.store_fetched(held, key, digest, body)
                             await _within(work, timeout, tee)
                         self._state.expiry.fetched(self.name, digest)
@@ -159,8 +182,16 @@ class ProxyBlobs(RepositoryBlobs):
             tee.then = lambda: self._inner.open(digest)
             tee.finish()
         except BaseException as error:
+            self._state.count(route, "blob", "error")
             tee.finish(error if isinstance(error, RegistryError) else _cut_short(error))
             raise
+
+    async def _counted(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        upstream = self._route.mirror.config.name
+        fetched = self._state.fetched_bytes
+        async for chunk in chunks:
+            fetched[upstream] = fetched.get(upstream, 0) + len(chunk)
+            yield chunk
 
     async def link(self, digest: Digest) -> None:
         raise _refused(self._route)
@@ -210,6 +241,7 @@ class _Passed(FileReader):
         await self._context.__aexit__(None, None, None)
 
 
+@delegating
 class ProxyManifests(Manifests):
     def __init__(
         self, inner: Manifests, uploads: Uploads, route: Route, state: ProxyState, tags: Tags
@@ -225,8 +257,15 @@ class ProxyManifests(Manifests):
         try:
             stored = await self._inner.get(digest)
         except ManifestUnknown:
-            await self.fetch(digest)
+            self._state.count(self._route, "manifest", "miss")
+            try:
+                await self.fetch(digest)
+            except RegistryError:
+                self._state.count(self._route, "manifest", "error")
+                raise
             stored = await self._inner.get(digest)
+        else:
+            self._state.count(self._route, "manifest", "hit")
         self._state.expiry.touched(self.name, digest)
         return stored
 
@@ -279,6 +318,7 @@ class ProxyManifests(Manifests):
         raise _refused(self._route)
 
 
+@delegating
 class ProxyTags(Tags):
     def __init__(
         self, inner: Tags, manifests: ProxyManifests | None, route: Route, state: ProxyState
@@ -329,11 +369,13 @@ class ProxyTags(Tags):
         raise _refused(self._route)
 
 
+@delegating
 class RefusedUploads(Uploads):
     """A mirror takes no pushes."""
 
     def __init__(self, inner: Uploads, route: Route) -> None:
         vars(self).update(vars(inner))
+        self._inner = inner
         self._route = route
 
     async def create(self) -> str:
