@@ -216,3 +216,13 @@ def test_past_the_connection_cap_with_every_connection_busy_a_new_one_gets_503()
             assert _read_response(connection).startswith(b"HTTP/1.1 202 ")
             connection.close()
         assert httpx.get(running.url + "/v2/", timeout=5).status_code == 200
+
+
+def test_a_tls_handshake_on_plain_http_is_closed_without_a_warning() -> None:
+    """podman and skopeo told not to verify TLS try HTTPS before HTTP."""
+    with WharfServer() as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as hello:
+            hello.sendall(b"\x16\x03\x01\x00\x05hello")
+            assert hello.recv(100) == b""  # closed, nothing answered
+        assert httpx.get(server.url + "/v2/").status_code == 200
+        assert "Invalid HTTP request" not in server.log()

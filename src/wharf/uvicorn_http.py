@@ -21,6 +21,10 @@ and closed. A request in progress is never cut.
 
 It also keeps a request body's pieces as parsed until the app receives them (``_Pieces``),
 rather than copying them twice on their way.
+
+A connection that opens with a TLS handshake is closed without a word: podman and skopeo
+told not to verify TLS try HTTPS first and fall back to HTTP, and each try would otherwise log
+an "Invalid HTTP request" warning on a registry served over plain HTTP.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 __all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "ConnectionLimits", "LimitedHttpToolsProtocol"]
+
+#: The first bytes of a TLS record carrying a handshake (a ClientHello).
+_TLS_HANDSHAKE = b"\x16\x03"
 
 #: About hyper's HTTP/1 buffer limit and field count, which granian keeps.
 MAX_HEAD_BYTES = 400 * 1024
@@ -183,6 +190,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
+            return
+        if self._in_head and not self._head_bytes and data[:2] == _TLS_HANDSHAKE:
+            self._refused = True
+            self.transport.close()
             return
         super().data_received(data)
         if not self._in_head:
