@@ -1,5 +1,6 @@
-"""Fixtures for every test directory: the S3 servers (session-scoped, started on first use),
-and the removal of what the processes under test leave in this machine's shared memory."""
+"""Fixtures for every test directory: the S3 servers and Azurite (session-scoped, started on
+first use), and the removal of what the processes under test leave in this machine's shared
+memory."""
 
 import shutil
 from collections.abc import Iterator
@@ -7,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.azurite import azurite_server
 from tests.support.s3servers import moto_server, s3_server, swift_server
 from wharf.storage.driver.local_leases import machine_directory
 
-__all__ = ["machine_leftovers", "moto_server", "s3_server", "swift_server"]
+__all__ = ["azurite_server", "machine_leftovers", "moto_server", "s3_server", "swift_server"]
 
 
 @pytest.fixture(scope="session", autouse=True)

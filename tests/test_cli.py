@@ -75,7 +75,7 @@ def test_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     [
         (["serve", "/nonexistent/config.yml"], {}, "cannot read configuration"),
         (["serve"], {"REGISTRY_LOG_LEVEL": "loud"}, "log.level (from REGISTRY_LOG_LEVEL)"),
-        (["serve"], {"REGISTRY_STORAGE": "azure"}, "storage.azure"),
+        (["serve"], {"REGISTRY_STORAGE": "ftp"}, "storage.ftp"),
         (["serve"], {"REGISTRY_HTTP_ADDR": "no-such-host.invalid:5000"}, "http.addr"),
     ],
 )

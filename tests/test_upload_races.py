@@ -1,8 +1,8 @@
 """Requests racing on one upload session, on real server processes: two workers of one
-instance, two instances on one filesystem root, two instances on one S3 bucket (moto), none
-of them sharing Redis. Whatever the order the requests land in, exactly one of the racing
-requests succeeds, the others are refused with a 4xx, and every blob stored hashes to its
-name (the store is checked clean after each scenario)."""
+instance, two instances on one filesystem root, two instances on one S3 bucket (moto), two on
+one Azure container (Azurite), none of them sharing Redis. Whatever the order the requests
+land in, exactly one of the racing requests succeeds, the others are refused with a 4xx, and
+every blob stored hashes to its name (the store is checked clean after each scenario)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.azurite import AzuriteServer
 from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
 from tests.support.urls import with_query
@@ -77,7 +78,15 @@ def _filesystem(root: str) -> dict[str, Any]:
     return {"filesystem": {"rootdirectory": root}}
 
 
-@pytest.fixture(scope="module", params=["workers", "instances", "s3-instances"])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "workers",
+        "instances",
+        "s3-instances",
+        pytest.param("azure-instances", marks=pytest.mark.azure),
+    ],
+)
 def servers(request: pytest.FixtureRequest) -> Iterator[tuple[list[WharfServer], dict[str, Any]]]:
     kind = request.param
     if kind == "workers":
@@ -90,6 +99,10 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[list[WharfServer],
         first = WharfServer(workers=2)
         storage = _filesystem(str(first.root))
         second = WharfServer(storage=storage, workers=2)
+    elif kind == "azure-instances":
+        azurite: AzuriteServer = request.getfixturevalue("azurite_server")
+        storage = {"azure": azurite.fresh_parameters()}
+        first, second = WharfServer(storage=storage, workers=2), WharfServer(storage=storage)
     else:
         s3: S3Server = request.getfixturevalue("moto_server")
         storage = {"s3": s3.parameters(s3.create_bucket())}

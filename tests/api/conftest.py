@@ -1,4 +1,5 @@
-"""In-process API tests: the ASGI app driven through httpx, on each driver (s3 on two servers)."""
+"""In-process API tests: the ASGI app driven through httpx, on each driver (s3 on two servers,
+azure on Azurite)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.azurite import AzuriteServer
 from tests.support.s3servers import S3Server
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
@@ -24,6 +26,7 @@ AppFactory = Callable[..., WharfApp]
         "filesystem",
         pytest.param("s3-moto", marks=pytest.mark.s3),
         pytest.param("s3-swift", marks=pytest.mark.s3),
+        pytest.param("azure", marks=pytest.mark.azure),
     ]
 )
 def driver_name(request: pytest.FixtureRequest) -> str:
@@ -41,6 +44,9 @@ def storage_parameters(
     if driver_name.startswith("s3-"):
         server: S3Server = request.getfixturevalue(driver_name.replace("s3-", "") + "_server")
         return server.fresh_parameters()
+    if driver_name == "azure":
+        azurite: AzuriteServer = request.getfixturevalue("azurite_server")
+        return azurite.fresh_parameters()
     return {}
 
 
@@ -52,10 +58,11 @@ async def make_app(
     driver = driver_name.split("-")[0]
 
     def factory(**storage: Any) -> WharfApp:
-        # Blob GETs on s3 answer with the bytes, not a redirect the ASGI client cannot follow.
+        # Blob GETs on s3 and azure answer with the bytes, not a redirect the ASGI client
+        # cannot follow.
         settings: dict[str, Any] = {
             "delete_enabled": True,
-            "redirect_disabled": driver == "s3",
+            "redirect_disabled": driver in ("s3", "azure"),
             **storage,
         }
         config = Config(

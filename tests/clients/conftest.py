@@ -1,7 +1,7 @@
 """Registries for the real-client tests: wharf on each storage, and the reference registry.
 
-wharf on s3 keeps its default: blob GETs and HEADs answer 307 to a presigned S3 URL, which
-the clients (and the tests' own checks) follow.
+wharf on s3 and azure keeps its default: blob GETs and HEADs answer 307 to a presigned S3
+URL or a SAS URL on Azurite, which the clients (and the tests' own checks) follow.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from tests.support.azurite import AzuriteServer
 from tests.support.clients import Registry
 from tests.support.reference_registry import ReferenceRegistry, docker_registry_binary
 from tests.support.s3servers import S3Server
@@ -18,7 +19,10 @@ from tests.support.server import WharfServer
 
 def _start(kind: str, request: pytest.FixtureRequest) -> WharfServer | ReferenceRegistry:
     server: WharfServer | ReferenceRegistry
-    if kind.startswith("wharf-s3-"):
+    if kind == "wharf-azure":
+        azurite: AzuriteServer = request.getfixturevalue("azurite_server")
+        server = WharfServer(storage={"azure": azurite.fresh_parameters()})
+    elif kind.startswith("wharf-s3-"):
         s3: S3Server = request.getfixturevalue(kind.removeprefix("wharf-s3-") + "_server")
         server = WharfServer(storage={"s3": s3.fresh_parameters()})
     elif kind == "reference":
@@ -53,12 +57,13 @@ def _serve(request: pytest.FixtureRequest) -> Iterator[Registry]:
         "wharf-inmemory",
         pytest.param("wharf-s3-moto", marks=pytest.mark.s3),
         pytest.param("wharf-s3-swift", marks=pytest.mark.s3),
+        pytest.param("wharf-azure", marks=pytest.mark.azure),
         pytest.param("reference", marks=pytest.mark.reference),
     ]
 )
 def registry(request: pytest.FixtureRequest) -> Iterator[Registry]:
-    """A running registry: wharf on filesystem, in-memory and s3 storage (on moto and on
-    Swift), and docker-registry."""
+    """A running registry: wharf on filesystem, in-memory, s3 (on moto and on Swift) and
+    azure (on Azurite) storage, and docker-registry."""
     yield from _serve(request)
 
 

@@ -2,12 +2,12 @@
 
 With ``OCI_ROOT_URL`` set, the suite runs once against that registry, configured by the Go
 suite's environment variables. Otherwise it starts wharf, once per *target*: each storage
-backend (``filesystem``, ``inmemory``, and ``s3-moto`` and ``s3-swift``, marked ``s3``) in
-each configuration of :data:`_VARIANTS`, so that the tests the Go suite runs only in some
-configurations (a teardown order, pulling existing content) run against wharf too, each
-against its own server and content. A test runs on the wharf targets whose settings match
-its ``only_with`` marker and whose workflows include its own; against ``OCI_ROOT_URL`` every
-test runs and skips itself as in the Go suite.
+backend (``filesystem``, ``inmemory``, ``s3-moto`` and ``s3-swift``, marked ``s3``, and
+``azure`` on Azurite, marked ``azure``) in each configuration of :data:`_VARIANTS`, so that
+the tests the Go suite runs only in some configurations (a teardown order, pulling existing
+content) run against wharf too, each against its own server and content. A test runs on the
+wharf targets whose settings match its ``only_with`` marker and whose workflows include its
+own; against ``OCI_ROOT_URL`` every test runs and skips itself as in the Go suite.
 
 The workflows run in the Go suite's order (pull, push, content discovery, content
 management) per target, with their tests in file order.
@@ -32,6 +32,7 @@ from tests.conformance.existing import (
     push_existing_tags,
 )
 from tests.conformance.fixtures import OciClient, Settings, Suite, Workflow
+from tests.support.azurite import AzuriteServer
 from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
 
@@ -51,6 +52,8 @@ _STORAGES: dict[str, dict[str, Any] | None] = {"filesystem": None, "inmemory": {
 #: of the final response, and S3's answer to a presigned URL has no Docker-Content-Digest.
 #: The real-client tests (tests/clients) follow wharf's default redirects.
 _S3_STORAGES = {"s3-moto": "moto_server", "s3-swift": "swift_server"}
+#: azure on Azurite, as s3 (blob GETs answered by wharf); marked ``azure``.
+_AZURE_STORAGES = {"azure": "azurite_server"}
 
 #: Settings for wharf unless the environment says otherwise: the strict layer, and a test of
 #: mounting without ``from`` (wharf mounts any blob it holds).
@@ -96,7 +99,8 @@ class Target:
     id: str
     settings: Settings
     storage: dict[str, Any] | None = None
-    #: The S3 server fixture for s3 storage (``storage`` is then made per server).
+    #: The S3 server (or Azurite) fixture for s3 (azure) storage: ``storage`` is then made
+    #: per server.
     s3_server: str | None = None
     external: bool = False
     preload: Preload | None = None
@@ -117,6 +121,7 @@ def _targets() -> dict[str, Target]:
     storages: list[tuple[str, dict[str, Any] | None, str | None]]
     storages = [(storage_id, storage, None) for storage_id, storage in _STORAGES.items()]
     storages += [(storage_id, None, fixture) for storage_id, fixture in _S3_STORAGES.items()]
+    storages += [(storage_id, None, fixture) for storage_id, fixture in _AZURE_STORAGES.items()]
     for storage_id, storage, s3_server in storages:
         for variant in _VARIANTS:
             settings = Settings.from_env({**_WHARF_DEFAULTS, **os.environ, **variant.env})
@@ -153,11 +158,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for marker in metafunc.definition.iter_markers("only_with"):
         only_with.update(marker.kwargs)
     ids = [
-        pytest.param(t.id, marks=pytest.mark.s3) if t.s3_server else t.id
+        pytest.param(t.id, marks=_marks(t)) if t.s3_server else t.id
         for t in _TARGETS.values()
         if t.runs(workflow, only_with)
     ]
     metafunc.parametrize("target", ids, indirect=True, scope="session")
+
+
+def _marks(target: Target) -> pytest.MarkDecorator:
+    return pytest.mark.azure if target.s3_server in _AZURE_STORAGES.values() else pytest.mark.s3
 
 
 @pytest.fixture(scope="session")
@@ -178,7 +187,10 @@ def registry_url(target: Target, request: pytest.FixtureRequest) -> Iterator[str
         yield target.settings.root_url
         return
     storage = target.storage
-    if target.s3_server is not None:
+    if target.s3_server in _AZURE_STORAGES.values():
+        azurite: AzuriteServer = request.getfixturevalue(target.s3_server)
+        storage = {"azure": azurite.fresh_parameters(), "redirect": {"disable": True}}
+    elif target.s3_server is not None:
         s3: S3Server = request.getfixturevalue(target.s3_server)
         storage = {"s3": s3.fresh_parameters(), "redirect": {"disable": True}}
     with WharfServer(storage=storage) as server:

@@ -13,6 +13,9 @@ Actions: ``status`` answers ``status`` with an S3 error body without forwarding;
 closes the connection before forwarding; ``lose`` forwards, then closes the connection
 without answering (the request took effect, the client cannot know); ``cut`` forwards and
 closes the connection halfway through the response body.
+
+In front of Azure (Azurite), pass ``classify=azure_operation``: requests are then recorded
+with the Blob service's operation names (``PutBlock``, ``PutBlockList``, ``GetBlob``, ...).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import socket
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-__all__ = ["Fault", "FaultProxy", "Recorded", "s3_operation"]
+__all__ = ["Fault", "FaultProxy", "Recorded", "azure_operation", "s3_operation"]
 
 _ACTIONS = ("status", "drop", "lose", "cut")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer"}
@@ -70,6 +74,36 @@ def s3_operation(method: str, path: str, query: str, headers: dict[str, str]) ->
     return f"{method} {path}"
 
 
+_AZURE_PUT = {
+    "block": "PutBlock",
+    "blocklist": "PutBlockList",
+    "metadata": "SetBlobMetadata",
+    "appendblock": "AppendBlock",
+    "properties": "SetBlobProperties",
+}
+
+
+def azure_operation(method: str, path: str, query: str, headers: dict[str, str]) -> str:
+    """The Blob service operation of a path-style request (``/account/container/blob``)."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    comp = (params.get("comp") or [""])[0]
+    if comp == "lease":
+        return headers.get("x-ms-lease-action", "").capitalize() + "Lease"
+    if method == "GET":
+        return {"list": "ListBlobs", "blocklist": "GetBlockList"}.get(comp, "GetBlob")
+    if method == "HEAD":
+        return "GetBlobProperties"
+    if method == "PUT":
+        if comp in _AZURE_PUT:
+            return _AZURE_PUT[comp]
+        if "x-ms-copy-source" in headers:
+            return "CopyBlob"
+        return "CreateContainer" if params.get("restype") == ["container"] else "PutBlob"
+    if method == "DELETE":
+        return "DeleteBlob"
+    return f"{method} {path}"
+
+
 @dataclass(frozen=True)
 class Recorded:
     operation: str
@@ -101,7 +135,8 @@ class Fault:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, classify: Callable[..., str] | None = None) -> None:
+        self.classify = classify or s3_operation
         parsed = urllib.parse.urlsplit(upstream)
         self.upstream = (parsed.hostname or "127.0.0.1", parsed.port or 80)
         self.requests: list[Recorded] = []
@@ -244,7 +279,7 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
             path, _, query = self.path.partition("?")
             path = urllib.parse.unquote(path)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            operation = s3_operation(self.command, path, query, headers)
+            operation = proxy.classify(self.command, path, query, headers)
             record = Recorded(operation, self.command, path, query, headers, 0, started, 0.0)
             proxy._enter(operation)
             status = 0

@@ -49,8 +49,8 @@ async def test_filesystem_default_root() -> None:
 
 
 def test_unknown_driver() -> None:
-    with pytest.raises(ValueError, match="unknown storage driver 'azure'"):
-        create_driver(StorageConfig("azure", {}))
+    with pytest.raises(ValueError, match="unknown storage driver 'ftp'"):
+        create_driver(StorageConfig("ftp", {}))
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,13 @@ def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
     return S3Driver.from_parameters(parameters)
 
 
+def _azure(parameters: Mapping[str, Any]) -> StorageDriver:
+    # Imported here: the Azure SDK is an optional extra, and slow to import.
+    from wharf.storage.driver.azure.driver import AzureDriver
+
+    return AzureDriver.from_parameters(parameters)
+
+
 def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
     check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads", "directwrites"})
     root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
@@ -73,6 +80,7 @@ def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
 
 
 _FACTORIES: dict[str, DriverFactory] = {
+    "azure": _azure,
     "filesystem": _filesystem,
     "inmemory": _inmemory,
     "s3": _s3,
