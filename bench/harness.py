@@ -67,7 +67,7 @@ def _environment(settings: Settings, workdir: Path) -> Environment:
         small=small_image(workdir / "small-image"),
         source=BlobSource(source_size),
     )
-    if settings.wants("skopeo") or settings.wants("s3"):
+    if settings.wants("skopeo") or settings.wants("s3") or settings.wants("mirror"):
         started = time.perf_counter()
         env.image = build_image(
             workdir / "skopeo-image",

@@ -11,6 +11,7 @@ from bench.client import MANIFEST_ACCEPT, BenchError
 from bench.cpu import ServerCpu
 from bench.loadgen import run_hload, run_wrk
 from bench.memory import RssSampler
+from bench.mirror import MirrorPull
 from bench.registries import Target
 from bench.report import Metric
 from bench.report import Target as Goal
@@ -217,4 +218,5 @@ ITEMS: tuple[type[Item], ...] = (
     Listings,
     UploadMemory,
     S3Storage,
+    MirrorPull,
 )

@@ -1,0 +1,120 @@
+"""Item 8: a pull through a pull-through cache, cold (nothing cached) and warm (all cached).
+
+One upstream for both mirrors: a docker-registry 2.8 on filesystem storage holding the skopeo
+image of item 4, pushed once. wharf mirrors it with Distribution's ``proxy`` section,
+docker-registry in its own proxy mode (the same section), each on a fresh data directory every
+round, so that the first pull of a round fetches every blob from the upstream and the second
+finds everything cached. The same round also pulls the image from the registry it was pushed
+to directly (the run's main registries, item 4's repository pushed again here): the warm pull
+through wharf's mirror must be no slower than that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support.clients import Skopeo
+from tests.support.reference_registry import ReferenceRegistry
+from tests.support.server import WharfServer
+
+from bench.base import Environment, Item
+from bench.registries import REFERENCE, WHARF, Target
+from bench.report import Metric
+from bench.report import Target as Goal
+
+if TYPE_CHECKING:
+    from tests.support.clients import Registry
+
+__all__ = ["MirrorPull"]
+
+_UPSTREAM_REPOSITORY = "library/app"
+_DIRECT_REPOSITORY = "bench/mirror-direct"
+_LOG = {"level": "info", "accesslog": {"disabled": True}}
+
+
+class MirrorPull(Item):
+    name = "mirror"
+
+    def __init__(self, env: Environment) -> None:
+        super().__init__(env)
+        self._stack = contextlib.ExitStack()
+        self._upstream: ReferenceRegistry | None = None
+
+    def metrics(self) -> list[Metric]:
+        s = self.settings
+        image = f"{s.image_layers}-layer {s.image_bytes / 1e6:g} MB image"
+        return [
+            Metric(
+                "mirror_cold_pull",
+                f"Mirror: skopeo pull of a {image}, nothing cached",
+                "s",
+                Goal(ratio_max=1 / 1.2),
+                digits=2,
+            ),
+            Metric(
+                "mirror_warm_pull", f"Mirror: skopeo pull of the {image}, cached", "s", digits=2
+            ),
+            Metric(
+                "mirror_direct_pull",
+                f"Mirror: skopeo pull of the {image} pushed to the registry itself",
+                "s",
+                digits=2,
+            ),
+        ]
+
+    def _start_upstream(self) -> ReferenceRegistry:
+        if self._upstream is None:
+            image = self.env.image
+            if image is None:
+                raise RuntimeError("the skopeo image was not built")
+            upstream = self._stack.enter_context(ReferenceRegistry(config={"log": _LOG}))
+            work = self.env.workdir / "mirror-upstream"
+            with Skopeo(work) as skopeo:
+                skopeo.copy(image.source, f"docker://{upstream.host}/{_UPSTREAM_REPOSITORY}:v1")
+            shutil.rmtree(work)
+            self._upstream = upstream
+        return self._upstream
+
+    def setup(self, target: Target) -> None:
+        image = self.env.image
+        assert image is not None
+        self._start_upstream()
+        work = self.env.workdir / f"mirror-direct-{target.name}"
+        with Skopeo(work, target.server) as skopeo:
+            skopeo.copy(image.source, f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1")
+        shutil.rmtree(work)
+
+    def _mirror(self, name: str, upstream: ReferenceRegistry) -> WharfServer | ReferenceRegistry:
+        proxy = {"proxy": {"remoteurl": upstream.url}, "log": _LOG}
+        if name == WHARF:
+            return WharfServer(workers=self.settings.workers, config=proxy)
+        if name == REFERENCE:
+            return ReferenceRegistry(config=proxy)
+        raise ValueError(name)
+
+    def measure(self, target: Target, round_number: int) -> dict[str, float]:
+        upstream = self._start_upstream()
+        work = self.env.workdir / "mirror" / f"{target.name}-{round_number}"
+        mirror = self._mirror(target.name, upstream)
+        with mirror:
+            through = f"docker://{mirror.host}/{_UPSTREAM_REPOSITORY}:v1"
+            cold = _pull(work / "cold", mirror, through)
+            warm = _pull(work / "warm", mirror, through)
+        direct = f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1"
+        pushed = _pull(work / "direct", target.server, direct)
+        shutil.rmtree(work)
+        return {"mirror_cold_pull": cold, "mirror_warm_pull": warm, "mirror_direct_pull": pushed}
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def _pull(work: Path, server: Registry, reference: str) -> float:
+    with Skopeo(work, server) as skopeo:
+        started = time.perf_counter()
+        skopeo.copy(reference, f"oci:{work / 'image'}:v1")
+        return time.perf_counter() - started
