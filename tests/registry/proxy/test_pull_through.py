@@ -448,3 +448,21 @@ def test_pulls_through_a_mirror_are_notified_and_counted(
             )
             assert 'kind="blob",result="hit",upstream="dist"' in metrics
             assert "wharf_mirror_fetched_bytes_total" in metrics
+
+
+def test_credentials_from_a_credential_helper(upstreams: Upstreams, tmp_path: Path) -> None:
+    """Distribution 3's proxy.exec: the helper answers ``get`` with the upstream's host on
+    its standard input."""
+    helper = tmp_path / "docker-credential-test"
+    asked = tmp_path / "asked"
+    helper.write_text(
+        f'#!/bin/sh\ncat > "{asked}"\necho \'{{"Username": "{USER}", "Secret": "{PASSWORD}"}}\'\n'
+    )
+    helper.chmod(0o755)
+    config = {"proxy": {"remoteurl": upstreams.dist.url, "exec": {"command": str(helper)}}}
+    with WharfServer(workers=1, config=config) as mirror, httpx.Client(base_url=mirror.url) as http:
+        pulled = http.get("/v2/library/app/manifests/v1", headers={"Accept": OCI_ACCEPT})
+        assert pulled.status_code == 200, pulled.text
+        assert pulled.headers["Docker-Content-Digest"] == upstreams.image.digest
+        assert asked.read_text() == upstreams.dist.host
+        assert PASSWORD not in mirror.log()
