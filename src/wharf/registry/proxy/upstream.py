@@ -2,9 +2,9 @@
 
 The URL of every request is built from the mirror's configured base URL and from validated
 names (a repository name, a tag, a digest): nothing in a client's request chooses a host. The
-upstream's own redirects (Docker Hub sends blob downloads to a CDN) are followed, without the
-Authorization header once they leave the upstream's host. One connection pool per upstream,
-kept alive between requests.
+client's session (``wharf.client.session``) speaks the auth flows, follows the upstream's own
+redirects (Docker Hub sends blob downloads to a CDN) without the Authorization header once they
+leave the upstream's host, and keeps one connection pool per upstream alive.
 
 Failures leave as registry errors a client understands: what the upstream does not have, or
 will not give this mirror, is unknown (Docker Hub answers 401 for repositories that do not
@@ -24,6 +24,8 @@ from typing import NoReturn
 import httpx
 
 from wharf import __version__
+from wharf.client.credentials import CredentialHelper, Credentials, static
+from wharf.client.session import Session, repository_scope
 from wharf.config.mirrors import MirrorConfig
 from wharf.errors import (
     BlobUnknown,
@@ -35,7 +37,6 @@ from wharf.errors import (
 )
 from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry import media
-from wharf.registry.proxy.auth import UpstreamAuth
 
 __all__ = ["MANIFEST_ACCEPT", "FetchedManifest", "Upstream", "UpstreamBlob"]
 
@@ -56,7 +57,6 @@ MANIFEST_ACCEPT = ", ".join(
 READ_CHUNK = 256 << 10
 #: A manifest larger than this is refused, as wharf refuses to store one.
 MAX_MANIFEST = 4 << 20
-_REDIRECTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,23 +81,30 @@ def _ssl(mirror: MirrorConfig) -> ssl.SSLContext | bool:
     return True
 
 
+def _credentials(mirror: MirrorConfig) -> Credentials | None:
+    helper = mirror.credential_helper
+    if helper is not None:
+        lifetime = helper.lifetime.total_seconds() if helper.lifetime else None
+        return CredentialHelper(helper.command, lifetime)
+    if mirror.username:
+        return static(mirror.username, mirror.password)
+    return None
+
+
 class Upstream:
     def __init__(self, mirror: MirrorConfig, *, max_connections: int = 64) -> None:
         self.mirror = mirror
-        self._http = httpx.AsyncClient(
-            base_url=mirror.url,
+        self._session = Session(
+            mirror.url,
+            credentials=_credentials(mirror),
             verify=_ssl(mirror),
-            timeout=httpx.Timeout(30.0, connect=10.0),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-            headers={"User-Agent": f"wharf/{__version__} (pull-through cache)"},
-            follow_redirects=False,
+            timeout=30.0,
+            max_connections=max_connections,
+            user_agent=f"wharf/{__version__} (pull-through cache)",
         )
-        self._auth = UpstreamAuth(mirror, self._http)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._session.aclose()
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -110,42 +117,15 @@ class Upstream:
         headers: dict[str, str] | None = None,
         stream: bool = False,
     ) -> httpx.Response:
-        """The upstream's answer, authenticated for ``repository``'s pull scope (a 401 is
-        answered once), redirects followed; raises the registry error for a failure."""
-        scope = f"repository:{repository.value}:pull"
+        """The upstream's answer for ``repository``'s pull scope; raises UNAVAILABLE when
+        the upstream cannot be reached."""
         try:
-            for attempt in range(2):
-                credentials = await self._auth.headers(scope)
-                request_headers = {**(headers or {}), **credentials}
-                response = await self._follow(method, path, request_headers, stream)
-                if response.status_code != 401 or attempt:
-                    break
-                challenge = response.headers.get("www-authenticate")
-                if not await self._auth.challenged(challenge, scope, sent=bool(credentials)):
-                    break
-                await response.aclose()
+            return await self._session.send(
+                method, path, repository_scope(repository.value), headers=headers, stream=stream
+            )
         except (httpx.HTTPError, OSError, RuntimeError, ValueError) as error:
             log.warning("upstream %s unreachable: %s", self.mirror.url, error)
             raise Unavailable(message="the upstream registry cannot be reached") from error
-        return response
-
-    async def _follow(
-        self, method: str, path: str, headers: dict[str, str], stream: bool
-    ) -> httpx.Response:
-        url = httpx.URL(path)
-        for _ in range(_REDIRECTS + 1):
-            request = self._http.build_request(method, url, headers=headers)
-            response = await self._http.send(request, stream=stream)
-            location = response.headers.get("location")
-            if response.status_code not in (301, 302, 303, 307, 308) or not location:
-                return response
-            await response.aclose()
-            target = response.url.join(location)
-            if target.host != response.url.host or target.scheme != response.url.scheme:
-                # Where the upstream sends a download (a CDN): its URL carries what it needs.
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-            url = target
-        raise httpx.TooManyRedirects("too many redirects", request=request)
 
     def _fail(self, response: httpx.Response, unknown: RegistryError) -> NoReturn:
         status = response.status_code

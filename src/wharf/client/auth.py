@@ -1,22 +1,20 @@
-"""Credentials for an upstream registry: the challenge it answers with, the tokens it issues.
+"""The registry auth flows, as Docker's client speaks them.
 
-The registry auth flows as Docker's client speaks them: an upstream that answers 401 names in
-``WWW-Authenticate`` either Basic or a Bearer realm (a token service) with its ``service``;
-a token for a repository's pull scope is asked of the realm (with the mirror's credentials in
-Basic, or anonymously) and kept until it expires, per scope. Once a challenge is known, every
-request carries what it asks for at once, so a mirror does not pay a 401 per request.
+A registry that answers 401 names in ``WWW-Authenticate`` either Basic or a Bearer realm (a
+token service) with its ``service``. A token for a scope (``repository:<name>:pull``) is asked
+of the realm: with a refresh token (an identity token) as an OAuth2 ``refresh_token`` grant
+(POST), with a username and password in Basic (GET, Docker's token protocol), or anonymously.
+Tokens are kept until they expire, per scope, and one fetch serves every request waiting for
+the same scope. Once a challenge is known, every request carries what it asks for at once, so
+a client does not pay a 401 per request.
 
-Credentials are the mirror's ``username``/``password``, or what its credential helper says
-(Distribution 3's ``proxy.exec``: ``<command> get`` with the upstream's host on standard
-input answers ``{"Username": ..., "Secret": ...}``), asked again after ``lifetime``. They are
-sent only to the upstream and its realm, never logged.
+Credentials go only to the registry and to its realm, never into logs (see ``credentials``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import logging
 import re
 import time
@@ -25,18 +23,18 @@ from dataclasses import dataclass
 
 import httpx
 
-from wharf.config.mirrors import CredentialHelper, MirrorConfig
+from wharf.client.credentials import Credentials, Login
 
-__all__ = ["Challenge", "UpstreamAuth", "parse_challenge"]
+__all__ = ["Authenticator", "Challenge", "parse_challenge"]
 
-log = logging.getLogger("wharf.proxy")
+log = logging.getLogger("wharf.client")
 
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 #: Seconds a token lives when its issuer does not say (Docker's token spec: 60).
 _DEFAULT_TOKEN_LIFE = 60.0
 #: A token is renewed this long before it expires, so that it does not expire in flight.
 _MARGIN = 5.0
-_HELPER_TIMEOUT = 30.0
+_CLIENT_ID = "wharf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +62,18 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge("basic")
 
 
-class UpstreamAuth:
-    """What to send the upstream for a scope, and how to learn it."""
+class Authenticator:
+    """What to send one registry (``host``) for a scope, and how to learn it."""
 
-    def __init__(self, mirror: MirrorConfig, http: httpx.AsyncClient) -> None:
-        self._mirror = mirror
+    def __init__(
+        self, http: httpx.AsyncClient, host: str, credentials: Credentials | None = None
+    ) -> None:
         self._http = http
+        self._host = host
+        self._credentials = credentials
         self._challenge: Challenge | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._fetching: dict[str, asyncio.Future[str]] = {}
-        self._helper: tuple[str, str, float] | None = None
 
     async def headers(self, scope: str) -> dict[str, str]:
         """The Authorization header for a request in ``scope`` (none before a challenge)."""
@@ -81,8 +81,10 @@ class UpstreamAuth:
         if challenge is None:
             return {}
         if challenge.scheme == "basic":
-            credentials = await self._credentials()
-            return {"Authorization": _basic(*credentials)} if credentials else {}
+            login = await self._login()
+            if login is None or not login.username:
+                return {}
+            return {"Authorization": _basic(login.username, login.password)}
         return {"Authorization": f"Bearer {await self._token(challenge, scope)}"}
 
     async def challenged(self, header: str | None, scope: str, *, sent: bool) -> bool:
@@ -97,6 +99,11 @@ class UpstreamAuth:
         # A refused token is worth one new one; refused Basic credentials are final.
         return not sent or changed or challenge.scheme == "bearer"
 
+    async def _login(self) -> Login | None:
+        if self._credentials is None:
+            return None
+        return await self._credentials.login(self._host)
+
     async def _token(self, challenge: Challenge, scope: str) -> str:
         held = self._tokens.get(scope)
         if held is not None and held[1] > time.monotonic():
@@ -109,63 +116,40 @@ class UpstreamAuth:
         return await asyncio.shield(pending)
 
     async def _fetch_token(self, challenge: Challenge, scope: str) -> str:
-        params = {"scope": scope}
-        if challenge.service:
-            params["service"] = challenge.service
-        headers = {}
-        credentials = await self._credentials()
-        if credentials:
-            headers["Authorization"] = _basic(*credentials)
-        response = await self._http.get(challenge.realm, params=params, headers=headers)
+        login = await self._login()
+        if login is not None and login.identity_token:
+            form = {
+                "grant_type": "refresh_token",
+                "refresh_token": login.identity_token,
+                "service": challenge.service,
+                "scope": scope,
+                "client_id": _CLIENT_ID,
+            }
+            response = await self._http.post(challenge.realm, data=form)
+        else:
+            params = {"scope": scope}
+            if challenge.service:
+                params["service"] = challenge.service
+            headers = {}
+            if login is not None and login.username:
+                headers["Authorization"] = _basic(login.username, login.password)
+            response = await self._http.get(challenge.realm, params=params, headers=headers)
         if response.status_code != 200:
             raise httpx.HTTPStatusError(
-                f"the upstream's token service answered {response.status_code}",
+                f"the token service answered {response.status_code}",
                 request=response.request,
                 response=response,
             )
         body = response.json()
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
-            raise httpx.DecodingError("the upstream's token service sent no token")
+            raise httpx.DecodingError("the token service sent no token")
         lifetime = body.get("expires_in")
         if not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = _DEFAULT_TOKEN_LIFE
         expires = time.monotonic() + max(float(lifetime) - _MARGIN, 1.0)
         self._tokens[scope] = (token, expires)
         return token
-
-    async def _credentials(self) -> tuple[str, str] | None:
-        mirror = self._mirror
-        if mirror.credential_helper is not None:
-            return await self._from_helper(mirror.credential_helper)
-        if mirror.username:
-            return mirror.username, mirror.password
-        return None
-
-    async def _from_helper(self, helper: CredentialHelper) -> tuple[str, str]:
-        held = self._helper
-        if held is not None and held[2] > time.monotonic():
-            return held[0], held[1]
-        host = urllib.parse.urlsplit(self._mirror.url).netloc
-        process = await asyncio.create_subprocess_exec(
-            helper.command,
-            "get",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(host.encode()), _HELPER_TIMEOUT)
-        except TimeoutError:
-            process.kill()
-            raise RuntimeError(f"credential helper {helper.command} did not answer") from None
-        if process.returncode != 0:
-            raise RuntimeError(f"credential helper {helper.command} failed")
-        answer = json.loads(output)
-        username, secret = str(answer.get("Username", "")), str(answer.get("Secret", ""))
-        lifetime = helper.lifetime.total_seconds() if helper.lifetime else float("inf")
-        self._helper = (username, secret, time.monotonic() + lifetime)
-        return username, secret
 
 
 def _basic(username: str, password: str) -> str:
