@@ -22,6 +22,7 @@ import sys
 from wharf.coherence.shared import open_generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config
 from wharf.config.model import Config
+from wharf.extras import check as check_extras
 from wharf.logs import setup_logging
 from wharf.registry.check import DEFAULT_CONCURRENCY, CheckReport, check_storage
 from wharf.registry.gc.progress import progress_for
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, os.environ)
         if config.storage.driver == "inmemory":
             raise ConfigError("storage: in-memory storage cannot be checked by another process")
+        check_extras(config, {})
     except ConfigError as error:
         print(f"wharf: error: {error}", file=sys.stderr)
         return EXIT_CONFIG

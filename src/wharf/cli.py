@@ -45,11 +45,12 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from wharf import server  # imports granian/uvicorn, which other commands do not need
+    from wharf import extras, server  # server imports uvicorn, which others do not need
     from wharf.auth.factory import validate_auth
 
     try:
         config, warnings = load_config_with_warnings(args.config, os.environ)
+        extras.check(config, os.environ)  # before anything imports what an extra installs
         validate_auth(config.extra.get("auth"))
         where = server.listener(config)
         storage = _prepare_storage(config)

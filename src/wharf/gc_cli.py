@@ -23,11 +23,11 @@ import os
 import sys
 from datetime import timedelta
 
-import redis
-
 from wharf.coherence.shared import open_generations
 from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config, parse_duration
 from wharf.config.model import Config
+from wharf.extras import check as check_extras
+from wharf.extras import exceptions_of
 from wharf.logs import setup_logging
 from wharf.registry.gc.collector import CollectorBusy, GcOptions, GcResult, collect
 from wharf.registry.gc.coordination import (
@@ -51,6 +51,12 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 #: As argparse's own usage errors.
 EXIT_USAGE = 2
+
+
+def _failed() -> tuple[type[Exception], ...]:
+    """What a collection's coordination raises: Redis's errors too once a ``redis`` section
+    imported redis-py (it is an optional extra)."""
+    return (CoordinationError, OSError, *exceptions_of("redis", "RedisError"))
 
 
 def _duration(text: str) -> timedelta:
@@ -124,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, os.environ)
         if config.storage.driver == "inmemory":
             raise ConfigError("storage: in-memory storage cannot be collected by another process")
+        check_extras(config, {})
     except ConfigError as error:
         print(f"wharf: error: {error}", file=sys.stderr)
         return EXIT_CONFIG
@@ -171,7 +178,7 @@ async def _main(args: argparse.Namespace, config: Config, options: GcOptions) ->
                 if not args.force:
                     coordination = OfflineCollection(coordination)
         return await _collect(args, config, coordination, options)
-    except (CoordinationError, OSError, redis.RedisError) as error:
+    except _failed() as error:
         print(f"wharf: garbage collection failed: {error}", file=sys.stderr)
         return EXIT_FAILED
     finally:

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from wharf.config.model import LogConfig
-from wharf.observability.context import current_request_id
+from wharf.observability.context import CURRENT
 
 __all__ = ["JSONFormatter", "TextFormatter", "level_number", "logging_config", "setup_logging"]
 
@@ -112,10 +112,13 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
         for key, value in vars(record).items()
         if key not in _RECORD_ATTRIBUTES and not key.startswith("_")
     }
-    # Every line logged while a request is served names it, whoever logs it.
-    request_id = current_request_id()
-    if request_id is not None:
-        fields.setdefault("request_id", request_id)
+    # Every line logged while a request is served names it, whoever logs it, and its trace.
+    info = CURRENT.get()
+    if info is not None:
+        fields.setdefault("request_id", info.id)
+        if info.trace_id is not None:
+            fields.setdefault("trace_id", info.trace_id)
+            fields.setdefault("span_id", info.span_id)
     return fields
 
 

@@ -47,6 +47,7 @@ from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
 from wharf.config.model import Config, TLSConfig
 from wharf.logs import level_number, logging_config
 from wharf.observability.debug_listener import bind_debug, debug_process, metrics_directory
+from wharf.observability.tracing_settings import tracing_settings
 from wharf.worker_environment import DEFAULT_APP_FACTORY, WorkerEnvironment
 
 __all__ = [
@@ -146,6 +147,9 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
     if workers < wanted:
         log.info("in-memory storage cannot be shared between processes: 1 worker, not %d", wanted)
     max_connections = _connection_limits(config)
+    tracing = tracing_settings(os.environ)
+    if tracing is not None:
+        log.info("tracing requests and storage calls: %s", tracing.describe())
     with contextlib.ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():
             stack.enter_context(_stop_early_on_sigterm())

@@ -170,7 +170,7 @@ class WharfApp:
             # A mirror's client names the upstream host it means (containerd sends ``ns``):
             # the namespace says which local repository that is, before access is checked.
             name = self.registry.mirrors.local_name(name, request.query_value("ns"))
-        note_route(route.name)
+        note_route(route.name, name)
         handler = route.methods.get(request.method)
         if handler is None:
             raise Unsupported({"method": request.method}, message="method not allowed")

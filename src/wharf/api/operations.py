@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from wharf.coherence.caches import ContentCache, TokenCache
 from wharf.coherence.generations import Generations
-from wharf.coherence.redis_tokens import RedisGenerations
 from wharf.coherence.shared import open_generations
 from wharf.config import Config
 from wharf.notifications import EventSink, notifying
@@ -25,9 +25,15 @@ from wharf.notifications.events import Source
 from wharf.observability.context import CURRENT
 from wharf.observability.metrics import Sample, WorkerMetrics, flush_loop
 from wharf.observability.middleware import ObservedHTTP
+from wharf.observability.process import process_samples
+from wharf.observability.tracing_settings import tracing_settings
 from wharf.registry.namespace import Registry
-from wharf.storage.driver.checked import CheckedDriver
+from wharf.storage.driver.checked import CheckedDriver, Observer
 from wharf.worker_environment import WorkerEnvironment
+
+if TYPE_CHECKING:
+    from wharf.coherence.redis_tokens import RedisGenerations
+    from wharf.observability.tracing import RequestTracer
 
 __all__ = ["Operations"]
 #: How long a stopping worker keeps sending queued notifications.
@@ -57,15 +63,26 @@ class Operations:
         self.config = config
         self.environment = environment
         self.metrics = WorkerMetrics()
+        self.metrics.collect(process_samples)
         #: Redis's when configured (every instance), else this machine's for the storage.
         self.generations: Generations = open_generations(config, self.metrics)
-        self.redis = self.generations if isinstance(self.generations, RedisGenerations) else None
+        # Redis's whenever configured; its module (and redis-py) are imported only then.
+        self.redis = (
+            cast("RedisGenerations", self.generations) if config.redis is not None else None
+        )
         endpoints = [e for e in config.notifications.endpoints if not e.disabled]
         self.sink: EventSink | None = None
         if endpoints:
             self.sink = EventSink(config.notifications, self._source(), self.metrics)
         self._prefix = config.http.prefix.rstrip("/")
         self._tasks: list[asyncio.Task[None]] = []
+        #: Spans of requests and storage calls, when OTEL_* asks for them.
+        self.tracer: RequestTracer | None = None
+        tracing = tracing_settings(os.environ)
+        if tracing is not None:
+            from wharf.observability.tracing import RequestTracer  # OpenTelemetry: only now
+
+            self.tracer = RequestTracer(tracing, instance_id=environment.instance_id)
 
     def _source(self) -> Source:
         http = self.config.http
@@ -75,7 +92,7 @@ class Operations:
 
     def attach(self, registry: Registry) -> None:
         if isinstance(registry.driver, CheckedDriver):
-            registry.driver.observe = self.metrics.storage_call
+            registry.driver.observe = self._storage_observer()
         cache = registry.cache
         self.count_caches(
             tags=cache.tags,
@@ -88,6 +105,19 @@ class Operations:
             self.metrics.collect(registry.proxy.samples)
         if self.sink is not None:
             registry.middleware.append(notifying(self.sink, self._url))
+
+    def _storage_observer(self) -> Observer:
+        tracer = self.tracer
+        if tracer is None:
+            return self.metrics.storage_call
+        record = self.metrics.storage_call
+        trace = tracer.storage_call
+
+        def observe(driver: str, operation: str, seconds: float, failed: bool) -> None:
+            record(driver, operation, seconds, failed)
+            trace(driver, operation, seconds, failed)
+
+        return observe
 
     def count_caches(self, **caches: Counted | None) -> None:
         """Report the hits and misses of ``caches`` (by name; None: not kept) in the metrics."""
@@ -108,6 +138,7 @@ class Operations:
             self.metrics,
             access_log_enabled=self.config.log.access_log,
             consistency=self.redis,
+            tracer=self.tracer,
         )
 
     def start(self) -> None:
@@ -136,3 +167,7 @@ class Operations:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.tracer is not None:
+            # Sends the spans still queued: blocking calls, up to a few seconds.
+            await asyncio.to_thread(self.tracer.shutdown)
+            self.tracer = None

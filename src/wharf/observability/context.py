@@ -31,10 +31,22 @@ _SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=-]{0,63}")
 
 
 class RequestInfo:
-    """What is known about the request in flight. ``route`` and ``actor`` are filled in once
-    routing and access control know them; the rest is read from the ASGI scope when asked."""
+    """What is known about the request in flight. ``route``, ``repository`` and ``actor`` are
+    filled in once routing and access control know them, the trace ids when the request is
+    traced; the rest is read from the ASGI scope when asked."""
 
-    __slots__ = ("actor", "announcements", "id", "method", "path", "route", "scope")
+    __slots__ = (
+        "actor",
+        "announcements",
+        "id",
+        "method",
+        "path",
+        "repository",
+        "route",
+        "scope",
+        "span_id",
+        "trace_id",
+    )
 
     def __init__(
         self, request_id: str, method: str, path: str, scope: Mapping[str, Any] | None = None
@@ -44,7 +56,10 @@ class RequestInfo:
         self.path = path
         self.scope = scope or {}
         self.route = "unmatched"
+        self.repository = ""
         self.actor = ""
+        self.trace_id: str | None = None
+        self.span_id: str | None = None
         #: Changes this request announced to other instances, awaited before it answers.
         self.announcements: list[Awaitable[None]] | None = None
 
@@ -88,11 +103,12 @@ class RequestInfo:
 CURRENT: ContextVar[RequestInfo | None] = ContextVar("wharf_request", default=None)
 
 
-def note_route(route: str) -> None:
-    """Record which route serves the request (for metrics and events)."""
+def note_route(route: str, repository: str = "") -> None:
+    """Record which route serves the request, for which repository (metrics, traces)."""
     info = CURRENT.get()
     if info is not None:
         info.route = route
+        info.repository = repository
 
 
 def note_actor(name: str) -> None:

@@ -29,6 +29,7 @@ from wharf.config.model import Config
 from wharf.observability.exposition import CONTENT_TYPE, merge, read_snapshots, render
 from wharf.observability.health import HealthChecks, build_checks
 from wharf.observability.metrics import WorkerMetrics
+from wharf.observability.process import process_samples
 from wharf.worker_environment import WorkerEnvironment
 
 __all__ = ["DebugServer", "main"]
@@ -50,7 +51,11 @@ class DebugServer:
         snapshots = read_snapshots(self.metrics_dir) if self.metrics_dir else []
         own = self.metrics.snapshot()
         own["pid"] = os.getpid()
-        return render(merge([*snapshots, own]))
+        own["samples"].extend(list(sample) for sample in process_samples())
+        # The launcher writes no snapshot: its process metrics are read from here.
+        launcher = os.getppid()
+        parent = {"pid": launcher, "samples": [list(s) for s in process_samples(launcher)]}
+        return render(merge([*snapshots, own, parent]))
 
     def answer(self, method: str, path: str) -> tuple[int, str, bytes]:
         """Status, content type and body for a request."""

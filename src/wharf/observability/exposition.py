@@ -2,6 +2,7 @@
 
 Counters and histograms of a worker that has exited are kept (a respawned worker starts from
 zero, and dropping its predecessor would make every total go backwards); its gauges are not.
+A few gauges are not sums: a start time or a limit takes the lowest of the processes'.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from wharf.observability import process
 from wharf.observability.metrics import BUCKETS
 
 __all__ = ["CONTENT_TYPE", "FAMILIES", "Family", "Merged", "merge", "read_snapshots", "render"]
@@ -25,6 +27,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class Family:
     kind: str  # counter | gauge | histogram
     help: str
+    lowest: bool = False  # the processes' lowest value instead of their sum
 
 
 FAMILIES: dict[str, Family] = {
@@ -69,6 +72,10 @@ FAMILIES: dict[str, Family] = {
     "wharf_mirror_fetched_bytes_total": Family(
         "counter", "Bytes of blobs fetched from each upstream."
     ),
+    **{
+        name: Family(kind, text, lowest=name in ("process_max_fds", "process_start_time_seconds"))
+        for name, (kind, text) in process.FAMILIES.items()
+    },
 }
 
 _Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -114,7 +121,13 @@ def merge(snapshots: Iterable[dict[str, Any]], alive: Callable[[int], bool] = _a
             if family is None or (family.kind == "gauge" and not live):
                 continue
             key = (name, tuple(sorted(labels.items())))
-            merged.values[key] = merged.values.get(key, 0.0) + float(value)
+            before = merged.values.get(key)
+            if before is None:
+                merged.values[key] = float(value)
+            elif family.lowest:
+                merged.values[key] = min(before, float(value))
+            else:
+                merged.values[key] = before + float(value)
         for histogram in snapshot.get("histograms", ()):
             key = (histogram["name"], tuple(sorted(histogram["labels"].items())))
             buckets = [float(v) for v in histogram["buckets"]]

@@ -1,6 +1,7 @@
-"""Around every HTTP request: its id, its metrics, its access log line, and the consistency
-steps that several instances need (a read barrier before, settled invalidations before the
-response). Plain ASGI around the app's own entry point, so the app knows nothing of it.
+"""Around every HTTP request: its id, its metrics, its access log line, its trace span when
+tracing is on, and the consistency steps that several instances need (a read barrier before,
+settled invalidations before the response). Plain ASGI around the app's own entry point, so
+the app knows nothing of it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any, Protocol
 from wharf.observability.context import CURRENT, RequestInfo, accept_request_id
 from wharf.observability.metrics import WorkerMetrics
 
-__all__ = ["Consistency", "ObservedHTTP"]
+__all__ = ["Consistency", "ObservedHTTP", "Tracer"]
 
 access_log = logging.getLogger("wharf.access")
 log = logging.getLogger("wharf.api")
@@ -45,6 +46,16 @@ class Consistency(Protocol):
         """Return once ``announcements`` have reached the other instances; raise if not."""
 
 
+class Tracer(Protocol):
+    """What a request's span needs (``tracing.RequestTracer``)."""
+
+    def start(self, scope: Scope, info: RequestInfo) -> Any:
+        """Open the request's span; the value is handed back to :meth:`end`."""
+
+    def end(self, span: Any, info: RequestInfo, status: int, bytes_in: int, bytes_out: int) -> None:
+        """Close it once the response is sent (or the client has gone)."""
+
+
 def _reads_no_cache(path: str) -> bool:
     """Blob requests (``.../blobs/<digest>``) and the start of an upload
     (``.../blobs/uploads/``) read no cache, a repository's blob links being read from storage
@@ -66,11 +77,13 @@ class ObservedHTTP:
         *,
         access_log_enabled: bool = True,
         consistency: Consistency | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.inner = inner
         self.metrics = metrics
         self.access_log_enabled = access_log_enabled
         self.consistency = consistency
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = perf_counter()
@@ -82,6 +95,8 @@ class ObservedHTTP:
                 break
         info = RequestInfo(accept_request_id(incoming), method, scope["path"], scope)
         token = CURRENT.set(info)
+        tracer = self.tracer
+        span = None if tracer is None else tracer.start(scope, info)
         metrics = self.metrics
         metrics.in_flight += 1
         state = _Exchange(info, metrics, self.consistency, send)
@@ -122,6 +137,8 @@ class ObservedHTTP:
                 )
                 access_log.handle(record)
             CURRENT.reset(token)
+            if tracer is not None:
+                tracer.end(span, info, status, state.bytes_in, state.bytes_out)
 
 
 class _Exchange:

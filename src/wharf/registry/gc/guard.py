@@ -21,14 +21,14 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-
-import redis
+from typing import TYPE_CHECKING
 
 from wharf.coherence.generations import Generations
 from wharf.coherence.shared import machine_directory, storage_key
 from wharf.config.model import Config, StorageConfig
 from wharf.config.operations import RedisConfig
 from wharf.errors import ManifestBlobUnknown, Unavailable
+from wharf.extras import exceptions_of
 from wharf.registry.gc.coordination import (
     Coordination,
     CoordinationError,
@@ -36,8 +36,10 @@ from wharf.registry.gc.coordination import (
     Presence,
     SweepConflict,
 )
-from wharf.registry.gc.redis_coordination import RedisCoordination
 from wharf.registry.manifest_parse import ParsedManifest
+
+if TYPE_CHECKING:
+    import redis
 
 __all__ = [
     "WriteGuard",
@@ -54,8 +56,20 @@ log = logging.getLogger("wharf.gc")
 _RETRY = 5.0
 
 
+def _unreachable() -> tuple[type[Exception], ...]:
+    """What a coordination raises when it cannot be reached: Redis's errors too once a
+    ``redis`` section imported redis-py (it is an optional extra)."""
+    return (OSError, *exceptions_of("redis", "RedisError"))
+
+
+def _failed() -> tuple[type[Exception], ...]:
+    return (CoordinationError, *_unreachable())
+
+
 def redis_client(settings: RedisConfig) -> redis.Redis:
     """A client (with its own connection pool) for the ``redis`` section."""
+    import redis
+
     return redis.Redis(
         host=settings.host,
         port=settings.port,
@@ -93,6 +107,8 @@ def default_lockdir(storage: StorageConfig) -> str:
 def create_coordination(config: Config) -> Coordination:
     """A new coordination for ``config``, owned (and closed) by the caller."""
     if config.redis is not None:
+        from wharf.registry.gc.redis_coordination import RedisCoordination
+
         return RedisCoordination(redis_client(config.redis))
     return FileCoordination(default_lockdir(config.storage))
 
@@ -125,7 +141,7 @@ class WriteGuard:
                 {"digest": str(manifest.digest)},
                 message="garbage collection is removing this manifest; push it again",
             ) from None
-        except (CoordinationError, OSError, redis.RedisError) as error:
+        except _failed() as error:
             # Fail closed: without the pin a running collection could delete what this
             # manifest needs.
             log.error("garbage-collection coordination unavailable: %s", error)
@@ -167,7 +183,7 @@ async def hold_serving(config: Config) -> None:
         while presence is None:
             try:
                 presence = await coordination.hold("serving")
-            except (OSError, redis.RedisError) as error:
+            except _unreachable() as error:
                 if not failures:
                     log.error(
                         "cannot announce this registry to offline garbage collections "
@@ -181,7 +197,7 @@ async def hold_serving(config: Config) -> None:
             log.info("announced to offline garbage collections after %d attempts", failures + 1)
         try:
             offline = await coordination.present("offline")
-        except (OSError, redis.RedisError):
+        except _unreachable():
             offline = False  # the collection itself looks for this registry before removing
         if offline:
             log.warning(

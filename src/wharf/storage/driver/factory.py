@@ -2,7 +2,8 @@
 
 Each driver registers a factory in ``_FACTORIES`` under its configuration name; a factory takes
 the ``parameters`` mapping of the ``storage`` section, rejects what it does not know with a
-one-line ValueError, and returns the bare driver.
+one-line ValueError, and returns the bare driver. A driver whose SDK is an optional extra of
+the distribution names it in ``DRIVER_EXTRAS`` and imports the SDK in its factory only.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ from wharf.storage.driver.filesystem import (
 )
 from wharf.storage.driver.inmemory import InMemoryDriver
 
-__all__ = ["DriverFactory", "check_parameters", "create_driver"]
+__all__ = ["DRIVER_EXTRAS", "DriverFactory", "check_parameters", "create_driver"]
 
 DriverFactory = Callable[[Mapping[str, Any]], StorageDriver]
+
+#: driver -> (the extra installing its SDK, a module of that SDK), checked at start (``extras``).
+DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
+    "s3": ("s3", "boto3"),
+    "azure": ("azure", "azure.storage.blob"),
+}
 
 
 def check_parameters(driver: str, parameters: Mapping[str, Any], allowed: set[str]) -> None:
