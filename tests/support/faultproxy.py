@@ -131,7 +131,13 @@ class Fault:
     seen: int = field(default=0)
 
     def matches(self, operation: str, key: str) -> bool:
-        return operation == self.operation and self.key_contains in key
+        """``operation`` as named, or starting so when it ends with ``*`` (requests that are
+        not S3's are named ``<method> <path>``)."""
+        if self.operation.endswith("*"):
+            named = operation.startswith(self.operation[:-1])
+        else:
+            named = operation == self.operation
+        return named and self.key_contains in key
 
 
 class FaultProxy:
@@ -329,6 +335,6 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
                 ended = time.monotonic()
                 proxy._leave(dataclasses.replace(record, status=status, ended=ended))
 
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
 
     return Handler

@@ -127,9 +127,12 @@ class Authenticator:
             }
             response = await self._http.post(challenge.realm, data=form)
         else:
-            params = {"scope": scope}
+            # One scope parameter per scope, as Docker's token protocol has it.
+            params: list[tuple[str, str | int | float | bool | None]] = [
+                ("scope", one) for one in scope.split()
+            ]
             if challenge.service:
-                params["service"] = challenge.service
+                params.append(("service", challenge.service))
             headers = {}
             if login is not None and login.username:
                 headers["Authorization"] = _basic(login.username, login.password)
