@@ -80,13 +80,15 @@ class MirrorPull(Item):
         return self._upstream
 
     def setup(self, target: Target) -> None:
+        self._start_upstream()
+
+    def _push_direct(self, target: Target, work: Path) -> None:
+        """The image pushed to the registry itself, again each round: item 4 removes the
+        image's blob files after each of its rounds."""
         image = self.env.image
         assert image is not None
-        self._start_upstream()
-        work = self.env.workdir / f"mirror-direct-{target.name}"
         with Skopeo(work, target.server) as skopeo:
             skopeo.copy(image.source, f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1")
-        shutil.rmtree(work)
 
     def _mirror(self, name: str, upstream: ReferenceRegistry) -> WharfServer | ReferenceRegistry:
         proxy = {"proxy": {"remoteurl": upstream.url}, "log": _LOG}
@@ -104,6 +106,7 @@ class MirrorPull(Item):
             through = f"docker://{mirror.host}/{_UPSTREAM_REPOSITORY}:v1"
             cold = _pull(work / "cold", mirror, through)
             warm = _pull(work / "warm", mirror, through)
+        self._push_direct(target, work / "push")
         direct = f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1"
         pushed = _pull(work / "direct", target.server, direct)
         shutil.rmtree(work)
