@@ -25,6 +25,7 @@ from wharf.api.operations import Operations
 from wharf.api.response_cache import ResponseCaches
 from wharf.api.routes import match_route
 from wharf.api.token import token_route
+from wharf.api.tus import TusEndpoint
 from wharf.auth.factory import create_auth
 from wharf.coherence.caches import RegistryCache
 from wharf.config import Config
@@ -37,6 +38,7 @@ from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.proxy.expiry import run_sweeps, sweep_interval
 from wharf.registry.purge import purge_uploads
+from wharf.registry.tus import TusUploads
 from wharf.registry.upload_key import stored_upload_key
 from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.factory import create_driver
@@ -86,6 +88,16 @@ class WharfApp:
         self.extra_routes: dict[str, Callable[[AppContext, Request], Awaitable[Response]]] = {}
         if auth.token_service is not None:
             self.extra_routes[auth.token_service.path] = token_route(auth.token_service)
+        #: The tus endpoint (``tus.enabled``), answering under its own path.
+        self.tus: TusEndpoint | None = None
+        if config.tus.enabled:
+            uploads = TusUploads(
+                registry,
+                config.tus,
+                guard=self.context.write_guard,
+                count=self.operations.metrics.inc,
+            )
+            self.tus = TusEndpoint(self.context, config.tus, uploads)
         timeout = config.http.body_timeout
         self._body_timeout = None if timeout is None else timeout.total_seconds()
         self._extra_headers = [_API_VERSION] + [
@@ -156,6 +168,8 @@ class WharfApp:
             if access is not None:
                 await access.authorize(request.headers, ())
             return Response(200, _BASE_BODY, {"Content-Type": "application/json"})
+        if self.tus is not None and self.tus.owns(path):
+            return await self.tus(request, path)
         extra = self.extra_routes.get(path)
         if extra is not None:
             note_route("extra")
@@ -209,6 +223,8 @@ class WharfApp:
             self._background.append(loop.create_task(self._purge_loop()))
         if self.config.storage.gc.enabled and not self.config.storage.readonly:
             self._background.append(loop.create_task(self._gc_loop()))
+        if self.tus is not None and not self.config.storage.readonly:
+            self._background.append(loop.create_task(self._tus_purge_loop(self.tus.uploads)))
         ttls = [m.ttl for m in self.config.mirrors if m.ttl is not None]
         if ttls and not self.config.storage.readonly:
             sweeps = run_sweeps(self.registry, sweep_interval(ttls))
@@ -243,6 +259,19 @@ class WharfApp:
             except Exception:
                 log.exception("upload purge failed")
             await asyncio.sleep(max(purging.interval.total_seconds(), 1.0))
+
+    async def _tus_purge_loop(self, uploads: TusUploads) -> None:
+        interval = self.config.tus.purge_interval.total_seconds()
+        # Workers start together; spread their runs.
+        await asyncio.sleep(secrets.randbelow(max(int(interval * 1000), 1)) / 1000)
+        while True:
+            try:
+                purged = await uploads.purge()
+                if purged:
+                    log.info("purged %d expired tus uploads", purged)
+            except Exception:
+                log.exception("tus upload purge failed")
+            await asyncio.sleep(max(interval, 0.5))
 
     async def aclose(self) -> None:
         await self.operations.aclose()

@@ -46,6 +46,7 @@ from wharf.config.sources import (
     apply_environment,
     read_file,
 )
+from wharf.config.tus import parse_tus
 
 __all__ = [
     "CONFIG_PATH_ENV",
@@ -267,6 +268,7 @@ def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) 
         redis=parse_redis(top.section("redis")),
         health=parse_health(top.section("health")),
         mirrors=parse_mirrors(top),
+        tus=parse_tus(top.section("tus")),
     )
     if config.storage.cache_blobdescriptor == "redis" and config.redis is None:
         raise ctx.error("storage.cache.blobdescriptor", "redis needs a redis section with addr")

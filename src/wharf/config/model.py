@@ -8,6 +8,7 @@ from typing import Any
 
 from wharf.config.mirrors import MirrorConfig
 from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
+from wharf.config.tus import TusConfig
 
 __all__ = [
     "CatalogConfig",
@@ -129,5 +130,7 @@ class Config:
     health: HealthConfig = field(default_factory=HealthConfig)
     #: The pull-through cache: ``mirrors`` in order, then Distribution's ``proxy``.
     mirrors: tuple[MirrorConfig, ...] = ()
+    #: wharf's own tus endpoint (off unless enabled).
+    tus: TusConfig = field(default_factory=TusConfig)
     #: Where the configuration came from, for the first log line.
     source: str = "defaults"

@@ -6,7 +6,8 @@ succeed; calls between services inside the registry (a manifest delete untagging
 linking its blob) go to the undecorated collaborators and make no events of their own. This is
 Distribution's ``notifications.Listen``:
 
-    push    a manifest stored (``Manifests.put``), a blob upload completed (``Uploads.complete``)
+    push    a manifest stored (``Manifests.put``), a blob upload completed (``Uploads.complete``,
+            ``Uploads.publish``)
     pull    a manifest fetched by GET (``Manifests.resolve``), a blob fetched by GET (its
             ``RepositoryBlobs.stat``, which the blob GET makes first)
     mount   a blob linked from another repository (``RepositoryBlobs.link`` on upload start)
@@ -165,6 +166,11 @@ class _NotifyingUploads(Uploads):
         start: int,
     ) -> BlobInfo:
         info = await self._inner.complete(upload_id, digest, body, start=start)
+        self._events.blob("push", info.digest, info.size)
+        return info
+
+    async def publish(self, upload_id: str, *, start: int) -> BlobInfo:
+        info = await self._inner.publish(upload_id, start=start)
         self._events.blob("push", info.digest, info.size)
         return info
 

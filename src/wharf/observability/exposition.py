@@ -72,6 +72,14 @@ FAMILIES: dict[str, Family] = {
     "wharf_mirror_fetched_bytes_total": Family(
         "counter", "Bytes of blobs fetched from each upstream."
     ),
+    "wharf_tus_uploads_total": Family(
+        "counter", "tus uploads by event (created, finished, terminated, expired)."
+    ),
+    "wharf_tus_received_bytes_total": Family("counter", "Bytes received by tus PATCH requests."),
+    "wharf_tus_finished_bytes_total": Family("counter", "Bytes of finished tus uploads."),
+    "wharf_tus_checksum_mismatches_total": Family(
+        "counter", "tus chunks discarded because their Upload-Checksum did not match."
+    ),
     **{
         name: Family(kind, text, lowest=name in ("process_max_fds", "process_start_time_seconds"))
         for name, (kind, text) in process.FAMILIES.items()

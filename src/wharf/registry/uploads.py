@@ -386,15 +386,31 @@ class Uploads:
                 size = await self._store_in_place(upload_id, held, digest, body)
             else:
                 session = await self._open(upload_id, held, start, digest.algorithm)
-                size = await self._store_session(session, held, digest, body)
+                size, _ = await self._store_session(session, held, digest, body)
             await self.blobs.link(digest)  # which announces the change
             await self._remove(upload_id, held)
         return BlobInfo(digest, size)
 
+    async def publish(self, upload_id: str, *, start: int) -> BlobInfo:
+        """Publish a session holding ``start`` bytes as the blob its bytes hash to (sha256),
+        whatever that is: for uploads whose digest the client does not send (tus)."""
+        async with self._leased(upload_id) as held:
+            self._forget(upload_id)
+            session = await self._open(upload_id, held, start)
+            size, digest = await self._store_session(session, held, None, None)
+            await self.blobs.link(digest)
+            await self._remove(upload_id, held)
+        return BlobInfo(digest, size)
+
     async def _store_session(
-        self, session: UploadSession, held: _Held, digest: Digest, body: AsyncIterator[bytes] | None
-    ) -> int:
-        """Commit the session's data, verify it and move it into the store; its size."""
+        self,
+        session: UploadSession,
+        held: _Held,
+        digest: Digest | None,
+        body: AsyncIterator[bytes] | None,
+    ) -> tuple[int, Digest]:
+        """Commit the session's data, verify it against ``digest`` (None: take the digest of
+        the bytes) and move it into the store; its size and digest."""
         try:
             if body is not None:
                 await self._pump(session, body)
@@ -417,17 +433,20 @@ class Uploads:
         trusted = session.hasher is not None and (
             self.driver.exclusive_leases or session.received_here
         )
-        if trusted and session.hasher is not None and session.hasher.algorithm == digest.algorithm:
+        algorithm = digest.algorithm if digest is not None else _CANONICAL
+        if trusted and session.hasher is not None and session.hasher.algorithm == algorithm:
             actual = session.hasher.hexdigest()
         else:
-            rehash = new_hasher(digest.algorithm)
+            rehash = new_hasher(algorithm)
             await self._hashes(session.id).hash_stored(rehash, 0, size)
             actual = rehash.hexdigest()
+        if digest is None:
+            digest = Digest.parse(f"{algorithm}:{actual}")
         await self._verify(session.id, held, digest, actual)
         if not await self._holds(digest, size):
             held.lease.check()
             await self.driver.move(data, paths.blob_data(digest))
-        return size
+        return size, digest
 
     async def _holds(self, digest: Digest, size: int) -> bool:
         """Whether the store holds ``digest`` as ``size`` bytes already; a blob of another
@@ -503,7 +522,7 @@ class Uploads:
             session = UploadSession(
                 upload_id, writer, new_hasher(digest.algorithm), received_here=True
             )
-            size = await self._store_session(session, held, digest, body)
+            size, _ = await self._store_session(session, held, digest, body)
         await self.blobs.link(digest)
         return BlobInfo(digest, size)
 

@@ -12,6 +12,8 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
         _uploads/<id>/data
         _uploads/<id>/startedat                          RFC 3339 time
         _uploads/<id>/hashstates/<alg>/<offset>          Go's binary hash state
+        _uploads/<id>/tuslock                            wharf only: leased by each
+                                                         request to a tus upload
         _referrers/<alg>/<hex>/<alg>/<hex>/descriptor    wharf only: the referrer's
                                                          descriptor, under its subject
         _mirror/<alg>/<hex>/pulled                       wharf only: when a mirrored
@@ -20,6 +22,11 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
                                                          URLs without http.secret
     <root>/wharf/mirrors/sweep                           wharf only: when mirror expiry
                                                          last swept
+    <root>/wharf/tus/<id>.info                           wharf only: a tus upload (JSON);
+                                                         its bytes are the session
+                                                         _uploads/<id> of its repository
+    <root>/wharf/tus/clients/<client>/<id>               wharf only: the unfinished
+                                                         uploads of one client
 
 Distribution skips every ``_``-prefixed directory it does not know, so ``_referrers`` is
 invisible to it. Every function takes validated value types, never raw request strings.
@@ -59,6 +66,11 @@ __all__ = [
     "tag_index_dir",
     "tag_index_link",
     "tags_dir",
+    "tus_client_dir",
+    "tus_client_upload",
+    "tus_dir",
+    "tus_info",
+    "tus_lock",
     "upload_data",
     "upload_dir",
     "upload_hash_state",
@@ -217,3 +229,25 @@ def mirror_record(name: RepositoryName, digest: Digest) -> str:
 
 def mirror_sweep_marker() -> str:
     return "/wharf/mirrors/sweep"
+
+
+def tus_dir() -> str:
+    return "/wharf/tus"
+
+
+def tus_info(upload_id: str) -> str:
+    """``upload_id``: a session id (a UUID), checked by the caller."""
+    return f"{tus_dir()}/{upload_id}.info"
+
+
+def tus_client_dir(client: str) -> str:
+    """``client``: a hex digest naming the client, made by the caller."""
+    return f"{tus_dir()}/clients/{client}"
+
+
+def tus_client_upload(client: str, upload_id: str) -> str:
+    return f"{tus_client_dir(client)}/{upload_id}"
+
+
+def tus_lock(name: RepositoryName, upload_id: str) -> str:
+    return f"{upload_dir(name, upload_id)}/tuslock"
