@@ -61,7 +61,7 @@ from urllib.parse import urlsplit
 
 from wharf.errors import DigestInvalid, ManifestInvalid, SizeInvalid
 from wharf.reference import SUPPORTED_ALGORITHMS, Digest
-from wharf.registry import media
+from wharf.registry import media, schemas
 
 __all__ = [
     "MAX_DEPTH",
@@ -219,6 +219,9 @@ def parse_manifest(
         )
     document = _load(body)
     media_type = _effective_media_type(document, content_type)
+    parser = schemas.registered_parser(media_type)
+    if parser is not None:
+        return _parse_registered(parser, document, media_type, body, digest_algorithm)
     version = document.get("schemaVersion")
     if type(version) is not int or version != 2:
         _fail("schemaVersion must be 2", "schemaVersion")
@@ -339,7 +342,7 @@ def _effective_media_type(document: dict[str, Any], content_type: str | None) ->
             "mediaType",
             message="unsupported manifest media type",
         )
-    if effective not in media.MANIFEST_TYPES:
+    if effective not in media.MANIFEST_TYPES and schemas.registered_parser(effective) is None:
         _fail(
             f"unsupported manifest media type {_quote(effective)}",
             "mediaType",
@@ -356,6 +359,32 @@ def _sniff(document: dict[str, Any]) -> str:
     if document.get("config") is not None or document.get("layers") is not None:
         return media.OCI_MANIFEST
     _fail("no mediaType, no Content-Type, and neither manifests nor config and layers")
+
+
+# --- types registered by programs (wharf.registry.schemas) ----------------------------------
+
+
+def _parse_registered(
+    parser: schemas.SchemaParser,
+    document: dict[str, Any],
+    media_type: str,
+    body: bytes,
+    algorithm: str,
+) -> ParsedManifest:
+    try:
+        found = parser(MappingProxyType(document))
+    except ValueError as exc:
+        _fail(str(exc)[:_DETAIL_LIMIT] or f"not a valid {media_type} manifest")
+    return ParsedManifest(
+        media_type=media_type,
+        digest=digest_of(body, algorithm),
+        size=len(body),
+        blobs=tuple(found.blobs),
+        manifests=tuple(found.manifests),
+        subject=found.subject,
+        artifact_type=found.artifact_type,
+        annotations=found.annotations,
+    )
 
 
 # --- image manifests and indexes ------------------------------------------------------------
