@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 
 from tests.support.azurite import azurite_server
+from tests.support.gcs import gcs_server
 from tests.support.s3servers import moto_server, s3_server, swift_server
 from wharf.storage.driver.local_leases import machine_directory
 
-__all__ = ["azurite_server", "machine_leftovers", "moto_server", "s3_server", "swift_server"]
+__all__ = [
+    "azurite_server",
+    "gcs_server",
+    "machine_leftovers",
+    "moto_server",
+    "s3_server",
+    "swift_server",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -29,6 +29,7 @@ DriverFactory = Callable[[Mapping[str, Any]], StorageDriver]
 DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
     "s3": ("s3", "boto3"),
     "azure": ("azure", "azure.storage.blob"),
+    "gcs": ("gcs", "google.auth"),
 }
 
 
@@ -61,6 +62,18 @@ def _azure(parameters: Mapping[str, Any]) -> StorageDriver:
     return AzureDriver.from_parameters(parameters)
 
 
+def _gcs(parameters: Mapping[str, Any]) -> StorageDriver:
+    from wharf.storage.driver.gcs.driver import GCSDriver
+
+    return GCSDriver.from_parameters(parameters)
+
+
+def _gcs_parameters(parameters: Mapping[str, Any]) -> object:
+    from wharf.storage.driver.gcs.params import parse_parameters
+
+    return parse_parameters(parameters)
+
+
 def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
     check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads", "directwrites"})
     root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
@@ -89,6 +102,7 @@ def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
 _FACTORIES: dict[str, DriverFactory] = {
     "azure": _azure,
     "filesystem": _filesystem,
+    "gcs": _gcs,
     "inmemory": _inmemory,
     "s3": _s3,
 }
