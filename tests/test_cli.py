@@ -75,7 +75,7 @@ def test_a_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     [
         (["serve", "/nonexistent/config.yml"], {}, "cannot read configuration"),
         (["serve"], {"REGISTRY_LOG_LEVEL": "loud"}, "log.level (from REGISTRY_LOG_LEVEL)"),
-        (["serve"], {"REGISTRY_STORAGE": "ftp"}, "storage.ftp"),
+        (["serve"], {"REGISTRY_STORAGE": "ftp"}, "storage.ftp: unknown storage driver"),
         (["serve"], {"REGISTRY_HTTP_ADDR": "no-such-host.invalid:5000"}, "http.addr"),
     ],
 )
@@ -167,10 +167,12 @@ def test_serve_without_a_config(tmp_path: Path) -> None:
 
 @pytest.mark.server
 @needs_app
-def test_serve_warns_about_unknown_keys_and_forces_one_inmemory_worker(tmp_path: Path) -> None:
+def test_serve_lenient_warns_about_unknown_keys_and_forces_one_inmemory_worker(
+    tmp_path: Path,
+) -> None:
     config = tmp_path / "config.yml"
     config.write_text("version: 0.1\nstorage: inmemory\nhttp: {workers: 3}\nnonsense: 1\n")
-    serving = Serving(tmp_path, str(config))
+    serving = Serving(tmp_path, "--lenient", str(config))
     try:
         wait_for_http(serving.url + "/v2/", process=serving.process)
         lines = serving.log().splitlines()

@@ -16,18 +16,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 
 from wharf.coherence.shared import open_generations
-from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config
+from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load
 from wharf.config.model import Config
+from wharf.config_cli import add_lenient_argument
 from wharf.extras import check as check_extras
 from wharf.logs import setup_logging
 from wharf.registry.check import DEFAULT_CONCURRENCY, CheckReport, check_storage
 from wharf.registry.gc.progress import progress_for
 from wharf.storage.driver import DriverError
-from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.factory import create_driver, validate_storage
 
 __all__ = ["add_arguments", "run"]
 
@@ -49,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config", nargs="?", help=f"config.yml of the registry (required, or ${CONFIG_PATH_ENV})"
     )
+    add_lenient_argument(parser)
     parser.add_argument(
         "--repair",
         action="store_true",
@@ -73,14 +76,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_CONFIG
     try:
-        config = load_config(args.config, os.environ)
+        loaded = load(args.config, os.environ, lenient=args.lenient)
+        config = loaded.config
         if config.storage.driver == "inmemory":
             raise ConfigError("storage: in-memory storage cannot be checked by another process")
         check_extras(config, {})
+        validate_storage(config.storage)
     except ConfigError as error:
         print(f"wharf: error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log)
+    for warning in loaded.warnings:
+        logging.getLogger("wharf").warning("config: %s", warning)
     try:
         return asyncio.run(_main(args, config))
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""``wharf`` command line: ``wharf serve [CONFIG]``, ``wharf garbage-collect [...] CONFIG``,
-``wharf check [...] CONFIG``, ``wharf --version``.
+"""``wharf`` command line: ``wharf serve [--lenient] [CONFIG]``, ``wharf config check
+[--lenient] [CONFIG]``, ``wharf garbage-collect [...] CONFIG``, ``wharf check [...] CONFIG``,
+``wharf --version``.
 
 Each subcommand is one entry of ``COMMANDS``: its help, a function adding its arguments and
 the function running it (returning the exit status).
@@ -10,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from wharf import __version__
-from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config_with_warnings
-from wharf.config.model import Config
+from wharf.cli_errors import log_settings, report_error
+from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load
+from wharf.config.model import Config, LogConfig
 from wharf.logs import setup_logging
 
 __all__ = ["COMMANDS", "Command", "main"]
@@ -25,7 +26,8 @@ log = logging.getLogger("wharf")
 
 #: Exit status for a configuration that cannot be used (argparse uses 2 for usage errors).
 EXIT_CONFIG = 2
-#: Exit status when the server cannot start although the configuration is valid.
+#: Exit status when the server cannot start although the configuration is valid (an address
+#: in use, a port it may not bind).
 EXIT_FAILURE = 1
 
 
@@ -42,35 +44,50 @@ def _serve_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         help=f"Distribution-style config.yml (default: ${CONFIG_PATH_ENV}, else built-in defaults)",
     )
+    from wharf.config_cli import add_lenient_argument
+
+    add_lenient_argument(parser)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from wharf import extras, server  # server imports uvicorn, which others do not need
-    from wharf.auth.factory import validate_auth
+    """Everything a worker would check is checked here first, in the parent: a bad
+    configuration is one line and exit status 2, never workers dying and restarting."""
+    from wharf import extras, preflight, server  # server imports uvicorn, which others need not
 
     try:
-        config, warnings = load_config_with_warnings(args.config, os.environ)
+        loaded = load(args.config, os.environ, lenient=args.lenient)
+    except ConfigError as exc:
+        return _fail(str(exc), log_settings(args.config, os.environ))
+    config = loaded.config
+    # Before the checks, so that what they log (an htpasswd line skipped) is formatted too.
+    setup_logging(config.log)
+    try:
         extras.check(config, os.environ)  # before anything imports what an extra installs
-        validate_auth(config.extra.get("auth"))
+        preflight.check(config)
         where = server.listener(config)
         storage = _prepare_storage(config)
-    except ValueError as exc:  # ConfigError, or an auth section the factory refuses
-        return _fail(str(exc))
-    setup_logging(config.log)
-    for warning in warnings:
+    except ValueError as exc:  # ConfigError, or what a check let through as a ValueError
+        return _fail(str(exc), config.log)
+    for warning in loaded.warnings:
         log.warning("config: %s", warning)
     workers = server.worker_count(config)
-    log.info(
-        "wharf %s listening on %s, storage %s, %d worker%s (config: %s)",
-        __version__,
-        str(where).removeprefix("http://"),
-        storage,
-        workers,
-        "" if workers == 1 else "s",
-        config.source,
-    )
+    exposure = preflight.exposure_warning(config, where.host)
+
+    def announce() -> None:
+        log.info(
+            "wharf %s listening on %s, storage %s, %d worker%s (config: %s)",
+            __version__,
+            str(where).removeprefix("http://"),
+            storage,
+            workers,
+            "" if workers == 1 else "s",
+            config.source,
+        )
+        if exposure is not None:
+            log.warning("%s", exposure)
+
     try:
-        server.run(config)
+        server.run(config, announce=announce)
     except server.ListenError as exc:
         log.error("%s", exc)
         return EXIT_FAILURE
@@ -96,9 +113,21 @@ def _prepare_storage(config: Config) -> str:
     return storage.driver
 
 
-def _fail(message: str) -> int:
-    print(f"wharf: error: {message}", file=sys.stderr)
+def _fail(message: str, log_config: LogConfig) -> int:
+    report_error(message, log_config)
     return EXIT_CONFIG
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    from wharf import config_cli
+
+    config_cli.add_arguments(parser)
+
+
+def _config(args: argparse.Namespace) -> int:
+    from wharf import config_cli
+
+    return config_cli.run(args)
 
 
 def _garbage_collect_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +156,11 @@ def _check(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "serve": Command("run the registry", _serve_arguments, _serve),
+    "config": Command(
+        "check a configuration and print it as wharf reads it (config check)",
+        _config_arguments,
+        _config,
+    ),
     "garbage-collect": Command(
         "remove blobs and manifests nothing references",
         _garbage_collect_arguments,

@@ -24,8 +24,9 @@ import sys
 from datetime import timedelta
 
 from wharf.coherence.shared import open_generations
-from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load_config, parse_duration
+from wharf.config.load import CONFIG_PATH_ENV, ConfigError, load, parse_duration
 from wharf.config.model import Config
+from wharf.config_cli import add_lenient_argument
 from wharf.extras import check as check_extras
 from wharf.extras import exceptions_of
 from wharf.logs import setup_logging
@@ -41,7 +42,7 @@ from wharf.registry.gc.guard import create_coordination, default_lockdir
 from wharf.registry.gc.progress import progress_for
 from wharf.registry.gc.schedule import run_schedule
 from wharf.storage.driver import DriverError
-from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.factory import create_driver, validate_storage
 
 __all__ = ["add_arguments", "run"]
 
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "config", nargs="?", help=f"config.yml of the registry (required, or ${CONFIG_PATH_ENV})"
     )
+    add_lenient_argument(parser)
     parser.add_argument(
         "-d", "--dry-run", action="store_true", help="report what would be removed, remove nothing"
     )
@@ -127,14 +129,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        config = load_config(args.config, os.environ)
+        loaded = load(args.config, os.environ, lenient=args.lenient)
+        config = loaded.config
         if config.storage.driver == "inmemory":
             raise ConfigError("storage: in-memory storage cannot be collected by another process")
         check_extras(config, {})
+        validate_storage(config.storage)
     except ConfigError as error:
         print(f"wharf: error: {error}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(config.log)
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning)
     options = _options(args, config)
     _check_owner(config)
     if config.storage.driver != "filesystem" and config.redis is None:

@@ -10,6 +10,11 @@ the environment the parent exports before they start (``wharf.worker_environment
 workers of one machine share their change tokens through a file named after the storage
 (``wharf.coherence.shared``), which garbage collections and checks run from a shell find too.
 
+The parent process binds the port before any worker starts (under granian, granian's parent
+does), and only then announces where it listens: an address in use is one error line, and a
+line saying wharf listens is true when it is read. The lines about limits, the secret and the
+debug listener follow the announcement.
+
 SIGTERM and SIGINT stop gracefully: no new connections, requests in flight finish (for at
 most ``http.draintimeout`` when set), then the app's lifespan shutdown runs.
 
@@ -31,6 +36,7 @@ import secrets
 import signal
 import socket
 import ssl
+import stat
 import tempfile
 import threading
 import uuid
@@ -45,6 +51,7 @@ from typing import Any, cast
 from wharf import open_files
 from wharf.config.load import DEFAULT_SOURCE, ConfigError, load_config
 from wharf.config.model import Config, TLSConfig
+from wharf.config.tls import openssl_ciphers
 from wharf.logs import level_number, logging_config
 from wharf.observability.debug_listener import bind_debug, debug_process, metrics_directory
 from wharf.observability.tracing_settings import tracing_settings
@@ -65,6 +72,8 @@ __all__ = [
 
 #: Largest header block granian accepts on an HTTP/2 stream (access control's hardening).
 MAX_HTTP2_HEADERS = 64 * 1024
+#: uvicorn's default backlog, which each worker passes to listen() again.
+_BACKLOG = 2048
 #: What granian and uvicorn import in each worker: a factory, so the app is built there.
 _WORKER_TARGET = "wharf.server:worker_app"
 
@@ -129,7 +138,8 @@ def config_digest(config: Config) -> str:
 def worker_app() -> ASGIApp:
     """Build this worker's app from the configuration the parent process exported."""
     environment = WorkerEnvironment.read()
-    config = load_config(environment.config_path or None, os.environ)
+    # Lenient: the parent has refused, or warned about, every unknown key already.
+    config = load_config(environment.config_path or None, os.environ, lenient=True)
     expected = environment.config_digest
     if expected and config_digest(config) != expected:
         # A worker respawned after the file was edited would otherwise serve other settings
@@ -140,25 +150,67 @@ def worker_app() -> ASGIApp:
     return factory(config)
 
 
-def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
-    """Serve until SIGTERM or SIGINT; the caller has set up logging."""
+class _Announcement:
+    """Log lines held back until the port is bound, after the caller's announcement."""
+
+    def __init__(self, announce: Callable[[], None]) -> None:
+        self._announce = announce
+        self._held: list[tuple[int, str, tuple[object, ...]]] | None = []
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        if self._held is None:
+            log.log(level, message, *args)
+        else:
+            self._held.append((level, message, args))
+
+    def bound(self) -> None:
+        """The port is bound: announce, then log what was held back (once)."""
+        held, self._held = self._held, None
+        if held is None:
+            return
+        self._announce()
+        for level, message, args in held:
+            log.log(level, message, *args)
+
+
+def run(
+    config: Config,
+    *,
+    app_factory: str = DEFAULT_APP_FACTORY,
+    announce: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve until SIGTERM or SIGINT; the caller has set up logging. ``announce`` is called
+    once the port is bound, before any worker starts; ListenError when it cannot be."""
+    notes = _Announcement(announce)
     workers = worker_count(config)
     wanted = config.http.workers or os.cpu_count() or 1
     if workers < wanted:
-        log.info("in-memory storage cannot be shared between processes: 1 worker, not %d", wanted)
-    max_connections = _connection_limits(config)
+        notes.log(
+            logging.INFO,
+            "in-memory storage cannot be shared between processes: 1 worker, not %d",
+            wanted,
+        )
+    max_connections = _connection_limits(config, notes)
     tracing = tracing_settings(os.environ)
     if tracing is not None:
-        log.info("tracing requests and storage calls: %s", tracing.describe())
+        notes.log(logging.INFO, "tracing requests and storage calls: %s", tracing.describe())
     with contextlib.ExitStack() as stack:
         if threading.current_thread() is threading.main_thread():
             stack.enter_context(_stop_early_on_sigterm())
+        sock = None
+        if config.http.server == "uvicorn":
+            sock = stack.enter_context(_listening_socket(listener(config)))
+        else:
+            # granian binds itself, after lines of its own: an address in use is found first.
+            with _listening_socket(listener(config)):
+                pass
         client_ca = stack.enter_context(_client_ca_bundle(config.http.tls))
         generated = ""
         if not config.http.secret:
-            log.warning(
+            notes.log(
+                logging.WARNING,
                 "no http.secret: upload URLs are signed with a key kept in the storage, and "
-                "anything else that derives from the secret changes at every start"
+                "anything else that derives from the secret changes at every start",
             )
             generated = secrets.token_hex(32)
         environment = WorkerEnvironment(
@@ -174,24 +226,31 @@ def run(config: Config, *, app_factory: str = DEFAULT_APP_FACTORY) -> None:
         )
         stack.enter_context(_environment(environment.exported()))
         if config.http.debug is not None:
-            stack.enter_context(_debug_listener(config))
-        if config.http.server == "uvicorn":
-            _run_uvicorn(config, workers, client_ca, max_connections)
+            stack.enter_context(_debug_listener(config, notes))
+        if sock is not None:
+            notes.bound()
+            _run_uvicorn(config, workers, client_ca, max_connections, sock)
         else:
-            _run_granian(config, workers, client_ca, max_connections)
+            _run_granian(config, workers, client_ca, max_connections, notes.bound)
 
 
-def _connection_limits(config: Config) -> int:
+def _connection_limits(config: Config, notes: _Announcement) -> int:
     """Raise the open-files limit, log it with the limits on connections; the cap per worker."""
     http = config.http
     files = open_files.raise_limit()
     if files.error:
-        log.warning("cannot raise the open-files limit to %d: %s", files.hard, files.error)
+        notes.log(
+            logging.WARNING,
+            "cannot raise the open-files limit to %d: %s",
+            files.hard,
+            files.error,
+        )
     max_connections = http.max_connections or open_files.default_max_connections(files.limit)
     idle = _seconds(http.idle_timeout)
     if http.server == "granian":
         idle = f"{_seconds(http.header_timeout)} (granian's header timeout, HTTP/1 only)"
-    log.info(
+    notes.log(
+        logging.INFO,
         "open files: %s; at most %d connections per worker, request heads within %s, "
         "idle connections closed after %s",
         files,
@@ -200,7 +259,8 @@ def _connection_limits(config: Config) -> int:
         idle,
     )
     if not open_files.fits(max_connections, files.limit):
-        log.warning(
+        notes.log(
+            logging.WARNING,
             "http.maxconnections %d may need more open files than the limit (%d): past it, "
             "accepting connections fails for every client",
             max_connections,
@@ -214,7 +274,7 @@ def _seconds(duration: timedelta) -> str:
 
 
 @contextlib.contextmanager
-def _debug_listener(config: Config) -> Iterator[None]:
+def _debug_listener(config: Config, notes: _Announcement) -> Iterator[None]:
     """/metrics and /debug/health on ``http.debug.addr``, served by a process of its own."""
     assert config.http.debug is not None
     addr = config.http.debug.addr
@@ -224,7 +284,7 @@ def _debug_listener(config: Config) -> Iterator[None]:
         reason = exc.strerror or str(exc)
         raise ListenError(f"cannot listen on {addr} (http.debug.addr): {reason}") from None
     with debug_process(sock, dict(os.environ)):
-        log.info("debug listener on %s: /metrics, /debug/health", addr)
+        notes.log(logging.INFO, "debug listener on %s: /metrics, /debug/health", addr)
         yield
 
 
@@ -234,7 +294,13 @@ def _drain_seconds(config: Config) -> int | None:
     return None if drain is None else max(1, math.ceil(drain.total_seconds()))
 
 
-def _run_granian(config: Config, workers: int, client_ca: str | None, max_connections: int) -> None:
+def _run_granian(
+    config: Config,
+    workers: int,
+    client_ca: str | None,
+    max_connections: int,
+    bound: Callable[[], None],
+) -> None:
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -244,9 +310,9 @@ def _run_granian(config: Config, workers: int, client_ca: str | None, max_connec
     tls = config.http.tls
     tls_options: dict[str, Any] = {}
     if tls is not None:
+        # The loader refused what granian cannot do: TLS below 1.2, cipher suites, optional
+        # client certificates.
         minimum = SSLProtocols.tls13 if tls.minimum_tls == "tls1.3" else SSLProtocols.tls12
-        if tls.minimum_tls in ("tls1.0", "tls1.1"):
-            log.warning("granian accepts TLS 1.2 or later, not %s", tls.minimum_tls)
         tls_options = {
             "ssl_cert": Path(tls.certificate),
             "ssl_key": Path(tls.key),
@@ -254,6 +320,9 @@ def _run_granian(config: Config, workers: int, client_ca: str | None, max_connec
             "ssl_ca": Path(client_ca) if client_ca else None,
             "ssl_client_verify": client_ca is not None,
         }
+    # HTTP/2 as Distribution offers it: over TLS unless http2.disabled, in clear (h2c) only
+    # when asked.
+    http2 = config.http.h2c_enabled if tls is None else not config.http.http2_disabled
     server = Granian(
         _WORKER_TARGET,
         factory=True,
@@ -263,7 +332,7 @@ def _run_granian(config: Config, workers: int, client_ca: str | None, max_connec
         interface=Interfaces.ASGI,  # with lifespan
         workers=workers,
         loop=Loops.uvloop,
-        http=HTTPModes.auto,
+        http=HTTPModes.auto if http2 else HTTPModes.http1,
         # hyper's header timeout also bounds how long a kept-alive HTTP/1 connection waits
         # for its next request: granian has no idle timeout of its own.
         http1_settings=HTTP1Settings(
@@ -283,6 +352,9 @@ def _run_granian(config: Config, workers: int, client_ca: str | None, max_connec
         **tls_options,
     )
     os.register_at_fork(after_in_child=_default_stop_signals)
+    # granian's parent binds (on Linux, checks that it can bind, each worker then binding
+    # with SO_REUSEPORT) before it runs its startup hooks and starts the workers.
+    server.on_startup(bound)
     try:
         server.serve()
     except RuntimeError as exc:
@@ -310,29 +382,42 @@ def _default_stop_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _run_uvicorn(config: Config, workers: int, client_ca: str | None, max_connections: int) -> None:
+def _run_uvicorn(
+    config: Config,
+    workers: int,
+    client_ca: str | None,
+    max_connections: int,
+    sock: socket.socket,
+) -> None:
     import asyncio
 
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from wharf.uvicorn_http import ConnectionLimits, LimitedHttpToolsProtocol
 
     where = listener(config)
-    _check_bindable(where)
     tls = config.http.tls
     options: dict[str, Any] = {}
-    if where.uds is not None:
-        options["uds"] = where.uds
-    else:
+    if where.uds is None:  # for uvicorn's own log line; wharf bound the socket
         options.update(host=where.host or "0.0.0.0", port=where.port)
     if tls is not None:
+        verify = ssl.CERT_NONE
+        if client_ca is not None:
+            optional = tls.client_auth == "verify-client-cert-if-given"
+            verify = ssl.CERT_OPTIONAL if optional else ssl.CERT_REQUIRED
+        ciphers = openssl_ciphers(tls)
+        # Only TLS 1.3 suites named: TLS 1.2 would have none, as in Go.
+        minimum = "tls1.3" if tls.cipher_suites and not ciphers else tls.minimum_tls
         options.update(
             ssl_certfile=tls.certificate,
             ssl_keyfile=tls.key,
             ssl_ca_certs=client_ca,
-            ssl_cert_reqs=ssl.CERT_REQUIRED if client_ca else ssl.CERT_NONE,
-            ssl_context_factory=partial(_uvicorn_tls_context, minimum=tls.minimum_tls),
+            ssl_cert_reqs=verify,
+            ssl_context_factory=partial(_uvicorn_tls_context, minimum=minimum),
         )
+        if ciphers:
+            options["ssl_ciphers"] = ciphers
     limits = ConnectionLimits(
         header_timeout=config.http.header_timeout.total_seconds(),
         max_connections=max_connections,
@@ -341,7 +426,7 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None, max_connec
     # connection's protocol by calling this, as it would the class; each worker process
     # receives its own copy.
     protocol = cast("type[asyncio.Protocol]", partial(LimitedHttpToolsProtocol, limits=limits))
-    uvicorn.run(
+    settings = uvicorn.Config(
         _WORKER_TARGET,
         factory=True,
         workers=workers,
@@ -359,22 +444,49 @@ def _run_uvicorn(config: Config, workers: int, client_ca: str | None, max_connec
         timeout_graceful_shutdown=_drain_seconds(config),
         **options,
     )
+    # What uvicorn.run does, with the socket bound here instead of by uvicorn.
+    server = uvicorn.Server(settings)
+    try:
+        if workers > 1:
+            Multiprocess(settings, sockets=[sock]).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    if workers == 1 and not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the app did not start
 
 
-def _check_bindable(where: Listener) -> None:
-    """ListenError when the TCP address cannot be bound: uvicorn would report it with log
-    lines of its own and exit status 3, after starting its workers."""
+@contextlib.contextmanager
+def _listening_socket(where: Listener) -> Iterator[socket.socket]:
+    """The server's socket, bound and listening, for the workers to inherit; ListenError
+    when it cannot be (an address in use, a port below 1024, ...)."""
     if where.uds is not None:
-        return
-    host = where.host or "0.0.0.0"
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(os.stat(where.uds).st_mode):
+                os.unlink(where.uds)  # left by a process that died
+    else:
+        sock = socket.socket(socket.AF_INET6 if ":" in where.host else socket.AF_INET)
         # As uvicorn binds: an address in TIME_WAIT is no obstacle, one listened on is.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
         try:
-            probe.bind((host, where.port))
+            if where.uds is not None:
+                sock.bind(where.uds)
+                os.chmod(where.uds, 0o666)  # as uvicorn leaves it
+            else:
+                sock.bind((where.host or "0.0.0.0", where.port))
+            sock.listen(_BACKLOG)
         except OSError as exc:
             raise ListenError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+        sock.set_inheritable(True)
+        yield sock
+    finally:
+        sock.close()
+        if where.uds is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(where.uds)
 
 
 _TLS_VERSIONS = {

@@ -68,7 +68,9 @@ def test_an_empty_file_needs_a_version(tmp_path: Path) -> None:
 
 def test_load_config_is_the_config_part(tmp_path: Path) -> None:
     path = minimal(tmp_path, "nonsense: 1\n")
-    assert load_config(path, {}) == load_config_with_warnings(path, {})[0]
+    config, warnings = load_config_with_warnings(path, {}, lenient=True)
+    assert load_config(path, {}, lenient=True) == config
+    assert warnings == ["nonsense: unknown key, ignored"]
 
 
 # --- complete files ----------------------------------------------------------------------------
@@ -105,9 +107,8 @@ def test_distribution_docker_image_config_loads_without_warnings(tmp_path: Path)
     assert config.storage.cache_blobdescriptor == "inmemory"
     assert config.storage.parameters == {"rootdirectory": "/var/lib/registry"}
     assert config.http.headers == {"X-Content-Type-Options": ("nosniff",)}
-    assert config.extra == {
-        "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}}
-    }
+    assert config.health.storage_driver.threshold == 3
+    assert config.extra == {}
 
 
 def test_full_file(tmp_path: Path) -> None:
@@ -176,15 +177,17 @@ def test_full_file(tmp_path: Path) -> None:
         middleware:
           registry:
             - name: ARegistryMiddleware
+              disabled: true
         reporting:
-          bugsnag: {{apikey: key}}
-        proxy:
-          remoteurl: https://registry-1.docker.io
+          bugsnag: {{apikey: ""}}
         validation:
           disabled: true
         compatibility:
           schema1:
             enabled: false
+        policy:
+          repository:
+            classes: []
         """,
     )
     config, warnings = load_config_with_warnings(path, {})
@@ -225,18 +228,10 @@ def test_full_file(tmp_path: Path) -> None:
     )
     assert (http.workers, http.server) == (3, "uvicorn")
     assert config.catalog.max_entries == 250
-    assert set(config.extra) == {
-        "auth",
-        "notifications",
-        "redis",
-        "middleware",
-        "reporting",
-        "proxy",
-        "validation",
-        "compatibility",
+    assert config.extra == {
+        "auth": {"htpasswd": {"realm": "basic-realm", "path": "/auth/htpasswd"}}
     }
-    assert config.extra["auth"] == {"htpasswd": {"realm": "basic-realm", "path": "/auth/htpasswd"}}
-    assert config.extra["notifications"]["endpoints"][0]["timeout"] == "500ms"
+    assert config.notifications.endpoints[0].timeout == timedelta(milliseconds=500)
 
 
 def test_storage_and_auth_may_name_a_type_without_parameters(tmp_path: Path) -> None:
@@ -246,7 +241,7 @@ def test_storage_and_auth_may_name_a_type_without_parameters(tmp_path: Path) -> 
     assert config.extra["auth"] == {"silly": {}}
 
 
-def test_s3_parameters_are_kept_raw(tmp_path: Path) -> None:
+def test_driver_parameters_are_kept_raw(tmp_path: Path) -> None:
     path = minimal(
         tmp_path,
         """\
@@ -390,7 +385,8 @@ def test_nested_overrides(tmp_path: Path) -> None:
             "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE": "2h",
             "REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_DRYRUN": "true",
             "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED": "true",
-            "REGISTRY_HTTP_TLS_MINIMUMTLS": "tls1.3",
+            "REGISTRY_HTTP_DEBUG_PROMETHEUS_PATH": "/prom",
+            "REGISTRY_HTTP_DEBUG_ADDR": "127.0.0.1:5001",
             "REGISTRY_HTTP_HEADERS_X-FRAME-OPTIONS": "[DENY]",
             "REGISTRY_AUTH_HTPASSWD_REALM": "basic",
             "REGISTRY_NOTIFICATIONS_ENDPOINTS_0_NAME": "first",
@@ -405,14 +401,16 @@ def test_nested_overrides(tmp_path: Path) -> None:
     assert config.storage.upload_purging.enabled is True
     assert config.storage.readonly is True
     assert config.http.headers == {"x-frame-options": ("DENY",)}
+    assert config.http.debug is not None
+    assert config.http.debug.prometheus_path == "/prom"
     assert config.extra["auth"] == {"htpasswd": {"realm": "basic"}}
-    assert config.extra["notifications"] == {
-        "endpoints": [
-            {"name": "first", "url": "http://listener"},
-            {"name": "second", "url": "http://second"},
-        ]
-    }
-    assert config.extra["redis"] == {"addr": "localhost:6379"}
+    endpoints = config.notifications.endpoints
+    assert [(e.name, e.url) for e in endpoints] == [
+        ("first", "http://listener"),
+        ("second", "http://second"),
+    ]
+    assert config.redis is not None
+    assert config.redis.addr == "localhost:6379"
 
 
 def test_variables_match_file_keys_whatever_their_case(tmp_path: Path) -> None:
@@ -483,11 +481,7 @@ FILE_ERRORS = [
     ("log: {fields: [a]}\n", "log.fields"),
     ("log: [level]\n", "log"),
     ("storage: {filesystem: {}, inmemory: {}}\n", "storage"),
-    ("storage: {azure: {accountname: x}}\n", "storage.azure"),
     ("storage: {filesystem: /data}\n", "storage.filesystem"),
-    ("storage: {filesystem: {rootdirectory: ''}}\n", "storage.filesystem.rootdirectory"),
-    ("storage: {filesystem: {maxthreads: many}}\n", "storage.filesystem.maxthreads"),
-    ("storage: {filesystem: {directwrites: sometimes}}\n", "storage.filesystem.directwrites"),
     ("storage: {delete: {enabled: 'yes please'}}\n", "storage.delete.enabled"),
     ("storage: {maintenance: {readonly: {enabled: 1}}}\n", "storage.maintenance.readonly.enabled"),
     (
@@ -577,7 +571,6 @@ def test_missing_version_in_a_file(tmp_path: Path) -> None:
     ("name", "value", "key"),
     [
         ("REGISTRY_HTTP_WORKERS", "x", "http.workers"),
-        ("REGISTRY_STORAGE", "azure", "storage.azure"),
         ("REGISTRY_STORAGE_S3", "[1]", "storage.s3"),
         ("REGISTRY_STORAGE_MAINTENANCE_UPLOADPURGING_AGE", "1d", "uploadpurging.age"),
         ("REGISTRY_LOG_LEVEL", "loud", "log.level"),
@@ -640,43 +633,102 @@ def test_a_zero_integer_is_a_zero_duration(tmp_path: Path) -> None:
     assert config.http.drain_timeout == timedelta(0)
 
 
-# --- warnings ----------------------------------------------------------------------------------
+# --- unknown keys ------------------------------------------------------------------------------
 
 
-def test_unknown_keys_are_warnings(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("nonsense: 1\n", "nonsense"),
+        ("log: {colour: red}\n", "log.colour"),
+        ("log: {accesslog: {enabled: false}}\n", "log.accesslog.enabled"),
+        ("storage: {delete: {enable: true}}\n", "storage.delete.enable"),
+        ("storage: {cache: {blobdescriptorsize: 10000}}\n", "storage.cache.blobdescriptorsize"),
+        ("storage: {tag: {limit: 8}}\n", "storage.tag.limit"),
+        ("http: {adr: ':5000'}\n", "http.adr"),
+        ("http: {debug: {addr: ':5001', colour: red}}\n", "http.debug.colour"),
+        ("http: {http2: {enabled: true}}\n", "http.http2.enabled"),
+        ("catalog: {maxentires: 5}\n", "catalog.maxentires"),
+        ("log: {reportcaller: true}\n", "log.reportcaller"),
+        (
+            "compatibility: {schema1: {signingkeyfile: /k}}\n",
+            "compatibility.schema1.signingkeyfile",
+        ),
+        ("validation: {manifests: {url: {}}}\n", "validation.manifests.url"),
+    ],
+)
+def test_unknown_keys_are_errors(tmp_path: Path, text: str, key: str) -> None:
+    path = minimal(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    message = str(caught.value)
+    assert message.startswith(f"{key}: ")
+    assert message.endswith("(--lenient makes it a warning)")
+    assert "\n" not in message
+    _, warnings = load_config_with_warnings(path, {}, lenient=True)
+    assert [warning.split(":")[0] for warning in warnings] == [key]
+
+
+def test_lenient_loading_ignores_unknown_keys_with_warnings(tmp_path: Path) -> None:
     path = minimal(
         tmp_path,
         """\
         nonsense: 1
-        log: {hooks: [], colour: red}
+        log: {colour: red}
         storage:
-          filesystem: {rootdirectory: /data, compression: zstd}
+          filesystem: {rootdirectory: /data}
+          cache: {blobdescriptorsize: 10000}
         http:
           addr: ':5000'
           debug: {addr: ':5001'}
-          tls: {letsencrypt: {email: a@b.c}}
         catalog: {maxentires: 5}
         """,
     )
-    config, warnings = load_config_with_warnings(path, {"REGISTRY_HTTP_FOO": "1"})
+    config, warnings = load_config_with_warnings(path, {"REGISTRY_HTTP_FOO": "1"}, lenient=True)
     assert config.http.addr == ":5000"
+    assert config.catalog.max_entries == 1000
     assert sorted(warnings) == sorted(
         [
             "nonsense: unknown key, ignored",
-            "log.hooks: not supported by wharf, ignored",
             "log.colour: unknown key, ignored",
-            "storage.filesystem.compression: unknown key, ignored",
-            "http.tls.letsencrypt: not supported by wharf, ignored",
-            "http.tls: no certificate and key, serving plain HTTP",
+            "storage.cache.blobdescriptorsize: not supported by wharf: its caches are bounded by "
+            "their own limits, not by a count, ignored",
             "http.foo (from REGISTRY_HTTP_FOO): unknown key, ignored",
             "catalog.maxentires: unknown key, ignored",
         ]
     )
 
 
-def test_inmemory_takes_no_parameters(tmp_path: Path) -> None:
-    _, warnings = load_config_with_warnings(minimal(tmp_path, "storage: {inmemory: {a: 1}}\n"), {})
-    assert warnings == ["storage.inmemory.a: unknown key, ignored"]
+def test_a_variable_naming_no_section_is_a_warning_even_when_strict() -> None:
+    # Kubernetes sets these for a service named "registry"; Distribution ignores them too.
+    environ = {"REGISTRY_PORT": "tcp://10.0.0.1:5000", "REGISTRY_SERVICE_HOST": "10.0.0.1"}
+    config, warnings = load_config_with_warnings(None, environ)
+    assert config == Config()
+    assert warnings == [
+        "port (from REGISTRY_PORT): names no configuration section, ignored",
+        "service (from REGISTRY_SERVICE_HOST): names no configuration section, ignored",
+    ]
+    with pytest.raises(ConfigError, match=r"^http\.foo \(from REGISTRY_HTTP_FOO\): unknown key"):
+        load_config(None, {"REGISTRY_HTTP_FOO": "1"})
+
+
+def test_driver_parameters_are_left_to_the_driver(tmp_path: Path) -> None:
+    config = load_config(minimal(tmp_path, "storage: {inmemory: {a: 1}}\n"), {}, lenient=True)
+    assert config.storage.parameters == {"a": 1}
+    typo = minimal(tmp_path, "storage: {filesystem: {rootdirectroy: /data}}\n")
+    parameters = load_config(typo, {}).storage.parameters
+    assert parameters == {"rootdirectroy": "/data", "rootdirectory": "./wharf-data"}
+
+
+def test_driver_parameters_from_variables_keep_their_text(tmp_path: Path) -> None:
+    config = load_config(
+        None,
+        {
+            "REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY": "0123",
+            "REGISTRY_STORAGE_FILESYSTEM_MAXTHREADS": "8",
+        },
+    )
+    assert config.storage.parameters == {"rootdirectory": "0123", "maxthreads": "8"}
 
 
 def test_malformed_variable_names_are_warnings() -> None:

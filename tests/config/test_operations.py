@@ -133,8 +133,7 @@ def test_distribution_example_sections(tmp_path: Path) -> None:
             "redis-server.domain.com:6379", timedelta(seconds=3), timedelta(seconds=10), 3
         ),
     )
-    # The raw sections stay available to the parts that read them themselves.
-    assert config.extra["redis"]["addr"] == "localhost:6379"
+    assert config.extra == {}  # only auth is kept raw
 
 
 def test_distribution_3_redis_keys(tmp_path: Path) -> None:
@@ -218,7 +217,7 @@ def test_bad_values_stop_at_start(tmp_path: Path, body: str, message: str) -> No
         load_config(write(tmp_path, body + "\n"), {})
 
 
-def test_unknown_keys_in_the_new_sections_are_warnings(tmp_path: Path) -> None:
+def test_unknown_keys_in_the_new_sections_are_errors(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """\
@@ -226,7 +225,9 @@ def test_unknown_keys_in_the_new_sections_are_warnings(tmp_path: Path) -> None:
         health: {tcp: [{addr: 'a:1', colour: red}]}
         """,
     )
-    _, warnings = load_config_with_warnings(path, {})
+    with pytest.raises(ConfigError, match=r"^redis\.sentinel: unknown key \(--lenient"):
+        load_config(path, {})
+    _, warnings = load_config_with_warnings(path, {}, lenient=True)
     assert sorted(warnings) == [
         "health.tcp.0.colour: unknown key, ignored",
         "redis.sentinel: unknown key, ignored",

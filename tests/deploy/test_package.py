@@ -120,7 +120,7 @@ def _installed(venv: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_no_extras_installs_the_core_alone(bare_venv: Path) -> None:
+def test_no_extras_installs_the_core_alone(bare_venv: Path, dist: Dist) -> None:
     installed = _installed(bare_venv)
     assert "wharf-registry" in installed
     optional = {"boto3", "botocore", "azure-storage-blob", "redis", "granian", "opentelemetry-sdk"}
@@ -128,7 +128,7 @@ def test_no_extras_installs_the_core_alone(bare_venv: Path) -> None:
     version = subprocess.run(
         [str(bare_venv / "bin" / "wharf"), "--version"], capture_output=True, text=True, check=True
     )
-    assert version.stdout.startswith("wharf ")
+    assert version.stdout.strip() == f"wharf {_metadata(dist.wheel)['Version']}"
 
 
 @pytest.fixture

@@ -34,7 +34,7 @@ def _scrape(port: int) -> dict[str, float]:
     return parse(response.text)
 
 
-def _wait_for(port: int, name: str, value: float, timeout: float = 10) -> dict[str, float]:
+def _wait_for(port: int, name: str, value: float, timeout: float = 30) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     while True:
         values = _scrape(port)

@@ -7,7 +7,17 @@ Three steps, as Distribution's ``configuration.Parse`` does them:
    variable names so that ``REGISTRY_STORAGE`` lands before
    ``REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY``; each value is parsed as YAML;
 3. conversion into the frozen dataclasses of :mod:`wharf.config.model`, where every bad value
-   raises :class:`ConfigError` naming its key and every unknown key becomes a warning.
+   raises :class:`ConfigError` naming its key, and so does every unknown key, unless loading
+   is ``lenient`` (then it is a warning and ignored, for configurations being migrated).
+
+Every section of Distribution's configuration is read: into the model, or by
+``wharf.config.unsupported``, which accepts what asks for nothing wharf does not do and refuses
+the rest with one line saying why. A top-level key set only by the environment and naming no
+section is a warning, lenient or not: Kubernetes sets ``REGISTRY_PORT`` and
+``REGISTRY_SERVICE_HOST`` for a service named ``registry`` (Distribution ignores them too).
+Storage driver parameters are the driver's to check (``wharf.storage.driver.factory``), and
+``auth`` the access controller's; neither is ever lenient, since a misspelt key there puts
+the data elsewhere or weakens access control.
 
 Deliberate differences from Distribution: a missing storage driver means the default
 (filesystem under ``./wharf-data``) instead of an error; ``REGISTRY_STORAGE=<driver>`` keeps
@@ -22,6 +32,7 @@ import os
 import re
 import urllib.parse
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -34,7 +45,6 @@ from wharf.config.model import (
     HTTPConfig,
     LogConfig,
     StorageConfig,
-    TLSConfig,
     UploadPurgingConfig,
 )
 from wharf.config.operations import parse_debug, parse_health, parse_notifications, parse_redis
@@ -46,12 +56,23 @@ from wharf.config.sources import (
     apply_environment,
     read_file,
 )
+from wharf.config.tls import parse_tls
 from wharf.config.tus import parse_tus
+from wharf.config.unsupported import (
+    check_compatibility,
+    check_log_hooks,
+    check_middleware,
+    check_policy,
+    check_reporting,
+)
+from wharf.config.validation import parse_validation
 
 __all__ = [
     "CONFIG_PATH_ENV",
     "DEFAULT_SOURCE",
     "ConfigError",
+    "Loaded",
+    "load",
     "load_config",
     "load_config_with_warnings",
     "parse_duration",
@@ -61,42 +82,59 @@ __all__ = [
 DEFAULT_SOURCE = "defaults"
 
 _DEFAULT_ROOT = "./wharf-data"
-_STORAGE_DRIVERS = ("filesystem", "inmemory", "s3")
-#: Sections that later subsystems parse themselves; kept raw in ``Config.extra``.
-_RAW_SECTIONS = (
-    "auth",
-    "notifications",
-    "redis",
-    "health",
-    "middleware",
-    "reporting",
-    "validation",
-    "compatibility",
-    "policy",
+#: Sections kept raw in ``Config.extra`` for the subsystem that reads them.
+_RAW_SECTIONS = ("auth",)
+#: Sections wharf reads only to refuse what it does not do (``wharf.config.unsupported``).
+_REFUSING_CHECKS = (
+    check_middleware,
+    check_reporting,
+    check_compatibility,
+    check_policy,
 )
 _LOG_LEVELS = ("error", "warn", "info", "debug")
-_TLS_VERSIONS = ("tls1.0", "tls1.1", "tls1.2", "tls1.3")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 _T = TypeVar("_T")
 
 
-def load_config(path: str | None, environ: Mapping[str, str]) -> Config:
-    """Load the configuration; warnings about unknown keys are dropped."""
-    return load_config_with_warnings(path, environ)[0]
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A loaded configuration, with what loading met on the way."""
+
+    config: Config
+    warnings: list[str]
+    #: The configuration tree as read: the file with the environment's overrides applied.
+    tree: dict[str, Any]
+    #: Dotted keys ignored under ``lenient``, which the model does not hold.
+    ignored: list[str]
+
+
+def load(path: str | None, environ: Mapping[str, str], *, lenient: bool = False) -> Loaded:
+    """Load the configuration: ConfigError (one line) for a bad value, and for an unknown
+    key unless ``lenient``."""
+    path = path or environ.get(CONFIG_PATH_ENV) or None
+    tree = read_file(path) if path is not None else {}
+    context = Context(lenient=lenient)
+    apply_environment(tree, environ, context)
+    source = os.path.abspath(path) if path is not None else DEFAULT_SOURCE
+    config = _build(copy.deepcopy(tree), context, source, from_file=path is not None)
+    return Loaded(config, context.warnings, tree, context.ignored)
+
+
+def load_config(path: str | None, environ: Mapping[str, str], *, lenient: bool = False) -> Config:
+    """Load the configuration; the warnings (there are some only when ``lenient``) are dropped.
+
+    Worker processes load with ``lenient``: their parent has refused, or warned about, every
+    unknown key already."""
+    return load(path, environ, lenient=lenient).config
 
 
 def load_config_with_warnings(
-    path: str | None, environ: Mapping[str, str]
+    path: str | None, environ: Mapping[str, str], *, lenient: bool = False
 ) -> tuple[Config, list[str]]:
-    """Load the configuration and the warnings (unknown or unsupported keys) to log at start."""
-    path = path or environ.get(CONFIG_PATH_ENV) or None
-    tree = read_file(path) if path is not None else {}
-    context = Context()
-    apply_environment(tree, environ, context)
-    source = os.path.abspath(path) if path is not None else DEFAULT_SOURCE
-    config = _build(tree, context, source, from_file=path is not None)
-    return config, context.warnings
+    """Load the configuration and the warnings to log at start."""
+    loaded = load(path, environ, lenient=lenient)
+    return loaded.config, loaded.warnings
 
 
 # --- durations -----------------------------------------------------------------------------
@@ -169,11 +207,12 @@ class _Section:
     def has(self, name: str) -> bool:
         return self.data.get(name) is not None
 
-    def ignore(self, *names: str, why: str = "not supported by wharf, ignored") -> None:
-        for name in names:
-            if name in self.data:
-                self._read.add(name)
-                self.ctx.warn(self.key(name), why)
+    def unsupported(self, name: str, why: str) -> None:
+        """A Distribution key that means nothing to wharf: refused as an unknown key is (so
+        ``lenient`` ignores it), saying why."""
+        if name in self.data:
+            self._read.add(name)
+            self.ctx.unknown(self.key(name), f"not supported by wharf: {why}")
 
     def section(self, name: str) -> _Section:
         return _Section(self.get(name), self.key(name), self.ctx)
@@ -246,9 +285,18 @@ class _Section:
         return result
 
     def finish(self) -> None:
+        """Refuse the keys nobody read (under ``lenient``, warn about them)."""
         for name in self.data:
-            if name not in self._read:
-                self.ctx.warn(self.key(str(name)), "unknown key, ignored")
+            if name in self._read:
+                continue
+            key = self.key(str(name))
+            variables = [v for k, v in self.ctx.origins.items() if k.split(".")[0] == key]
+            if not self.path and variables:
+                self.ctx.ignored.append(key)
+                message = f"{key} (from {variables[0]}): names no configuration section, ignored"
+                self.ctx.warnings.append(message)
+            else:
+                self.ctx.unknown(key)
 
 
 def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) -> Config:
@@ -257,6 +305,8 @@ def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) 
     if from_file and version != "0.1":
         got = f"got {_show(version)}" if version else "it is missing"
         raise top.error("version", f'must be "0.1", {got}')
+    for check in _REFUSING_CHECKS:
+        check(top)
     config = Config(
         log=_log(top),
         storage=_storage(top.section("storage")),
@@ -268,6 +318,7 @@ def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) 
         redis=parse_redis(top.section("redis")),
         health=parse_health(top.section("health")),
         mirrors=parse_mirrors(top),
+        validation=parse_validation(top.section("validation")),
         tus=parse_tus(top.section("tus")),
     )
     if config.storage.cache_blobdescriptor == "redis" and config.redis is None:
@@ -288,7 +339,10 @@ def _log(top: _Section) -> LogConfig:
     accesslog = section.section("accesslog")
     access_log = not accesslog.boolean("disabled", False)
     accesslog.finish()
-    section.ignore("hooks", "reportcaller")
+    check_log_hooks(section)
+    if section.data.get("reportcaller"):
+        section.unsupported("reportcaller", "its lines name their logger, not a file and line")
+    section.boolean("reportcaller", False)
     section.finish()
     return LogConfig(level=level, formatter=formatter, fields=fields, access_log=access_log)
 
@@ -298,13 +352,9 @@ def _storage(section: _Section) -> StorageConfig:
     if len(drivers) > 1:
         names = ", ".join(str(name) for name in drivers)
         raise section.ctx.error("storage", f"exactly one driver allowed, got {names}")
+    # Which drivers exist is the storage layer's to say (``validate_storage``).
     driver = str(drivers[0]) if drivers else "filesystem"
-    if driver not in _STORAGE_DRIVERS:
-        raise section.error(
-            driver, f"unknown storage driver, use one of {', '.join(_STORAGE_DRIVERS)}"
-        )
-    params = section.section(driver)
-    parameters = _driver_parameters(driver, params)
+    parameters = _driver_parameters(driver, section)
 
     delete = section.section("delete")
     delete_enabled = delete.boolean("enabled", False)
@@ -328,8 +378,13 @@ def _storage(section: _Section) -> StorageConfig:
         raise cache.error(
             "blobdescriptor", f"must be inmemory or redis, got {_show(blobdescriptor)}"
         )
-    cache.ignore("blobdescriptorsize")
+    cache.unsupported(
+        "blobdescriptorsize", "its caches are bounded by their own limits, not by a count"
+    )
     cache.finish()
+    tag = section.section("tag")
+    tag_limit = tag.integer("concurrencylimit", 0, minimum=0)
+    tag.finish()
     gc = _gc(section.section("gc"))
     section.finish()
     return StorageConfig(
@@ -341,25 +396,22 @@ def _storage(section: _Section) -> StorageConfig:
         redirect_disabled=redirect_disabled,
         cache_blobdescriptor=blobdescriptor or None,
         gc=gc,
+        tag_concurrency_limit=tag_limit,
     )
 
 
-def _driver_parameters(driver: str, params: _Section) -> dict[str, Any]:
-    if driver == "s3":
-        # Validated by the S3 driver itself; every key is kept, none is "unknown" here.
-        return {str(key): value for key, value in copy.deepcopy(params.data).items()}
-    if driver == "inmemory":
-        params.finish()
-        return {}
-    root = params.string("rootdirectory", _DEFAULT_ROOT)
-    if not root.strip():
-        raise params.error("rootdirectory", "must not be empty")
-    parameters: dict[str, Any] = {"rootdirectory": root}
-    if params.has("maxthreads"):
-        parameters["maxthreads"] = params.integer("maxthreads", 100, minimum=1)
-    if params.has("directwrites"):
-        parameters["directwrites"] = params.boolean("directwrites", True)
-    params.finish()
+def _driver_parameters(driver: str, storage: _Section) -> dict[str, Any]:
+    """The driver's parameters as written: the driver checks them (``validate_storage`` of
+    ``wharf.storage.driver.factory``, before any worker starts). A value set by a variable is
+    its text, as the variable had it: the driver reads "0123" or "true" as it means them."""
+    params = storage.section(driver)
+    parameters: dict[str, Any] = {}
+    for key, value in copy.deepcopy(params.data).items():
+        text = storage.ctx.env_text.get(params.key(str(key)))
+        scalar = text is not None and not isinstance(value, dict | list)
+        parameters[str(key)] = text if scalar else value
+    if driver == "filesystem":
+        parameters.setdefault("rootdirectory", _DEFAULT_ROOT)
     return parameters
 
 
@@ -413,7 +465,7 @@ def _http(section: _Section) -> HTTPConfig:
         prefix=prefix,
         host=host,
         headers=_headers(section),
-        tls=_tls(section.section("tls")),
+        tls=parse_tls(section.section("tls")),
         workers=section.integer("workers", defaults.workers, minimum=0),
         server=section.choice("server", defaults.server, ("granian", "uvicorn")),
         relative_urls=section.boolean("relativeurls", False),
@@ -423,10 +475,36 @@ def _http(section: _Section) -> HTTPConfig:
         idle_timeout=section.duration("idletimeout", defaults.idle_timeout, positive=True),
         max_connections=section.integer("maxconnections", defaults.max_connections, minimum=0),
         debug=parse_debug(section.section("debug")),
+        http2_disabled=_flag(section, "http2", "disabled"),
+        h2c_enabled=_flag(section, "h2c", "enabled"),
     )
-    section.ignore("http2")
     section.finish()
+    _check_server(section, config)
     return config
+
+
+def _flag(section: _Section, name: str, flag: str) -> bool:
+    options = section.section(name)
+    value = options.boolean(flag, False)
+    options.finish()
+    return value
+
+
+def _check_server(section: _Section, http: HTTPConfig) -> None:
+    """What one HTTP server cannot do: refused rather than served otherwise."""
+    tls = http.tls
+    if http.server == "uvicorn":
+        if http.h2c_enabled:
+            raise section.error("h2c", "uvicorn serves HTTP/1.1 only: set http.server: granian")
+        return
+    if tls is None:
+        return
+    if tls.cipher_suites:
+        raise section.error("tls.ciphersuites", "granian cannot restrict them: use uvicorn")
+    if tls.client_cas and tls.client_auth != "require-and-verify-client-cert":
+        raise section.error("tls.clientauth", f"granian cannot {tls.client_auth}: use uvicorn")
+    if tls.minimum_tls in ("tls1.0", "tls1.1"):
+        raise section.error("tls.minimumtls", "granian accepts TLS 1.2 or later only")
 
 
 def _check_addr(section: _Section, addr: str) -> None:
@@ -451,36 +529,6 @@ def _headers(section: _Section) -> dict[str, tuple[str, ...]]:
             raise section.ctx.error(key, f"expected a list of strings, got {_show(value)}")
         headers[name] = tuple(str(item) for item in values)
     return headers
-
-
-def _tls(section: _Section) -> TLSConfig | None:
-    certificate = section.string("certificate", "")
-    key = section.string("key", "")
-    clientcas = section.get("clientcas")
-    if isinstance(clientcas, str):
-        clientcas = [clientcas]
-    if clientcas is not None and not (
-        isinstance(clientcas, list) and all(isinstance(item, str) for item in clientcas)
-    ):
-        raise section.error("clientcas", f"expected a list of file names, got {_show(clientcas)}")
-    minimum = section.choice("minimumtls", "tls1.2", _TLS_VERSIONS)
-    section.ignore("ciphersuites", "letsencrypt")
-    section.finish()
-    if not certificate and not key:
-        if section.data:
-            section.ctx.warn(section.path, "no certificate and key, serving plain HTTP")
-        return None
-    for name, value in (("certificate", certificate), ("key", key)):
-        if not value:
-            raise section.error(name, "required when http.tls is used")
-        if not os.path.isfile(value):
-            raise section.error(name, f"no such file: {value}")
-    for ca in clientcas or ():
-        if not os.path.isfile(ca):
-            raise section.error("clientcas", f"no such file: {ca}")
-    return TLSConfig(
-        certificate=certificate, key=key, client_cas=tuple(clientcas or ()), minimum_tls=minimum
-    )
 
 
 def _catalog(section: _Section) -> CatalogConfig:

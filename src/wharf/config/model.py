@@ -9,6 +9,7 @@ from typing import Any
 from wharf.config.mirrors import MirrorConfig
 from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
 from wharf.config.tus import TusConfig
+from wharf.config.validation import ValidationConfig
 
 __all__ = [
     "CatalogConfig",
@@ -62,6 +63,9 @@ class StorageConfig:
     redirect_disabled: bool = False
     cache_blobdescriptor: str | None = None  # inmemory | redis
     gc: GcConfig = field(default_factory=GcConfig)
+    #: ``storage.tag.concurrencylimit``: tags read at once when looking for those pointing at
+    #: a manifest (on a delete); 0: wharf's default.
+    tag_concurrency_limit: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,10 @@ class TLSConfig:
     key: str
     client_cas: tuple[str, ...] = ()
     minimum_tls: str = "tls1.2"
+    #: What is asked of clients when ``client_cas`` is set (Distribution 3's ``clientauth``).
+    client_auth: str = "require-and-verify-client-cert"
+    #: Distribution's (Go's) names of the TLS 1.2 cipher suites allowed; empty: the defaults.
+    cipher_suites: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,10 @@ class HTTPConfig:
     idle_timeout: timedelta = timedelta(seconds=75)
     #: Connections one worker keeps open at most; 0: derived from the open-files limit.
     max_connections: int = 0
+    #: ``http.http2.disabled``: HTTP/1.1 only over TLS (HTTP/2 needs granian anyway).
+    http2_disabled: bool = False
+    #: ``http.h2c.enabled``: HTTP/2 without TLS (granian only); off, as in Distribution.
+    h2c_enabled: bool = False
 
     @property
     def bind_host(self) -> str:
@@ -123,13 +135,16 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     http: HTTPConfig = field(default_factory=HTTPConfig)
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
-    #: Sections parsed by later subsystems (auth, notifications, redis, health), kept raw.
+    #: Sections kept raw for the subsystem that reads them (``auth``) or that is still to come
+    #: (``wharf.config.load.PENDING_SECTIONS``).
     extra: dict[str, Any] = field(default_factory=dict)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     redis: RedisConfig | None = None
     health: HealthConfig = field(default_factory=HealthConfig)
     #: The pull-through cache: ``mirrors`` in order, then Distribution's ``proxy``.
     mirrors: tuple[MirrorConfig, ...] = ()
+    #: Which references of a pushed manifest must already be in the repository.
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
     #: wharf's own tus endpoint (off unless enabled).
     tus: TusConfig = field(default_factory=TusConfig)
     #: Where the configuration came from, for the first log line.

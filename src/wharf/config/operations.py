@@ -26,10 +26,12 @@ __all__ = [
     "SectionReader",
     "StorageCheckConfig",
     "TCPCheckConfig",
+    "elements",
     "parse_debug",
     "parse_health",
     "parse_notifications",
     "parse_redis",
+    "strings",
 ]
 
 _T = TypeVar("_T")
@@ -133,6 +135,8 @@ class HealthConfig:
 class SectionReader(Protocol):
     """What the loader's sections offer (``wharf.config.load._Section``)."""
 
+    @property
+    def data(self) -> dict[Any, Any]: ...
     def key(self, name: str) -> str: ...
     def error(self, name: str, message: str) -> ValueError: ...
     def get(self, name: str) -> Any: ...
@@ -141,16 +145,19 @@ class SectionReader(Protocol):
     def element(self, name: str, index: int, data: Any) -> SectionReader: ...
     def mapping(self, name: str) -> dict[str, Any]: ...
     def string(self, name: str, default: str) -> str: ...
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str: ...
     def boolean(self, name: str, default: bool) -> bool: ...
     def integer(self, name: str, default: int, *, minimum: int) -> int: ...
     def duration(self, name: str, default: _T, *, positive: bool = False) -> timedelta | _T: ...
+    def unsupported(self, name: str, why: str) -> None: ...
     def finish(self) -> None: ...
 
 
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _elements(section: SectionReader, name: str) -> list[SectionReader]:
+def elements(section: SectionReader, name: str) -> list[SectionReader]:
+    """The items of the list under ``name``, each as a section."""
     value = section.get(name)
     if value is None:
         return []
@@ -159,7 +166,8 @@ def _elements(section: SectionReader, name: str) -> list[SectionReader]:
     return [section.element(name, index, item) for index, item in enumerate(value)]
 
 
-def _strings(section: SectionReader, name: str) -> tuple[str, ...]:
+def strings(section: SectionReader, name: str) -> tuple[str, ...]:
+    """A list of strings; a single string counts as a list of one."""
     value = section.get(name)
     if value is None:
         return ()
@@ -222,7 +230,7 @@ def parse_notifications(section: SectionReader) -> NotificationsConfig:
     events = section.section("events")
     include_references = events.boolean("includereferences", False)
     events.finish()
-    endpoints = tuple(_endpoint(item) for item in _elements(section, "endpoints"))
+    endpoints = tuple(_endpoint(item) for item in elements(section, "endpoints"))
     names = [endpoint.name for endpoint in endpoints]
     for name in names:
         if names.count(name) > 1:
@@ -237,8 +245,8 @@ def _endpoint(section: SectionReader) -> EndpointConfig:
         raise section.error("name", "every endpoint needs a name")
     defaults = EndpointConfig(name, "")
     ignore = section.section("ignore")
-    ignored_types = _strings(section, "ignoredmediatypes") + _strings(ignore, "mediatypes")
-    actions = _strings(ignore, "actions")
+    ignored_types = strings(section, "ignoredmediatypes") + strings(ignore, "mediatypes")
+    actions = strings(ignore, "actions")
     for action in actions:
         if action not in _ACTIONS:
             raise ignore.error("actions", f"unknown action {action!r}, use {', '.join(_ACTIONS)}")
@@ -262,7 +270,7 @@ def _endpoint(section: SectionReader) -> EndpointConfig:
 def parse_redis(section: SectionReader) -> RedisConfig | None:
     """None without ``addr`` (or ``addrs``): no Redis."""
     addr = section.string("addr", "").strip()
-    addrs = _strings(section, "addrs")
+    addrs = strings(section, "addrs")
     if addrs:
         if len(addrs) > 1 or (addr and addr != addrs[0]):
             raise section.error("addrs", "one Redis server only (no Cluster or Sentinel)")
@@ -281,7 +289,7 @@ def parse_redis(section: SectionReader) -> RedisConfig | None:
     tls_certificate = tls.string("certificate", "")
     tls_key = tls.string("key", "")
     tls_enabled = tls.boolean("enabled", bool(tls_certificate))
-    client_cas = _strings(tls, "clientcas")
+    client_cas = strings(tls, "clientcas")
     tls.finish()
     if bool(tls_certificate) != bool(tls_key):
         missing = "key" if tls_certificate else "certificate"
@@ -316,9 +324,9 @@ def parse_health(section: SectionReader) -> HealthConfig:
         threshold=storage.integer("threshold", defaults.threshold, minimum=1),
     )
     storage.finish()
-    files = tuple(_file_check(item) for item in _elements(section, "file"))
-    http = tuple(_http_check(item) for item in _elements(section, "http"))
-    tcp = tuple(_tcp_check(item) for item in _elements(section, "tcp"))
+    files = tuple(_file_check(item) for item in elements(section, "file"))
+    http = tuple(_http_check(item) for item in elements(section, "http"))
+    tcp = tuple(_tcp_check(item) for item in elements(section, "tcp"))
     section.finish()
     return HealthConfig(storage_check, files, http, tcp)
 
@@ -328,6 +336,7 @@ def _file_check(section: SectionReader) -> FileCheckConfig:
     if not path:
         raise section.error("file", "a path is required")
     check = FileCheckConfig(path, _positive(section, "interval", timedelta(seconds=10)))
+    section.unsupported("threshold", "a file check fails at once (Distribution ignores it too)")
     section.finish()
     return check
 

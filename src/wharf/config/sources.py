@@ -13,6 +13,7 @@ import yaml
 
 __all__ = [
     "CONFIG_PATH_ENV",
+    "LENIENT_HINT",
     "STORAGE_OPTIONS",
     "ConfigError",
     "Context",
@@ -24,7 +25,7 @@ CONFIG_PATH_ENV = "REGISTRY_CONFIGURATION_PATH"
 
 _ENV_PREFIX = "REGISTRY_"
 #: The keys of ``storage`` that are options rather than drivers.
-STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache", "gc")
+STORAGE_OPTIONS = ("delete", "maintenance", "redirect", "cache", "tag", "gc")
 
 
 class ConfigError(ValueError):
@@ -34,11 +35,22 @@ class ConfigError(ValueError):
         super().__init__(" ".join(message.split()))
 
 
+#: What an error about a key that ``--lenient`` would ignore says, so that migrations know how.
+LENIENT_HINT = "(--lenient makes it a warning)"
+
+
 @dataclass
 class Context:
-    """What loading met on the way: warnings, and which variable set which key."""
+    """What loading met on the way: warnings, and which variable set which key.
 
+    ``lenient`` decides what an unknown key is: an error (the default), or a warning and the
+    key ignored, for configurations being migrated from Distribution.
+    """
+
+    lenient: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: dotted keys ignored under ``lenient``, left out when the configuration is shown.
+    ignored: list[str] = field(default_factory=list)
     #: dotted key -> the environment variable that set it (for messages).
     origins: dict[str, str] = field(default_factory=dict)
     #: dotted key -> the variable's text, so string settings keep "0.10" or "0123" verbatim.
@@ -61,6 +73,13 @@ class Context:
 
     def warn(self, key: str, message: str) -> None:
         self.warnings.append(f"{self.describe(key)}: {message}")
+
+    def unknown(self, key: str, message: str = "unknown key") -> None:
+        """A key wharf has no use for: an error, or under ``lenient`` a warning."""
+        if not self.lenient:
+            raise self.error(key, f"{message} {LENIENT_HINT}")
+        self.ignored.append(key)
+        self.warn(key, f"{message}, ignored")
 
 
 def read_file(path: str) -> dict[str, Any]:

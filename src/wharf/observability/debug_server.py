@@ -121,7 +121,7 @@ async def _run(sock: socket.socket) -> None:
     from wharf.storage.driver.factory import create_driver
 
     environment = WorkerEnvironment.read()
-    config = load_config(environment.config_path or None, os.environ)
+    config = load_config(environment.config_path or None, os.environ, lenient=True)
     # In-memory storage lives in the worker's memory: there is nothing to check from here.
     checked = config.health.storage_driver.enabled and config.storage.driver != "inmemory"
     driver = create_driver(config.storage) if checked else None
@@ -140,7 +140,7 @@ def main() -> int:
     from wharf.logs import setup_logging
 
     environment = WorkerEnvironment.read()
-    config = load_config(environment.config_path or None, os.environ)
+    config = load_config(environment.config_path or None, os.environ, lenient=True)
     setup_logging(config.log)
     if environment.debug_fd is None:
         raise SystemExit("wharf.observability.debug_server runs under wharf serve only")

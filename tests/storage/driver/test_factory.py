@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from wharf.config.model import StorageConfig
+from wharf.config.sources import ConfigError
 from wharf.storage.driver.checked import CheckedDriver
-from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.factory import create_driver, validate_storage
 from wharf.storage.driver.filesystem import DEFAULT_ROOT_DIRECTORY, FilesystemDriver
 from wharf.storage.driver.inmemory import InMemoryDriver
 
@@ -51,6 +52,8 @@ async def test_filesystem_default_root() -> None:
 def test_unknown_driver() -> None:
     with pytest.raises(ValueError, match="unknown storage driver 'ftp'"):
         create_driver(StorageConfig("ftp", {}))
+    with pytest.raises(ConfigError, match=r"^storage\.ftp: unknown storage driver \(known: "):
+        validate_storage(StorageConfig("ftp", {}))
 
 
 @pytest.mark.parametrize(
@@ -70,3 +73,28 @@ def test_bad_parameters(driver: str, parameters: dict[str, Any], message: str) -
     with pytest.raises(ValueError, match=message) as exc:
         create_driver(StorageConfig(driver, parameters))
     assert "\n" not in str(exc.value)
+    # The same, found before any driver is built (in the parent process of wharf serve).
+    with pytest.raises(ConfigError, match=message):
+        validate_storage(StorageConfig(driver, parameters))
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ({}, "bucket must name a bucket"),
+        ({"bucket": "b"}, "region is required"),
+        ({"bucket": "b", "region": "us-east-1", "rootdirectroy": "/x"}, "unknown parameter"),
+    ],
+)
+def test_s3_parameters_are_validated_without_a_client(
+    parameters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        validate_storage(StorageConfig("s3", parameters))
+
+
+def test_good_parameters_validate(tmp_path: Path) -> None:
+    validate_storage(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "new")}))
+    validate_storage(StorageConfig("inmemory", {}))
+    validate_storage(StorageConfig("s3", {"bucket": "b", "region": "eu-west-1"}))
+    assert not (tmp_path / "new").exists()  # nothing is created by a validation

@@ -2,8 +2,12 @@
 
 Each driver registers a factory in ``_FACTORIES`` under its configuration name; a factory takes
 the ``parameters`` mapping of the ``storage`` section, rejects what it does not know with a
-one-line ValueError, and returns the bare driver. A driver whose SDK is an optional extra of
-the distribution names it in ``DRIVER_EXTRAS`` and imports the SDK in its factory only.
+one-line ValueError, and returns the bare driver. It also registers in ``_CHECKS`` a check of
+those parameters that builds nothing and touches no storage (its parse, typically):
+``wharf serve`` runs it in the parent process through :func:`validate_storage`, so that a bad
+parameter stops the start with one line instead of failing in every worker. A driver whose
+SDK is an optional extra of the distribution names it in ``DRIVER_EXTRAS`` and imports the SDK
+in its factory only.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from wharf.config.model import StorageConfig
+from wharf.config.sources import ConfigError
 from wharf.storage.driver.base import StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.filesystem import (
@@ -21,15 +26,25 @@ from wharf.storage.driver.filesystem import (
 )
 from wharf.storage.driver.inmemory import InMemoryDriver
 
-__all__ = ["DRIVER_EXTRAS", "DriverFactory", "check_parameters", "create_driver"]
+__all__ = [
+    "DRIVER_EXTRAS",
+    "DriverFactory",
+    "ParameterCheck",
+    "check_parameters",
+    "create_driver",
+    "validate_storage",
+]
 
 DriverFactory = Callable[[Mapping[str, Any]], StorageDriver]
+#: Parses a driver's parameters as its factory would: a one-line ValueError naming the first
+#: unknown or bad one; no I/O.
+ParameterCheck = Callable[[Mapping[str, Any]], object]
 
 #: driver -> (the extra installing its SDK, a module of that SDK), checked at start (``extras``).
 DRIVER_EXTRAS: dict[str, tuple[str, str]] = {
-    "s3": ("s3", "boto3"),
     "azure": ("azure", "azure.storage.blob"),
     "gcs": ("gcs", "google.auth"),
+    "s3": ("s3", "boto3"),
 }
 
 
@@ -55,11 +70,23 @@ def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
     return S3Driver.from_parameters(parameters)
 
 
+def _s3_parameters(parameters: Mapping[str, Any]) -> object:
+    from wharf.storage.driver.s3.params import parse_parameters
+
+    return parse_parameters(parameters)
+
+
 def _azure(parameters: Mapping[str, Any]) -> StorageDriver:
     # Imported here: the Azure SDK is an optional extra, and slow to import.
     from wharf.storage.driver.azure.driver import AzureDriver
 
     return AzureDriver.from_parameters(parameters)
+
+
+def _azure_parameters(parameters: Mapping[str, Any]) -> object:
+    from wharf.storage.driver.azure.params import parse_parameters
+
+    return parse_parameters(parameters)
 
 
 def _gcs(parameters: Mapping[str, Any]) -> StorageDriver:
@@ -75,6 +102,11 @@ def _gcs_parameters(parameters: Mapping[str, Any]) -> object:
 
 
 def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
+    root, threads, direct = _filesystem_parameters(parameters)
+    return FilesystemDriver(root, maxthreads=threads, directwrites=direct)
+
+
+def _filesystem_parameters(parameters: Mapping[str, Any]) -> tuple[str, int, bool]:
     check_parameters("filesystem", parameters, {"rootdirectory", "maxthreads", "directwrites"})
     root = parameters.get("rootdirectory", DEFAULT_ROOT_DIRECTORY)
     if not isinstance(root, str) or not root:
@@ -96,7 +128,7 @@ def _filesystem(parameters: Mapping[str, Any]) -> StorageDriver:
         raise ValueError(
             f"storage driver 'filesystem': directwrites must be true or false, not {direct!r}"
         )
-    return FilesystemDriver(root, maxthreads=threads, directwrites=direct)
+    return root, threads, direct
 
 
 _FACTORIES: dict[str, DriverFactory] = {
@@ -106,6 +138,26 @@ _FACTORIES: dict[str, DriverFactory] = {
     "inmemory": _inmemory,
     "s3": _s3,
 }
+_CHECKS: dict[str, ParameterCheck] = {
+    "azure": _azure_parameters,
+    "filesystem": _filesystem_parameters,
+    "gcs": _gcs_parameters,
+    "inmemory": lambda parameters: check_parameters("inmemory", parameters, set()),
+    "s3": _s3_parameters,
+}
+
+
+def validate_storage(storage: StorageConfig) -> None:
+    """ConfigError (one line) for what :func:`create_driver` would refuse, without building
+    the driver."""
+    check = _CHECKS.get(storage.driver)
+    if check is None:
+        known = ", ".join(sorted(_CHECKS))
+        raise ConfigError(f"storage.{storage.driver}: unknown storage driver (known: {known})")
+    try:
+        check(storage.parameters)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def create_driver(storage: StorageConfig) -> StorageDriver:
