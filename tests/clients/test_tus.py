@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.clients import Skopeo, binary
 from tests.support.s3servers import S3Server
-from tests.support.server import WharfServer
+from tests.support.server import WharfServer, free_port
 
 tus_client = pytest.importorskip("tusclient.client", reason="tuspy is not installed")
 oras_provider = pytest.importorskip("oras.provider")
@@ -484,3 +484,54 @@ def test_the_bucket_during_and_after_an_upload(moto_server: S3Server, tmp_path: 
         pulled = _pull_oras(server, "files/s3:finished", tmp_path / "out")
         # No filename in the metadata: the file is named after its upload.
         assert pulled == {finished: data}
+
+
+def test_a_bearer_token_from_the_token_service(tmp_path: Path) -> None:
+    from tests.auth.support import write_htpasswd
+
+    users = write_htpasswd(tmp_path / "htpasswd", {"alice": "wonderland", "bob": "builder"})
+    port = free_port()
+    access = [{"repository": "team/*", "push": ["alice"]}, {"repository": "**", "pull": ["*"]}]
+    auth = {
+        "token": {
+            "realm": f"http://127.0.0.1:{port}/token",
+            "service": "registry.test",
+            "issuer": "wharf",
+        },
+        "tokenservice": {"users": str(users), "access": access},
+    }
+    section = {"filesystem": {"rootdirectory": str(tmp_path / "data")}}
+    server = WharfServer(
+        storage=section, config={"tus": {"enabled": True}, "auth": auth}, port=port
+    )
+    data = _data(40_000)
+
+    def token(user: str, password: str) -> str:
+        response = httpx.get(
+            f"{server.url}/token",
+            params={"service": "registry.test", "scope": "repository:team/app:pull,push"},
+            auth=(user, password),
+        )
+        assert response.status_code == 200, response.text
+        return str(response.json()["token"])
+
+    with server:
+        endpoint = server.url + "/tus/"
+        meta = {"Upload-Metadata": _metadata(repository="team/app")}
+        challenge = httpx.post(endpoint, headers={**TUS, "Upload-Length": "10", **meta})
+        assert challenge.status_code == 401
+        assert 'scope="repository:team/app:push"' in challenge.headers["www-authenticate"]
+        # bob may pull team/app but not push: his token does not carry push.
+        bobs = {"Authorization": f"Bearer {token('bob', 'builder')}"}
+        assert (
+            httpx.post(endpoint, headers={**TUS, "Upload-Length": "10", **meta, **bobs}).status_code
+            == 401
+        )
+        client = tus_client.TusClient(
+            endpoint, headers={"Authorization": f"Bearer {token('alice', 'wonderland')}"}
+        )
+        uploader = client.uploader(
+            file_stream=io.BytesIO(data), chunk_size=15_000, metadata={"repository": "team/app"}
+        )
+        uploader.upload()
+        assert httpx.head(uploader.url, headers={**TUS, **bobs}).status_code == 401
