@@ -78,7 +78,7 @@ def test_storage_parameters_are_the_drivers_to_check() -> None:
         Config(storage=StorageConfig("filesystem", {"rootdirectroy": "/data"})),
         "unknown parameter 'rootdirectroy' for storage driver 'filesystem'",
     )
-    refused(Config(storage=StorageConfig("gcs", {})), "storage.gcs: unknown storage driver")
+    refused(Config(storage=StorageConfig("oss", {})), "storage.oss: unknown storage driver")
 
 
 def test_auth_files_are_read_as_the_workers_would(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Requests racing on one upload session, on real server processes: two workers of one
 instance, two instances on one filesystem root, two instances on one S3 bucket (moto), two on
-one Azure container (Azurite), none of them sharing Redis. Whatever the order the requests
-land in, exactly one of the racing requests succeeds, the others are refused with a 4xx, and
-every blob stored hashes to its name (the store is checked clean after each scenario)."""
+one Azure container (Azurite), two on one GCS bucket (fake-gcs-server), none of them sharing
+Redis. Whatever the order the requests land in, exactly one of the racing requests succeeds,
+the others are refused with a 4xx, and every blob stored hashes to its name (the store is
+checked clean after each scenario)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ import httpx
 import pytest
 
 from tests.support.azurite import AzuriteServer
+from tests.support.gcs import GCSServer
 from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
+from tests.support.swift import SwiftNative
 from tests.support.urls import with_query
 from wharf.config.model import StorageConfig
 from wharf.registry.check import check_storage
@@ -85,6 +88,8 @@ def _filesystem(root: str) -> dict[str, Any]:
         "instances",
         "s3-instances",
         pytest.param("azure-instances", marks=pytest.mark.azure),
+        pytest.param("swift-instances", marks=pytest.mark.swift),
+        pytest.param("gcs-instances", marks=pytest.mark.gcs),
     ],
 )
 def servers(request: pytest.FixtureRequest) -> Iterator[tuple[list[WharfServer], dict[str, Any]]]:
@@ -99,9 +104,17 @@ def servers(request: pytest.FixtureRequest) -> Iterator[tuple[list[WharfServer],
         first = WharfServer(workers=2)
         storage = _filesystem(str(first.root))
         second = WharfServer(storage=storage, workers=2)
+    elif kind == "swift-instances":
+        swift: SwiftNative = request.getfixturevalue("swift_native")
+        storage = {"swift": swift.fresh_parameters()}
+        first, second = WharfServer(storage=storage, workers=2), WharfServer(storage=storage)
     elif kind == "azure-instances":
         azurite: AzuriteServer = request.getfixturevalue("azurite_server")
         storage = {"azure": azurite.fresh_parameters()}
+        first, second = WharfServer(storage=storage, workers=2), WharfServer(storage=storage)
+    elif kind == "gcs-instances":
+        gcs: GCSServer = request.getfixturevalue("gcs_server")
+        storage = {"gcs": gcs.fresh_parameters()}
         first, second = WharfServer(storage=storage, workers=2), WharfServer(storage=storage)
     else:
         s3: S3Server = request.getfixturevalue("moto_server")

@@ -11,7 +11,9 @@ import httpx
 import pytest
 
 from tests.support.azurite import AzuriteServer
+from tests.support.gcs import GCSServer
 from tests.support.s3servers import S3Server
+from tests.support.swift import SwiftNative
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
 
@@ -27,6 +29,8 @@ AppFactory = Callable[..., WharfApp]
         pytest.param("s3-moto", marks=pytest.mark.s3),
         pytest.param("s3-swift", marks=pytest.mark.s3),
         pytest.param("azure", marks=pytest.mark.azure),
+        pytest.param("swift", marks=pytest.mark.swift),
+        pytest.param("gcs", marks=pytest.mark.gcs),
     ]
 )
 def driver_name(request: pytest.FixtureRequest) -> str:
@@ -44,9 +48,15 @@ def storage_parameters(
     if driver_name.startswith("s3-"):
         server: S3Server = request.getfixturevalue(driver_name.replace("s3-", "") + "_server")
         return server.fresh_parameters()
+    if driver_name == "swift":
+        swift: SwiftNative = request.getfixturevalue("swift_native")
+        return swift.fresh_parameters()
     if driver_name == "azure":
         azurite: AzuriteServer = request.getfixturevalue("azurite_server")
         return azurite.fresh_parameters()
+    if driver_name == "gcs":
+        gcs: GCSServer = request.getfixturevalue("gcs_server")
+        return gcs.fresh_parameters()
     return {}
 
 
@@ -58,11 +68,11 @@ async def make_app(
     driver = driver_name.split("-")[0]
 
     def factory(**storage: Any) -> WharfApp:
-        # Blob GETs on s3 and azure answer with the bytes, not a redirect the ASGI client
+        # Blob GETs on s3, azure and gcs answer with the bytes, not a redirect the ASGI client
         # cannot follow.
         settings: dict[str, Any] = {
             "delete_enabled": True,
-            "redirect_disabled": driver in ("s3", "azure"),
+            "redirect_disabled": driver in ("s3", "azure", "swift", "gcs"),
             **storage,
         }
         config = Config(

@@ -33,8 +33,10 @@ from tests.conformance.existing import (
 )
 from tests.conformance.fixtures import OciClient, Settings, Suite, Workflow
 from tests.support.azurite import AzuriteServer
+from tests.support.gcs import GCSServer
 from tests.support.s3servers import S3Server
 from tests.support.server import WharfServer
+from tests.support.swift import SwiftNative
 
 _HERE = Path(__file__).parent
 _WORKFLOWS = {
@@ -54,6 +56,10 @@ _STORAGES: dict[str, dict[str, Any] | None] = {"filesystem": None, "inmemory": {
 _S3_STORAGES = {"s3-moto": "moto_server", "s3-swift": "swift_server"}
 #: azure on Azurite, as s3 (blob GETs answered by wharf); marked ``azure``.
 _AZURE_STORAGES = {"azure": "azurite_server"}
+#: swift on OpenStack Swift's native API, likewise; marked ``swift``.
+_SWIFT_STORAGES = {"swift": "swift_native"}
+#: gcs on fake-gcs-server, likewise; marked ``gcs``.
+_GCS_STORAGES = {"gcs": "gcs_server"}
 
 #: Settings for wharf unless the environment says otherwise: the strict layer, and a test of
 #: mounting without ``from`` (wharf mounts any blob it holds).
@@ -122,6 +128,8 @@ def _targets() -> dict[str, Target]:
     storages = [(storage_id, storage, None) for storage_id, storage in _STORAGES.items()]
     storages += [(storage_id, None, fixture) for storage_id, fixture in _S3_STORAGES.items()]
     storages += [(storage_id, None, fixture) for storage_id, fixture in _AZURE_STORAGES.items()]
+    storages += [(storage_id, None, fixture) for storage_id, fixture in _SWIFT_STORAGES.items()]
+    storages += [(storage_id, None, fixture) for storage_id, fixture in _GCS_STORAGES.items()]
     for storage_id, storage, s3_server in storages:
         for variant in _VARIANTS:
             settings = Settings.from_env({**_WHARF_DEFAULTS, **os.environ, **variant.env})
@@ -166,7 +174,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _marks(target: Target) -> pytest.MarkDecorator:
-    return pytest.mark.azure if target.s3_server in _AZURE_STORAGES.values() else pytest.mark.s3
+    if target.s3_server in _SWIFT_STORAGES.values():
+        return pytest.mark.swift
+    if target.s3_server in _AZURE_STORAGES.values():
+        return pytest.mark.azure
+    if target.s3_server in _GCS_STORAGES.values():
+        return pytest.mark.gcs
+    return pytest.mark.s3
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +204,12 @@ def registry_url(target: Target, request: pytest.FixtureRequest) -> Iterator[str
     if target.s3_server in _AZURE_STORAGES.values():
         azurite: AzuriteServer = request.getfixturevalue(target.s3_server)
         storage = {"azure": azurite.fresh_parameters(), "redirect": {"disable": True}}
+    elif target.s3_server in _SWIFT_STORAGES.values():
+        swift: SwiftNative = request.getfixturevalue(target.s3_server)
+        storage = {"swift": swift.fresh_parameters(), "redirect": {"disable": True}}
+    elif target.s3_server in _GCS_STORAGES.values():
+        gcs: GCSServer = request.getfixturevalue(target.s3_server)
+        storage = {"gcs": gcs.fresh_parameters(), "redirect": {"disable": True}}
     elif target.s3_server is not None:
         s3: S3Server = request.getfixturevalue(target.s3_server)
         storage = {"s3": s3.fresh_parameters(), "redirect": {"disable": True}}
