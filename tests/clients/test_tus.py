@@ -174,6 +174,27 @@ def test_tus_js_client_deferred_length_and_parallel_concatenation(
         assert _pull_oras(server, "files/js:parallel", tmp_path / "b") == {"b.bin": data}
 
 
+@pytest.mark.s3
+@pytest.mark.parametrize("kind", ["moto", "swift"])
+def test_partial_uploads_joined_by_part_copies(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # Partial uploads of S3's smallest part or more are joined inside the bucket.
+    s3: S3Server = request.getfixturevalue(f"{kind}_server")
+    data = _data(21 * MIB // 2, seed=17)
+    source = tmp_path / "file.bin"
+    source.write_bytes(data)
+    with _server({"s3": s3.fresh_parameters()}) as server:
+        joined = _node(
+            endpoint=server.url + "/tus/",
+            file=str(source),
+            metadata={"repository": "files/joined", "filename": "j.bin", "tag": "v1"},
+            parallelUploads=2,
+        )
+        assert _head(joined["url"]).headers["docker-content-digest"] == _sha256(data)
+        assert _pull_oras(server, "files/joined:v1", tmp_path / "out") == {"j.bin": data}
+
+
 # -- interruptions ------------------------------------------------------------------------------
 
 

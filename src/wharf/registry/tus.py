@@ -290,7 +290,7 @@ class TusUploads:
         client: str,
     ) -> TusUpload:
         """A final upload made of finished partial uploads of repository ``name``, in order:
-        their blobs read through the driver, hashed, and published as one."""
+        their blobs joined by the driver, hashed, and published as one."""
         partials = [await self.get(part) for part in parts]
         for part in partials:
             if not part.IsPartial or part.Repository != name.value:
@@ -305,21 +305,12 @@ class TusUploads:
         upload = await self.create(name, size=total, metadata=metadata, client=client)
         upload = replace(upload, IsFinal=True, PartialUploads=tuple(parts))
         await self._write(upload)
-        store = self.registry.blobs
-
-        async def joined() -> AsyncIterator[bytes]:
-            for part in partials:
-                async with await store.open(Digest.parse(part.Digest or "")) as reader:
-                    async for chunk in reader.chunks(BATCH_SIZE):
-                        yield chunk
-
+        sources = [paths.blob_data(Digest.parse(part.Digest or "")) for part in partials]
         async with self._leased(upload) as current:
             repository = self.repository(current)
-            size = await repository.uploads.append(current.ID, joined(), start=0)
-            if size != total:
-                raise BlobUploadInvalid(
-                    {"expected": total, "got": size}, message="partial uploads changed"
-                )
+            # Joined inside the storage where it can (S3: part copies of the partial blobs),
+            # then hashed from storage and published as any session is.
+            await self.driver.concatenate(sources, paths.upload_data(name, current.ID))
             return await self._finish(current, repository)
 
     # -- writing ----------------------------------------------------------------------------

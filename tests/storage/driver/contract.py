@@ -336,6 +336,24 @@ class DriverContract(TreeContract, LeaseContract):
         await writer.commit()
         assert await driver.get_content(path) == b"new"
 
+    @pytest.mark.parametrize(
+        "sizes", [(10, 0, 20), (5 * MiB + 3, 0, 5 * MiB + 7, 11)], ids=["small", "parts"]
+    )
+    async def test_concatenate(self, driver: StorageDriver, sizes: tuple[int, ...]) -> None:
+        # Sources of S3's smallest part or more (but the last) are joined by part copies.
+        sources = [random_path() for _ in sizes]
+        contents = [random_bytes(size) for size in sizes]
+        for source, content in zip(sources, contents, strict=True):
+            await driver.put_content(source, content)
+        destination = random_path()
+        await driver.put_content(destination, b"replaced")
+        await driver.concatenate(sources, destination)
+        assert await driver.get_content(destination) == b"".join(contents)
+        for source, content in zip(sources, contents, strict=True):
+            assert await driver.get_content(source) == content
+        with pytest.raises(PathNotFound):
+            await driver.concatenate([*sources, random_path()], random_path())
+
     async def test_cancel(self, driver: StorageDriver) -> None:
         path = random_path()
         writer = await driver.writer(path)

@@ -17,6 +17,7 @@ Driver errors:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
@@ -44,6 +45,8 @@ __all__ = [
 _PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
 
 
+#: Bytes the default ``concatenate`` reads at a time.
+_CONCATENATE_CHUNK = 1 << 20
 #: Directories the default ``list_many`` lists at once.
 _LIST_MANY_AT_ONCE = 8
 #: ``list_many``'s answer: each directory's children, or None where there are none.
@@ -284,6 +287,22 @@ class StorageDriver(ABC):
     @abstractmethod
     async def move(self, source: str, destination: str) -> None:
         """Move a file, replacing ``destination``."""
+
+    async def concatenate(self, sources: Sequence[str], destination: str) -> None:
+        """Write the committed files ``sources``, one after the other, as the committed file
+        ``destination`` (replacing it). Here their bytes stream through a writer; a driver
+        that can join files inside the storage (S3: part copies) does that instead."""
+        writer = await self.writer(destination)
+        try:
+            for source in sources:
+                async with await self.reader(source) as reader:
+                    async for chunk in reader.chunks(_CONCATENATE_CHUNK):
+                        await writer.write(chunk)
+            await writer.commit()
+        except BaseException:
+            with contextlib.suppress(DriverError):
+                await writer.cancel()
+            raise
 
     @abstractmethod
     async def delete(self, path: str) -> None:

@@ -148,6 +148,13 @@ class CheckedDriver(StorageDriver):
         with _Translate(self.name, "move", f"{source} -> {destination}", self.observe):
             await self.inner.move(source, destination)
 
+    async def concatenate(self, sources: Sequence[str], destination: str) -> None:
+        for source in sources:
+            self._check(source)
+        self._check(destination)
+        with _Translate(self.name, "concatenate", destination, self.observe):
+            await self.inner.concatenate(sources, destination)
+
     async def delete(self, path: str) -> None:
         self._check(path)
         with _Translate(self.name, "delete", path, self.observe):

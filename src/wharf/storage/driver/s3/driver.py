@@ -31,7 +31,7 @@ from wharf.storage.driver.base import (
     StorageDriver,
 )
 from wharf.storage.driver.local_leases import LocalLeases
-from wharf.storage.driver.s3.bucket import Bucket, Upload
+from wharf.storage.driver.s3.bucket import Bucket, Part, Upload
 from wharf.storage.driver.s3.client import (
     DEFAULT_MAX_THREADS,
     RetryPolicy,
@@ -43,7 +43,7 @@ from wharf.storage.driver.s3.client import (
 )
 from wharf.storage.driver.s3.layout import PENDING_MARK, KeyLayout
 from wharf.storage.driver.s3.lease import take_lease
-from wharf.storage.driver.s3.params import S3Parameters, parse_parameters
+from wharf.storage.driver.s3.params import MIN_CHUNK_SIZE, S3Parameters, parse_parameters
 from wharf.storage.driver.s3.reader import (
     READ_AHEAD,
     READ_BUDGET,
@@ -173,6 +173,38 @@ class S3Driver(StorageDriver):
                 return
             await self.bucket.copy(info, self.layout.key(destination))
             await self.bucket.delete_key(info.key)
+
+    async def concatenate(self, sources: Sequence[str], destination: str) -> None:
+        """By part copies inside the bucket (UploadPartCopy), as tusd's s3store joins partial
+        uploads, when every source but the last fills S3's smallest part; otherwise (a short
+        source cannot be a part) through a writer."""
+        with translating(destination):
+            infos = []
+            for source in sources:
+                try:
+                    infos.append(await self.bucket.head(self.layout.key(source)))
+                except S3Error as exc:
+                    if is_not_found(exc):
+                        raise PathNotFound(source) from exc
+                    raise
+            infos = [info for info in infos if info.size]
+            if not infos or any(info.size < MIN_CHUNK_SIZE for info in infos[:-1]):
+                await super().concatenate(sources, destination)
+                return
+            key = self.layout.key(destination)
+            upload_id = await self.bucket.create_upload(key)
+            try:
+                parts: builtins.list[Part] = []
+                for index, info in enumerate(infos):
+                    last = index == len(infos) - 1
+                    parts += await self.bucket.copy_parts(
+                        info, key, upload_id, len(parts) + 1, last=last
+                    )
+                total = sum(info.size for info in infos)
+                await self.bucket.complete_upload(key, upload_id, parts, total)
+            except BaseException:
+                await asyncio.shield(self.bucket.abort_upload(key, upload_id))
+                raise
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         if method not in ("GET", "HEAD"):
