@@ -11,6 +11,7 @@ import pytest
 from tests.support.azurite import azurite_server
 from tests.support.gcs import gcs_server
 from tests.support.s3servers import moto_server, s3_server, swift_server
+from tests.support.swift import swift_native
 from wharf.storage.driver.local_leases import machine_directory
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "machine_leftovers",
     "moto_server",
     "s3_server",
+    "swift_native",
     "swift_server",
 ]
 

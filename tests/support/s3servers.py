@@ -5,12 +5,14 @@
 - **OpenStack Swift** with its ``s3api`` middleware (``pip install swift``): a proxy server,
   and account, container and object servers, each one process (``workers = 0``) unless
   ``start_swift`` is asked for more, with one-replica rings built here through swift's
-  RingBuilder API, ``tempauth`` users and no memcached (the cache middleware tolerates its
-  absence). Checks SigV4 and SigV2 signatures and presigned URLs. Listing pages are kept
-  small (``max_bucket_listing = 100``, ``max_parts_listing = 10``) so that a few hundred
-  keys exercise pagination. The object server keeps metadata in user extended attributes,
-  so its directory must be on a filesystem that supports them (ext4, xfs, btrfs; tmpfs only
-  since Linux 6.6).
+  RingBuilder API, ``tempauth`` users, and memcached (Debian's ``memcached``) where it is
+  installed: tempauth keeps the tokens of Swift's native API there (``/auth/v1.0``, used by
+  the ``swift`` storage driver; without memcached only s3api works). ``tempurl`` and
+  ``bulk`` are in the pipeline, as in Swift's sample configuration. Checks SigV4 and SigV2
+  signatures and presigned URLs. Listing pages are kept small (``max_bucket_listing = 100``,
+  ``max_parts_listing = 10``) so that a few hundred keys exercise pagination. The object
+  server keeps metadata in user extended attributes, so its directory must be on a
+  filesystem that supports them (ext4, xfs, btrfs; tmpfs only since Linux 6.6).
   From pip only on Debian 12: PyECLib's wheel bundles liberasurecode; nothing else is needed.
 
 Both run as child processes, never in the test process, so their threads, eventlet patching
@@ -30,6 +32,7 @@ import getpass
 import importlib.util
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -71,6 +74,8 @@ class S3Server:
     #: Whether the server rejects bad signatures (Swift) or takes anything (moto).
     checks_signatures: bool = False
     log: Path | None = None
+    #: Swift's native auth endpoint (tempauth v1), when memcached runs to keep its tokens.
+    auth_url: str = ""
 
     def client(self, endpoint: str | None = None) -> S3Client:
         """A boto3 client of the server (one, reused: making one takes 0.1 s), or of
@@ -143,6 +148,18 @@ class _Processes:
         with self.log.open("ab") as output:
             process = subprocess.Popen(
                 [sys.executable, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.processes.append(process)
+        return process
+
+    def start_command(self, *args: str) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as output:
+            process = subprocess.Popen(
+                list(args),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -231,8 +248,8 @@ log_udp_port = 9
 """
 _PROXY = """\
 [pipeline:main]
-pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api \
-tempauth copy slo dlo proxy-logging proxy-server
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk \
+tempurl s3api tempauth copy slo dlo proxy-logging proxy-server
 
 [app:proxy-server]
 use = egg:swift#proxy
@@ -248,6 +265,10 @@ max_parts_listing = 10
 [filter:tempauth]
 use = egg:swift#tempauth
 user_wharf_tester = {secret} .admin
+
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = {memcache}
 """
 # Each filter in the pipeline, by its pipeline name.
 _FILTERS = {
@@ -255,7 +276,8 @@ _FILTERS = {
     "gatekeeper": "gatekeeper",
     "healthcheck": "healthcheck",
     "proxy-logging": "proxy_logging",
-    "cache": "memcache",
+    "bulk": "bulk",
+    "tempurl": "tempurl",
     "listing_formats": "listing_formats",
     "copy": "copy",
     "slo": "slo",
@@ -287,6 +309,8 @@ def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
     (workdir / "srv" / "d0").mkdir(parents=True)
     ports = {kind: free_port() for kind in ("proxy", "account", "container", "object")}
     secret = secrets.token_hex(8)
+    memcached = shutil.which("memcached")
+    memcache_port = free_port()
     user = getpass.getuser()
     (workdir / "swift.conf").write_text(
         "[swift-hash]\nswift_hash_path_suffix = wharf\nswift_hash_path_prefix = wharf\n\n"
@@ -304,11 +328,16 @@ def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
     (workdir / "proxy-server.conf").write_text(
         _COMMON.format(port=ports["proxy"], dir=workdir, workers=workers, user=user)
         + "\n"
-        + _PROXY.format(secret=secret)
+        + _PROXY.format(secret=secret, memcache=f"127.0.0.1:{memcache_port}")
         + filters
     )
     processes = _Processes(workdir / "swift.log")
     try:
+        if memcached is not None:
+            processes.start_command(
+                memcached, "-l", "127.0.0.1", "-p", str(memcache_port), "-U", "0", "-m", "64",
+                "-u", user,
+            )  # fmt: skip
         subprocess.run(
             [sys.executable, "-c", _RINGS, str(workdir), *map(str, list(ports.values())[1:])],
             check=True,
@@ -329,6 +358,7 @@ def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
             secret,
             checks_signatures=True,
             log=processes.log,
+            auth_url=f"http://127.0.0.1:{ports['proxy']}/auth/v1.0" if memcached else "",
         )
         _wait_for_s3(server, processes)
         yield server

@@ -89,6 +89,18 @@ def _azure_parameters(parameters: Mapping[str, Any]) -> object:
     return parse_parameters(parameters)
 
 
+def _swift(parameters: Mapping[str, Any]) -> StorageDriver:
+    from wharf.storage.driver.swift import SwiftDriver
+
+    return SwiftDriver.from_parameters(parameters)
+
+
+def _swift_parameters(parameters: Mapping[str, Any]) -> object:
+    from wharf.storage.driver.swift.params import parse_parameters
+
+    return parse_parameters(parameters)
+
+
 def _gcs(parameters: Mapping[str, Any]) -> StorageDriver:
     from wharf.storage.driver.gcs.driver import GCSDriver
 
@@ -137,6 +149,7 @@ _FACTORIES: dict[str, DriverFactory] = {
     "gcs": _gcs,
     "inmemory": _inmemory,
     "s3": _s3,
+    "swift": _swift,
 }
 _CHECKS: dict[str, ParameterCheck] = {
     "azure": _azure_parameters,
@@ -144,6 +157,7 @@ _CHECKS: dict[str, ParameterCheck] = {
     "gcs": _gcs_parameters,
     "inmemory": lambda parameters: check_parameters("inmemory", parameters, set()),
     "s3": _s3_parameters,
+    "swift": _swift_parameters,
 }
 
 

@@ -1,0 +1,274 @@
+"""Writers: files as Dynamic Large Objects, one segment per ``chunksize`` bytes.
+
+A writer buffers up to one segment and uploads it while the next one fills (so at most two
+segments of memory per writer). Each segment is created with ``If-None-Match: *``, so a
+writer that is behind another on the same file fails instead of overwriting a segment (a
+retried create whose first answer was lost finds its own bytes there, by MD5). ``close``
+uploads what is buffered, as a shorter segment, and writes the manifest if the file has none
+yet, as Distribution's writer does: the file is then visible, and any process continues it
+(``load_stored`` lists its segments, and looks past the listing for segments it does not show
+yet, as listings may lag). ``commit`` checks that the segments under the file's segments path
+are exactly those this writer knows (names, sizes, MD5s: bytes another machine added beside
+them fail it) and waits until Swift serves the whole size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
+from wharf.storage.driver.swift.client import SwiftError
+from wharf.storage.driver.swift.layout import Layout, segment_name
+from wharf.storage.driver.swift.objects import Objects
+
+__all__ = ["Segment", "Stored", "SwiftWriter", "load_stored"]
+
+#: How long a commit waits for Swift to serve every segment (Distribution: 15 s).
+READ_AFTER_WRITE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored(ResumeState):
+    """The segments of an uncommitted file, as the last writer left them."""
+
+    segments_path: str
+    segments: tuple[Segment, ...]
+
+    @property
+    def memory_size(self) -> int:
+        return 200 + len(self.segments_path) + 100 * len(self.segments)
+
+    @property
+    def size(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+
+def _number(segments_path: str, name: str) -> int | None:
+    tail = name[len(segments_path) + 1 :]
+    return int(tail) if len(tail) == 16 and tail.isdigit() else None
+
+
+async def list_segments(objects: Objects, segments_path: str) -> list[Segment]:
+    """The segments under ``segments_path``, in order; looks past the listing for
+    segments it does not show yet (each is written once, so a HEAD is reliable)."""
+    found = [
+        Segment(number, item.size, item.etag)
+        for item in await objects.list_all(segments_path + "/")
+        if (number := _number(segments_path, item.name)) is not None
+    ]
+    known = {segment.number for segment in found}
+    following = max(known, default=0) + 1
+    while following not in known:
+        head = await objects.head(segment_name(segments_path, following))
+        if head is None:
+            break
+        found.append(Segment(following, head.size, head.etag))
+        following += 1
+    return sorted(found, key=lambda segment: segment.number)
+
+
+def manifest_segments(objects: Objects, manifest: str, path: str) -> str:
+    """The segments path of an ``X-Object-Manifest`` in this container."""
+    container, _, segments = manifest.partition("/")
+    if unquote(container) != objects.container:
+        raise DriverError(f"segments of {path} are in another container: {manifest}", path=path)
+    return unquote(segments)
+
+
+async def load_stored(objects: Objects, layout: Layout, name: str, path: str) -> Stored | None:
+    """What storage holds of the file at ``name``, None when nothing. A plain object
+    (written whole) becomes the first segment of a new segments path, with a manifest."""
+    head = await objects.head(name, path)
+    if head is None:
+        return None
+    if head.manifest:
+        segments_path = manifest_segments(objects, head.manifest, path)
+        return Stored(segments_path, tuple(await list_segments(objects, segments_path)))
+    segments_path = layout.new_segments(path)
+    first = Segment(1, head.size, head.etag)
+    if not await objects.copy(name, segment_name(segments_path, 1), path):
+        return None
+    await objects.put(name, b"", manifest=segments_path, path=path)
+    return Stored(segments_path, (first,))
+
+
+class SwiftWriter(FileWriter):
+    def __init__(
+        self,
+        objects: Objects,
+        layout: Layout,
+        path: str,
+        name: str,
+        stored: Stored | None,
+        chunk_size: int,
+    ) -> None:
+        self._objects = objects
+        self._path = path
+        self._name = name
+        self._chunk = chunk_size
+        if stored is None:
+            self._segments_path = layout.new_segments(path)
+            self._segments: list[Segment] = []
+            self._has_manifest = False
+        else:
+            self._segments_path = stored.segments_path
+            self._segments = list(stored.segments)
+            self._has_manifest = True
+        self._next = max((s.number for s in self._segments), default=0) + 1
+        self._size = sum(segment.size for segment in self._segments)
+        self._buffer = bytearray()
+        self._sending: asyncio.Task[Segment] | None = None
+        self._state = "open"  # -> closed | committed | cancelled
+        self._broken = False
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def segments_path(self) -> str:
+        return self._segments_path
+
+    def _check_open(self) -> None:
+        if self._state != "open":
+            raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
+        if self._broken:
+            raise DriverError(f"writer failed earlier: {self._path}", path=self._path)
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._check_open()
+        view = memoryview(data)
+        self._buffer += view
+        self._size += view.nbytes
+        while len(self._buffer) >= self._chunk:
+            await self._send(self._chunk)
+
+    async def _send(self, size: int) -> None:
+        """Start uploading the first ``size`` buffered bytes as the next segment, after the
+        one in flight is stored."""
+        chunk = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        await self._settle()
+        number = self._next
+        self._next += 1
+        self._sending = asyncio.get_running_loop().create_task(self._put(number, chunk))
+
+    async def _settle(self) -> None:
+        sending, self._sending = self._sending, None
+        if sending is None:
+            return
+        try:
+            self._segments.append(await sending)
+        except BaseException:
+            self._broken = True
+            raise
+
+    async def _put(self, number: int, chunk: bytes) -> Segment:
+        name = segment_name(self._segments_path, number)
+        try:
+            etag = await self._objects.put(name, chunk, if_none_match=True, path=self._path)
+        except SwiftError as exc:
+            if exc.status != 412:
+                raise
+            # There already: ours, when an earlier attempt's answer was lost.
+            head = await self._objects.head(name, self._path)
+            md5 = await asyncio.to_thread(lambda: hashlib.md5(chunk, usedforsecurity=False))
+            if head is None or head.etag != md5.hexdigest():
+                raise DriverError(
+                    f"another writer wrote segment {number} of {self._path}", path=self._path
+                ) from exc
+            etag = head.etag
+        return Segment(number, len(chunk), etag)
+
+    async def _flush(self) -> None:
+        try:
+            if self._buffer:
+                await self._send(len(self._buffer))
+            await self._settle()
+            if not self._has_manifest:
+                await self._objects.put(
+                    self._name, b"", manifest=self._segments_path, path=self._path
+                )
+                self._has_manifest = True
+        except BaseException:
+            self._broken = True
+            raise
+
+    async def close(self) -> None:
+        if self._state != "open":
+            return
+        try:
+            if not self._broken:
+                await self._flush()
+        finally:
+            self._state = "closed"
+            await self._abandon()
+
+    async def _abandon(self) -> None:
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.cancel()
+            with contextlib.suppress(BaseException):
+                await sending
+
+    async def commit(self) -> None:
+        self._check_open()
+        await self._flush()
+        stored = await list_segments(self._objects, self._segments_path)
+        if [(s.number, s.size) for s in stored] != [
+            (s.number, s.size) for s in self._segments
+        ] or any(
+            known.etag and found.etag != known.etag
+            for known, found in zip(self._segments, stored, strict=True)
+        ):
+            self._broken = True
+            raise DriverError(f"segments of {self._path} changed under its writer", path=self._path)
+        await self._wait_until_served()
+        self._state = "committed"
+
+    async def _wait_until_served(self) -> None:
+        """Until Swift serves the whole size: its listings, which DLOs read, may lag."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READ_AFTER_WRITE_TIMEOUT
+        delay = 0.05
+        while True:
+            head = await self._objects.head(self._name, self._path)
+            if head is not None and head.size == self._size:
+                return
+            if loop.time() + delay > deadline:
+                self._broken = True
+                raise DriverError(
+                    f"{self._path}: Swift serves {head.size if head else 'nothing'} of "
+                    f"{self._size} bytes after {READ_AFTER_WRITE_TIMEOUT:.0f} s",
+                    path=self._path,
+                )
+            await asyncio.sleep(delay)
+            delay *= 2
+
+    async def cancel(self) -> None:
+        if self._state == "committed":
+            raise DriverError(f"writer already committed: {self._path}", path=self._path)
+        if self._state == "cancelled":
+            return
+        self._state = "cancelled"
+        await self._abandon()
+        self._buffer.clear()
+        await self._objects.delete(self._name, self._path)
+        names = [item.name for item in await self._objects.list_all(self._segments_path + "/")]
+        await self._objects.delete_all(names)
+
+    def resume_state(self) -> ResumeState | None:
+        if self._state != "closed" or self._broken:
+            return None
+        return Stored(self._segments_path, tuple(self._segments))
