@@ -65,7 +65,14 @@ class WharfApp:
         self.hash_executor = ThreadPoolExecutor(
             max_workers=max(4, 2 * (os.cpu_count() or 1)), thread_name_prefix="wharf-hash"
         )
-        registry = Registry(driver, cache, self.hash_executor, config.mirrors)
+        registry = Registry(
+            driver,
+            cache,
+            self.hash_executor,
+            config.mirrors,
+            tag_lookup_concurrency=config.storage.tag_concurrency_limit,
+            validation=config.validation,
+        )
         self.operations.attach(registry)
         # Decorated services (notifications reporting pulls) must see every pull.
         responses = ResponseCaches(manifests=not registry.middleware)

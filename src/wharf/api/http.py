@@ -148,7 +148,7 @@ class Request:
                 )
             except ValueError:
                 raise SizeInvalid(
-                    {"limit": MAX_QUERY_FIELDS}, message="too many query parameters"
+                    {"limit": MAX_QUERY_FIELDS}, message="too many query parameters", status=414
                 ) from None
         return self._query
 

@@ -8,13 +8,18 @@ from contextlib import suppress
 from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
 from wharf.api.http import Request, Response
 from wharf.api.response_cache import CachedResponse, answer
-from wharf.errors import ManifestUnknown, RegistryError, TagInvalid
+from wharf.errors import ManifestUnknown, RegistryError, SizeInvalid, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
 from wharf.registry import media
 from wharf.registry.manifests import StoredManifest
 from wharf.registry.namespace import Repository
 
-__all__ = ["delete_manifest", "get_manifest", "put_manifest"]
+__all__ = ["MAX_PUSH_TAGS", "delete_manifest", "get_manifest", "put_manifest"]
+
+#: ``tag`` parameters one push may carry. The distribution-spec asks for at least 10 and lets
+#: a registry answer 414 beyond its limit; 50 tags of the longest kind (128 characters) keep
+#: the request line under 8 KiB, which every HTTP server in front of wharf accepts.
+MAX_PUSH_TAGS = 50
 
 _OCI_TYPES = {media.OCI_MANIFEST, media.OCI_INDEX}
 _LIST_TYPES = {media.OCI_INDEX, media.DOCKER_MANIFEST_LIST}
@@ -104,13 +109,33 @@ async def _manifest_response(
     return CachedResponse(200, stored.body, headers)
 
 
+def _tag_parameters(request: Request, reference: Tag | Digest) -> list[Tag]:
+    """The tags a push by digest names with ``?tag=`` (the distribution-spec's tags on push),
+    each checked before anything is stored: one bad tag refuses the whole request."""
+    values = request.query.get("tag")
+    if not values:
+        return []
+    if not isinstance(reference, Digest):
+        raise TagInvalid(
+            {"reference": reference.value}, message="tag parameters need a digest reference"
+        )
+    if len(values) > MAX_PUSH_TAGS:
+        raise SizeInvalid(
+            {"tags": len(values), "limit": MAX_PUSH_TAGS},
+            message=f"at most {MAX_PUSH_TAGS} tag parameters per push",
+            status=414,
+        )
+    return list(dict.fromkeys(Tag(value) for value in values))
+
+
 async def put_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
     ctx.require_writable()
     repository = ctx.repository(name)
     ref = parse_reference(reference)
+    tags = _tag_parameters(request, ref)
     body = await request.body(MANIFEST_MAX_BYTES)
     manifest = await repository.manifests.put(
-        body, request.header("content-type"), ref, guard=ctx.write_guard
+        body, request.header("content-type"), ref, tags=tags, guard=ctx.write_guard
     )
     headers = {
         "Location": ctx.url(f"/v2/{name}/manifests/{manifest.digest}"),
@@ -118,6 +143,10 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
     }
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
+    if tags:
+        # One field with the values joined, as RFC 9110 allows for a list: the same as one
+        # OCI-Tag line per tag to every client.
+        headers["OCI-Tag"] = ", ".join(tag.value for tag in tags)
     return Response(201, headers=headers)
 
 

@@ -94,10 +94,13 @@ class _NotifyingManifests(Manifests):
                 {"mediaType": d.media_type, "digest": str(d.digest), "size": d.size}
                 for d in manifest.references()
             )
-        tag = reference.value if isinstance(reference, Tag) else ""
-        self._events.manifest(
-            "push", manifest.digest, manifest.media_type, len(body), tag, references
-        )
+        # One event per tag, as a client pushing the manifest under each tag in turn causes.
+        tags = [reference.value] if isinstance(reference, Tag) else []
+        tags += [tag.value for tag in options.get("tags", ()) if tag.value not in tags]
+        for tag in tags or [""]:
+            self._events.manifest(
+                "push", manifest.digest, manifest.media_type, len(body), tag, references
+            )
         return manifest
 
     async def resolve(self, reference: Tag | Digest) -> StoredManifest:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from wharf.coherence.caches import RegistryCache
+from wharf.config.validation import ValidationConfig
 from wharf.errors import (
     BlobUnknown,
     DigestInvalid,
@@ -20,6 +21,7 @@ from wharf.errors import (
 from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry import media
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
+from wharf.registry.completeness import required_references
 from wharf.registry.gc.guard import WriteGuard, protect
 from wharf.registry.manifest_parse import ParsedManifest, digest_of, parse_manifest
 from wharf.registry.referrers import Referrers
@@ -31,6 +33,8 @@ __all__ = ["Manifests", "StoredManifest", "detect_media_type"]
 
 #: Concurrent existence checks while validating a manifest's references.
 _CHECK_CONCURRENCY = 32
+#: Tags written at once by a push that names several.
+_TAG_CONCURRENCY = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,8 @@ def subject_of(body: bytes) -> Digest | None:
 
 
 class Manifests:
-    """``changed`` is called after each put or delete is stored (``Repository.changed``)."""
+    """``changed`` is called after each put or delete is stored (``Repository.changed``);
+    ``validation`` says which references of a push must already be in the repository."""
 
     def __init__(
         self,
@@ -80,6 +85,7 @@ class Manifests:
         referrers: Referrers,
         cache: RegistryCache,
         changed: Callable[[], None],
+        validation: ValidationConfig | None = None,
     ) -> None:
         self.driver = driver
         self.store = store
@@ -88,6 +94,7 @@ class Manifests:
         self.referrers = referrers
         self.cache = cache
         self.changed = changed
+        self.validation = validation or ValidationConfig()
         self.name: RepositoryName = blobs.name
 
     async def exists(self, digest: Digest) -> bool:
@@ -130,8 +137,12 @@ class Manifests:
         content_type: str | None,
         reference: Tag | Digest,
         *,
+        tags: Sequence[Tag] = (),
         guard: WriteGuard | None = None,
     ) -> ParsedManifest:
+        """Store a manifest under its digest, and point ``reference`` (when a tag) and every
+        one of ``tags`` at it. A manifest pushed by digest keeps that digest's algorithm, so a
+        sha512 push is stored, linked and tagged under ``sha512/`` as Distribution does."""
         algorithm = reference.algorithm if isinstance(reference, Digest) else "sha256"
         manifest = parse_manifest(body, content_type, algorithm)
         if isinstance(reference, Digest) and manifest.digest != reference:
@@ -139,6 +150,8 @@ class Manifests:
                 {"expected": str(reference), "computed": str(manifest.digest)},
                 message="manifest digest did not match the reference",
             )
+        targets = [reference] if isinstance(reference, Tag) else []
+        targets += [tag for tag in tags if tag not in targets]
         # From the checks to the last link, a running garbage collection must not delete what
         # this manifest references: the guard pins it (wharf.registry.gc.safety).
         async with protect(guard, manifest, self.cache.generations):
@@ -150,8 +163,11 @@ class Manifests:
             )
             if manifest.subject is not None:
                 await self.referrers.add(manifest.subject.digest, manifest)
-            if isinstance(reference, Tag):
-                await self.tags.tag(reference, manifest.digest, announce=False)
+            for start in range(0, len(targets), _TAG_CONCURRENCY):
+                batch = targets[start : start + _TAG_CONCURRENCY]
+                await asyncio.gather(
+                    *(self.tags.tag(tag, manifest.digest, announce=False) for tag in batch)
+                )
         self.changed()
         return manifest
 
@@ -170,10 +186,11 @@ class Manifests:
             async with semaphore:
                 return not await self.exists(digest)
 
-        checks = [missing_blob(d.digest) for d in manifest.blobs]
-        checks += [missing_manifest(d.digest) for d in manifest.manifests]
+        blobs, children = required_references(manifest, self.validation)
+        checks = [missing_blob(d.digest) for d in blobs]
+        checks += [missing_manifest(d.digest) for d in children]
         results = await asyncio.gather(*checks)
-        wanted = [*manifest.blobs, *manifest.manifests]
+        wanted = blobs + children
         for descriptor, missing in zip(wanted, results, strict=True):
             if missing:
                 raise ManifestBlobUnknown({"digest": str(descriptor.digest)})

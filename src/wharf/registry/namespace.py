@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from wharf.coherence.caches import RegistryCache
 from wharf.config.mirrors import MirrorConfig
+from wharf.config.validation import ValidationConfig
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
@@ -18,7 +19,7 @@ from wharf.registry.proxy.routes import Mirrors
 from wharf.registry.proxy.services import ProxyState
 from wharf.registry.proxy.services import decorate as decorate_mirror
 from wharf.registry.referrers import Referrers
-from wharf.registry.tags import Tags
+from wharf.registry.tags import LOOKUP_CONCURRENCY, Tags
 from wharf.registry.uploads import Uploads
 from wharf.storage.driver import StorageDriver
 
@@ -35,10 +36,17 @@ class Repository:
         driver, cache = registry.driver, registry.cache
         # Each service announces its own writes: no caller can forget to.
         self.blobs = RepositoryBlobs(registry.blobs, name, self.changed)
-        self.tags = Tags(driver, name, cache, self.changed)
+        self.tags = Tags(driver, name, cache, self.changed, registry.tag_lookup_concurrency)
         self.referrers = Referrers(driver, name)
         self.manifests = Manifests(
-            driver, registry.blobs, self.blobs, self.tags, self.referrers, cache, self.changed
+            driver,
+            registry.blobs,
+            self.blobs,
+            self.tags,
+            self.referrers,
+            cache,
+            self.changed,
+            registry.validation,
         )
         self.uploads = Uploads(
             driver, self.blobs, registry.blobs, registry.hash_executor, registry.cache
@@ -66,8 +74,14 @@ class Registry:
         cache: RegistryCache,
         hash_executor: Executor,
         mirrors: tuple[MirrorConfig, ...] = (),
+        tag_lookup_concurrency: int = 0,
+        validation: ValidationConfig | None = None,
     ) -> None:
         self.driver = driver
+        #: Which references of a push must already be in its repository.
+        self.validation = validation or ValidationConfig()
+        #: ``storage.tag.concurrencylimit``; 0: wharf's default.
+        self.tag_lookup_concurrency = tag_lookup_concurrency or LOOKUP_CONCURRENCY
         self.cache = cache
         self.hash_executor = hash_executor
         self.blobs = BlobStore(driver)

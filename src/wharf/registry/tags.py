@@ -12,7 +12,10 @@ from wharf.reference import Digest, RepositoryName, Tag
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 
-__all__ = ["Tags"]
+__all__ = ["LOOKUP_CONCURRENCY", "Tags"]
+
+#: Tags read at once when looking for those that point at a manifest, unless configured.
+LOOKUP_CONCURRENCY = 64
 
 
 class Tags:
@@ -24,11 +27,14 @@ class Tags:
         name: RepositoryName,
         cache: RegistryCache,
         changed: Callable[[], None],
+        lookup_concurrency: int = LOOKUP_CONCURRENCY,
     ) -> None:
         self.driver = driver
         self.name = name
         self.cache = cache
         self.changed = changed
+        #: Tags read at once by :meth:`lookup` (Distribution's ``storage.tag.concurrencylimit``).
+        self.lookup_concurrency = lookup_concurrency
 
     async def get(self, tag: Tag) -> Digest:
         token = self.cache.generations.token(self.name.value)
@@ -105,8 +111,9 @@ class Tags:
             return False
 
         found: list[str] = []
-        for start in range(0, len(names), 64):
-            batch = names[start : start + 64]
+        step = self.lookup_concurrency
+        for start in range(0, len(names), step):
+            batch = names[start : start + step]
             hits = await asyncio.gather(*(points_here(name) for name in batch))
             found.extend(name for name, hit in zip(batch, hits, strict=True) if hit)
         return found
