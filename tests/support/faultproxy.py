@@ -16,6 +16,8 @@ closes the connection halfway through the response body.
 
 In front of Azure (Azurite), pass ``classify=azure_operation``: requests are then recorded
 with the Blob service's operation names (``PutBlock``, ``PutBlockList``, ``GetBlob``, ...).
+In front of GCS (fake-gcs-server), ``classify=gcs_operation`` names the JSON API's methods
+(``InsertObject``, ``ComposeObject``, ``GetObject``, ``ListObjects``, ...).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-__all__ = ["Fault", "FaultProxy", "Recorded", "azure_operation", "s3_operation"]
+__all__ = ["Fault", "FaultProxy", "Recorded", "azure_operation", "gcs_operation", "s3_operation"]
 
 _ACTIONS = ("status", "drop", "lose", "cut")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer"}
@@ -101,6 +103,28 @@ def azure_operation(method: str, path: str, query: str, headers: dict[str, str])
         return "CreateContainer" if params.get("restype") == ["container"] else "PutBlob"
     if method == "DELETE":
         return "DeleteBlob"
+    return f"{method} {path}"
+
+
+def gcs_operation(method: str, path: str, query: str, headers: dict[str, str]) -> str:
+    """The JSON API method of a request (``/storage/v1/b/<bucket>/o/<object>...``); a
+    multipart insert, which wharf's conditional writes use, is ``InsertObjectMultipart``."""
+    params = urllib.parse.parse_qs(query, keep_blank_values=True)
+    if path.startswith("/upload/storage/v1/"):
+        multipart = params.get("uploadType") == ["multipart"]
+        return "InsertObjectMultipart" if multipart else "InsertObject"
+    if not path.startswith("/storage/v1/"):
+        return f"{method} {path}"  # an XML API (signed URL) request
+    if method == "POST" and path.endswith("/compose"):
+        return "ComposeObject"
+    if method == "POST" and "/rewriteTo/" in path:
+        return "RewriteObject"
+    if method == "DELETE":
+        return "DeleteObject"
+    if method == "GET" and path.endswith("/o"):
+        return "ListObjects"
+    if method == "GET" and "/o/" in path:
+        return "GetObject" if params.get("alt") == ["media"] else "GetObjectMetadata"
     return f"{method} {path}"
 
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.storage.driver.contract import DriverContract, random_bytes
+from tests.storage.driver.contract_support import read_all
+from tests.support.faultproxy import FaultProxy, gcs_operation
 from tests.support.gcs import GCSServer, service_account
 from wharf.config.model import StorageConfig
 from wharf.storage.driver import DriverError, LeaseBusy, PathNotFound, StorageDriver
@@ -331,3 +333,74 @@ async def test_an_unreachable_store_is_a_driver_error() -> None:
     with pytest.raises(DriverError, match="GCS request failed"):
         await driver.stat("/x")
     await driver.close()
+
+
+# -- faults ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def proxy(gcs_server: GCSServer) -> Iterator[FaultProxy]:
+    with FaultProxy(gcs_server.endpoint, classify=gcs_operation) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def proxied(bucket: str, proxy: FaultProxy) -> AsyncIterator[CheckedDriver]:
+    """A driver with 1 MiB parts talking through ``proxy``."""
+    params = parse_parameters({"bucket": bucket}, environ={"STORAGE_EMULATOR_HOST": proxy.endpoint})
+    driver = CheckedDriver(GCSDriver(params, retry=FAST_RETRY, chunk_size=MiB))
+    yield driver
+    await driver.close()
+
+
+async def test_transient_errors_are_retried(proxy: FaultProxy, proxied: StorageDriver) -> None:
+    data = random_bytes(3 * MiB + 5)
+    proxy.fail("InsertObject", "status", status=500)  # the small file
+    proxy.fail("InsertObject", "status", status=503, after=1)  # a part
+    proxy.fail("GetObject", "cut")  # continued where it broke
+    proxy.fail("ListObjects", "drop")
+    proxy.fail("GetObjectMetadata", "status", status=503, times=2)
+    proxy.fail("ComposeObject", "lose")
+    proxy.fail("InsertObjectMultipart", "lose")  # a lease taken, its answer lost
+    await proxied.put_content("/small", b"small")
+    writer = await proxied.writer("/big")
+    await writer.write(data)
+    await writer.commit()
+    assert await read_all(proxied, "/big") == data
+    assert await proxied.list("/") == ["/big", "/small"]
+    assert (await proxied.stat("/small")).size == 5
+    lease = await proxied.lease("/small")
+    assert lease.turn == 1
+    with pytest.raises(LeaseBusy):
+        await proxied.lease("/small")
+    await lease.release()
+    assert all(fault.times == 0 for fault in proxy.faults)
+
+
+@pytest.mark.parametrize("failing", ["InsertObject", "ComposeObject"])
+async def test_persistent_failures_leave_a_resumable_prefix(
+    gcs_server: GCSServer, bucket: str, proxy: FaultProxy, proxied: StorageDriver, failing: str
+) -> None:
+    data = random_bytes(5 * MiB + 5)
+    writer = await proxied.writer("/u/data")
+    await writer.write(data[: 2 * MiB])
+    await writer.close()
+    proxy.fail(failing, "status", status=500, times=1000)
+    writer = await proxied.writer("/u/data", append=True)
+
+    async def send() -> None:
+        await writer.write(data[2 * MiB :])
+        await (writer.commit() if failing == "ComposeObject" else writer.close())
+
+    with pytest.raises(DriverError) as exc:
+        await send()
+    assert exc.value.driver == "gcs"
+    await writer.close()
+    assert "u/data" not in gcs_server.names(bucket)  # never visible before a commit
+    proxy.clear()
+    writer = await proxied.writer("/u/data", append=True)
+    size = writer.size
+    assert 2 * MiB <= size <= len(data)
+    await writer.write(data[size:])
+    await writer.commit()
+    assert await proxied.get_content("/u/data") == data

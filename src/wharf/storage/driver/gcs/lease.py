@@ -32,6 +32,8 @@ import secrets
 import time
 from datetime import datetime
 
+import httpx
+
 from wharf.storage.driver.base import Lease, LeaseBusy, LeaseLost, PathNotFound
 from wharf.storage.driver.gcs.client import GCSError, is_retryable
 from wharf.storage.driver.gcs.layout import KeyLayout
@@ -76,8 +78,8 @@ async def _write(
         try:
             info, _ = await objects.create(name, b"", metadata, generation=generation)
             return info
-        except GCSError as exc:
-            if exc.status == 412:
+        except (GCSError, httpx.TransportError) as exc:
+            if isinstance(exc, GCSError) and exc.status == 412:
                 raise _Lost from exc
             if not is_retryable(exc) or attempt + 1 >= attempts:
                 raise
@@ -142,7 +144,7 @@ class GCSLease(Lease):
                 log.warning("lost the lease of %s: another holder took it", self._path)
                 self._state = "lost"
                 return
-            except GCSError as error:
+            except (GCSError, httpx.HTTPError) as error:
                 log.warning("could not renew the lease of %s: %s", self._path, error)
                 continue
             self._generation = info.generation
@@ -165,7 +167,7 @@ class GCSLease(Lease):
                 await _write(
                     self._objects, self._name, self._turn, "", self._generation, self._holder
                 )
-        except (GCSError, _Lost) as error:
+        except (GCSError, httpx.HTTPError, _Lost) as error:
             # Held until it expires: the file is busy for that long, no more.
             log.warning("could not release the lease of %s: %s", self._path, error)
 
@@ -201,7 +203,7 @@ async def take_lease(objects: Objects, path: str, key: str) -> GCSLease:
         raise LeaseBusy(path) from None
     if not await objects.exists(key):
         # Its holder deleted it since: a file that is gone is never leased again.
-        with contextlib.suppress(GCSError):
+        with contextlib.suppress(GCSError, httpx.HTTPError):
             await objects.delete(name)
         raise PathNotFound(path)
     return GCSLease(objects, path, name, turn + 1, holder, info.generation)
