@@ -98,7 +98,7 @@ async def test_put_get_stat(repository: Repository, tmp_path: Path) -> None:
     source.write_bytes(data[::-1])
     assert await repository.put_file(source) == _digest(data[::-1])
     assert await repository.read(_digest(data[::-1])) == data[::-1]
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial")] == []
+    assert [name for name in os.listdir(tmp_path) if name.endswith(".partial")] == []
 
 
 async def test_collect(repository: Repository) -> None:
