@@ -7,6 +7,7 @@ import asyncio
 import base64
 import hashlib
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -167,3 +168,36 @@ async def test_cors_for_an_allowed_origin_only(client: httpx.AsyncClient) -> Non
     assert "Location" in refused.headers["access-control-expose-headers"]
     other = await client.options("/registry/files/", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_finish_cut_short_is_completed_by_the_next_request(
+    client: httpx.AsyncClient, app: WharfApp
+) -> None:
+    url = await _create(client, 10, repository="crash/a", tag="v1")
+    patched = await client.patch(url, headers={**PATCH, "Upload-Offset": "0"}, content=b"12345")
+    assert patched.status_code == 204
+    assert app.tus is not None
+    tus = app.tus.uploads
+    upload = await tus.get(url.rpartition("/")[2])
+    repository = tus.repository(upload)
+
+    async def rest() -> AsyncIterator[bytes]:
+        yield b"67890"
+
+    # What finishing does up to a crash: the last bytes in, their digest recorded, the blob
+    # published, and nothing more (the .info does not say finished, no tag).
+    await repository.uploads.append(upload.ID, rest(), start=5)
+    digest = "sha256:" + hashlib.sha256(b"1234567890").hexdigest()
+    await tus._write(replace(upload, Publishing=digest))
+    await repository.uploads.publish(upload.ID, start=10)
+
+    head = await client.head(url, headers=TUS)
+    assert head.status_code == 200
+    assert head.headers["upload-offset"] == "10"
+    assert head.headers["docker-content-digest"] == digest
+    tagged = await client.get(
+        "/registry/v2/crash/a/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert tagged.status_code == 200
+    assert tagged.json()["layers"][0]["digest"] == digest

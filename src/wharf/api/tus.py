@@ -302,6 +302,8 @@ class TusEndpoint:
 
     async def _head(self, upload: TusUpload) -> Response:
         offset = await self.uploads.offset(upload)
+        if not upload.finished and offset == upload.Size:
+            upload = await self.uploads.get(upload.ID)  # finished meanwhile: its digest
         headers = {
             "Upload-Offset": str(offset),
             "Cache-Control": "no-store",

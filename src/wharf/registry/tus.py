@@ -35,6 +35,7 @@ from typing import IO, Any
 
 from wharf.config.tus import TusConfig
 from wharf.errors import (
+    BlobUnknown,
     BlobUploadInvalid,
     BlobUploadUnknown,
     DigestInvalid,
@@ -46,6 +47,7 @@ from wharf.errors import (
 from wharf.reference import Digest, RepositoryName, Tag
 from wharf.registry.gc.guard import WriteGuard
 from wharf.registry.namespace import Registry, Repository
+from wharf.registry.upload_hashes import SessionHashes
 from wharf.registry.upload_pipeline import BATCH_SIZE
 from wharf.storage import paths
 from wharf.storage.driver import Lease, LeaseBusy, PathNotFound
@@ -105,6 +107,9 @@ class TusUpload:
     #: Set once finished: the blob, and the manifest when tagged.
     Digest: str | None = None
     Manifest: str | None = None
+    #: The digest the bytes hash to, recorded before they are published, so that a request
+    #: after a crash between publishing and recording it finishes the upload.
+    Publishing: str | None = None
     Storage: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -233,9 +238,10 @@ class TusUploads:
         try:
             return await self.repository(upload).uploads.size(upload.ID)
         except BlobUploadUnknown:
-            # Finished or terminated by another request since the .info was read.
+            # Finished or terminated by another request since the .info was read, or
+            # published by one that ended before recording it.
             current = await self.get(upload.ID)
-            if not current.finished:
+            if not current.finished and await self.recover(current) is None:
                 raise
             return current.Size or 0
 
@@ -358,6 +364,7 @@ class TusUploads:
                 return await self._append(current, body, offset, length, checksum)
         except _Gone:
             current = await self.get(upload.ID)  # finished (or gone) meanwhile
+            current = await self.recover(current) or current
             if current.finished and offset == current.Size:
                 return current, offset
             raise RangeInvalid(
@@ -423,19 +430,46 @@ class TusUploads:
         return current, size
 
     async def _finish(self, upload: TusUpload, repository: Repository) -> TusUpload:
-        """Publish the received bytes as a blob, and tag an artifact of it when asked."""
-        info = await repository.uploads.publish(upload.ID, start=upload.Size or 0)
+        """Publish the received bytes as a blob, and tag an artifact of it when asked. Where
+        the hash state of the whole is kept (as it nearly always is), its digest is recorded
+        first, so that a crash between the steps leaves an upload ``recover`` finishes."""
+        size = upload.Size or 0
+        hashes = SessionHashes(self.driver, upload.name, upload.ID, self.registry.hash_executor)
+        hasher = await hashes.load(size)
+        if hasher is not None:
+            upload = replace(upload, Publishing=f"{hasher.algorithm}:{hasher.hexdigest()}")
+            await self._write(upload)
+        info = await repository.uploads.publish(upload.ID, start=size)
+        return await self._finished(upload, repository, info.digest, info.size)
+
+    async def _finished(
+        self, upload: TusUpload, repository: Repository, digest: Digest, size: int
+    ) -> TusUpload:
         manifest = None
         tag = upload.MetaData.get("tag")
         if tag and not upload.IsPartial:
-            manifest = await self._tag(repository, upload, info.digest, info.size, Tag(tag))
-        finished = replace(upload, Digest=str(info.digest), Manifest=manifest)
+            manifest = await self._tag(repository, upload, digest, size, Tag(tag))
+        finished = replace(upload, Digest=str(digest), Manifest=manifest, Publishing=None)
         await self._write(finished)
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.tus_client_upload(upload.Client, upload.ID))
         self._count("wharf_tus_uploads_total", event="finished")
-        self._count("wharf_tus_finished_bytes_total", info.size)
+        self._count("wharf_tus_finished_bytes_total", size)
         return finished
+
+    async def recover(self, upload: TusUpload) -> TusUpload | None:
+        """The upload finished, when its session is gone after its bytes were published but
+        before that was recorded (a crash between the two); None when it was not so."""
+        if upload.Publishing is None or upload.finished:
+            return None
+        repository = self.repository(upload)
+        digest = Digest.parse(upload.Publishing)
+        try:
+            info = await repository.blobs.stat(digest)
+        except BlobUnknown:
+            return None
+        log.info("tus upload %s: finishing what a request published before it ended", upload.ID)
+        return await self._finished(upload, repository, digest, info.size)
 
     async def _tag(
         self, repository: Repository, upload: TusUpload, digest: Digest, size: int, tag: Tag
