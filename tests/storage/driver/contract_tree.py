@@ -62,6 +62,32 @@ class TreeContract(ContractSettings):
         ]
         assert await driver.list_many([]) == []
 
+    async def test_list_page(self, driver: StorageDriver) -> None:
+        # Names where one is another followed by "-" or ".", in files and directories.
+        names = ["a", "a-b", "a.c", "ab", "b", "b-1", "c0", "c9"]
+        for name in names:
+            await driver.put_content(f"/p/{name}/current/link", b"x")
+        await driver.put_content("/p/file-1", b"x")
+        await driver.put_content("/q/other", b"x")
+        everything = sorted([*names, "file-1"])
+        for limit in (1, 2, 3, 100):
+            seen: list[str] = []
+            after: str | None = None
+            while True:
+                page, more = await driver.list_page("/p", after, limit)
+                assert len(page) <= limit
+                assert all(child.startswith("/p/") for child in page)
+                seen += [child.rpartition("/")[2] for child in page]
+                if not more:
+                    break
+                assert len(page) == limit
+                after = seen[-1]
+            assert sorted(seen) == everything  # each once, none skipped
+            assert len(seen) == len(set(seen))
+        assert (await driver.list_page("/p", "zz", 5)) == ([], False)
+        with pytest.raises(PathNotFound):
+            await driver.list_page("/missing", None, 5)
+
     async def test_walk(self, driver: StorageDriver) -> None:
         files = {"/r/a": 1, "/r/b/c": 2, "/r/b/d/e": 3, "/r/b/d/f": 4, "/r/bc": 5, "/r/z/y": 6}
         for path, size in files.items():

@@ -17,6 +17,8 @@ Driver errors:
 from __future__ import annotations
 
 import asyncio
+import bisect
+import builtins
 import contextlib
 import re
 from abc import ABC, abstractmethod
@@ -283,6 +285,23 @@ class StorageDriver(ABC):
                     return None
 
         return list(await asyncio.gather(*(one(directory) for directory in directories)))
+
+    async def list_page(
+        self, path: str, after: str | None, limit: int
+    ) -> tuple[builtins.list[str], bool]:
+        """Up to ``limit`` direct children of a directory (full paths) whose names come after
+        ``after`` (from the first when None), and whether more follow; PathNotFound when the
+        directory is empty (a driver listing from ``after`` may answer no children instead).
+        Names come in lexical order, except on a driver that lists in its store's key order,
+        where a directory's name sorts as the name followed by ``/`` (S3: ``v1-rc`` and
+        ``v1.0`` come before ``v1``); ``after`` is placed in the same order, so that pages
+        following one another never skip or repeat a child. Here the whole directory is
+        listed; a driver whose store lists from a given key (S3's StartAfter) reads only the
+        page."""
+        children = sorted(await self.list(path))
+        names = [child.rpartition("/")[2] for child in children]
+        start = bisect.bisect_right(names, after) if after else 0
+        return children[start : start + limit], start + limit < len(children)
 
     @abstractmethod
     async def move(self, source: str, destination: str) -> None:

@@ -10,6 +10,7 @@ it failed (a missing path is an answer, not a failure): the storage latency metr
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from time import perf_counter
@@ -134,6 +135,13 @@ class CheckedDriver(StorageDriver):
         self._check(path, allow_root=True)
         with _Translate(self.name, "list", path, self.observe):
             return await self.inner.list(path)
+
+    async def list_page(
+        self, path: str, after: str | None, limit: int
+    ) -> tuple[builtins.list[str], bool]:
+        self._check(path, allow_root=True)
+        with _Translate(self.name, "list", path, self.observe):
+            return await self.inner.list_page(path, after, limit)
 
     async def list_many(self, directories: Sequence[str]) -> Listings:
         for directory in directories:

@@ -185,13 +185,16 @@ class Bucket:
     # -- listings ---------------------------------------------------------------------------
 
     async def list_pages(
-        self, prefix: str, *, delimiter: str = ""
+        self, prefix: str, *, delimiter: str = "", start_after: str = "", page_size: int = 0
     ) -> AsyncIterator[tuple[list[ObjectInfo], list[str]]]:
-        """Pages of (objects, common prefixes) under ``prefix``, in key order."""
+        """Pages of (objects, common prefixes) under ``prefix``, in key order, from the first
+        key after ``start_after``; ``page_size``: keys per page when fewer are wanted."""
         token = ""
         while True:
             args: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix}
-            args["MaxKeys"] = self.page_size
+            args["MaxKeys"] = min(page_size, self.page_size) if page_size else self.page_size
+            if start_after and not token:
+                args["StartAfter"] = start_after
             if delimiter:
                 args["Delimiter"] = delimiter
             if token:

@@ -206,6 +206,11 @@ class S3Driver(StorageDriver):
                 await asyncio.shield(self.bucket.abort_upload(key, upload_id))
                 raise
 
+    def bucket_key(self, path: str) -> str:
+        """The object key of ``path`` (Distribution's ``S3BucketKey``), which a CloudFront
+        distribution in front of the bucket serves it under."""
+        return self.layout.key(path)
+
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         if method not in ("GET", "HEAD"):
             return None
@@ -229,6 +234,36 @@ class S3Driver(StorageDriver):
         if not children and path != "/":
             raise PathNotFound(path)
         return sorted(children)
+
+    async def list_page(
+        self, path: str, after: str | None, limit: int
+    ) -> tuple[builtins.list[str], bool]:
+        """One listing from the first key after ``after``'s (S3's StartAfter): in key order,
+        where a directory sorts as its name followed by ``/``."""
+        prefix = self.layout.directory(path)
+        # After every key of ``after`` itself, file or directory ("~" sorts after the name
+        # grammar's characters).
+        start_after = f"{prefix}{after}/~" if after else ""
+        children: builtins.list[str] = []
+        more = False
+        with translating(path):
+            async for objects, prefixes in self.bucket.list_pages(
+                prefix, delimiter="/", start_after=start_after, page_size=limit + 1
+            ):
+                keys = sorted([o.key for o in objects] + [p.rstrip("/") + "/" for p in prefixes])
+                for key in keys:
+                    child = self.layout.path(key.rstrip("/"))
+                    if child is None or (after and child.rpartition("/")[2] == after):
+                        continue
+                    if len(children) == limit:
+                        more = True
+                        break
+                    children.append(child)
+                if more:
+                    break
+        if not children and not more and after is None and path != "/":
+            raise PathNotFound(path)
+        return children, more
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         base = "" if path == "/" else path
