@@ -13,12 +13,16 @@ from tests.support.gcs import gcs_server
 from tests.support.s3servers import moto_server, s3_server, swift_server
 from tests.support.swift import swift_native
 from wharf.storage.driver.local_leases import machine_directory
+from wharf.testing.plugin import registry, registry_factory, registry_server
 
 __all__ = [
     "azurite_server",
     "gcs_server",
     "machine_leftovers",
     "moto_server",
+    "registry",
+    "registry_factory",
+    "registry_server",
     "s3_server",
     "swift_native",
     "swift_server",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from wharf.library import (
 )
 from wharf.registry import media
 from wharf.storage.driver.inmemory import InMemoryDriver
+from wharf.testing import RunningRegistry
 
 
 def _digest(data: bytes) -> str:
@@ -54,18 +56,18 @@ def _image(config: bytes, layer: bytes, **extra: Any) -> bytes:
 
 
 @pytest.fixture(params=["inmemory", "filesystem"])
-async def registry(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Namespace]:
+async def namespace(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Namespace]:
     storage: dict[str, Any] = (
         {"inmemory": {}}
         if request.param == "inmemory"
         else {"filesystem": {"rootdirectory": str(tmp_path / "data")}}
     )
-    async with open_registry({"storage": storage}) as namespace:
-        yield namespace
+    async with open_registry({"storage": storage}) as opened:
+        yield opened
 
 
-async def test_blobs_manifests_tags_and_enumeration(registry: Namespace) -> None:
-    repository = registry.repository("team/app")
+async def test_blobs_manifests_tags_and_enumeration(namespace: Namespace) -> None:
+    repository = namespace.repository("team/app")
     config, layer = b"{}", b"layer bytes" * 1000
     assert (await repository.blobs.put(config)).digest.hex == hashlib.sha256(config).hexdigest()
 
@@ -100,16 +102,16 @@ async def test_blobs_manifests_tags_and_enumeration(registry: Namespace) -> None
     assert sorted([str(d) async for d in repository.blobs.enumerate()]) == sorted(
         [_digest(config), _digest(layer)]
     )
-    assert await registry.repositories() == ["team/app"]
-    assert {str(b.digest) async for b in registry.blobs()} == {
+    assert await namespace.repositories() == ["team/app"]
+    assert {str(b.digest) async for b in namespace.blobs()} == {
         _digest(config),
         _digest(layer),
         str(digest),
     }
 
     with pytest.raises(ManifestBlobUnknown):
-        await registry.repository("other/app").manifests.put(body)
-    other = registry.repository("other/app")
+        await namespace.repository("other/app").manifests.put(body)
+    other = namespace.repository("other/app")
     await other.blobs.mount(_digest(config))
     await other.blobs.mount(_digest(layer))
     await other.manifests.put(body)
@@ -122,13 +124,13 @@ async def test_blobs_manifests_tags_and_enumeration(registry: Namespace) -> None
     assert await repository.tags.all() == []
 
 
-async def test_resumable_writer_by_id(registry: Namespace) -> None:
-    repository = registry.repository("team/app")
+async def test_resumable_writer_by_id(namespace: Namespace) -> None:
+    repository = namespace.repository("team/app")
     data = bytes(range(256)) * 4096
     writer = await repository.blobs.create()
     await writer.write(data[:300_000])
     # Another handle, as another process would get it, continues the session.
-    resumed = await registry.repository("team/app").blobs.resume(writer.id)
+    resumed = await namespace.repository("team/app").blobs.resume(writer.id)
     assert resumed.size == 300_000
     await resumed.write(data[300_000:700_000])
     info = await resumed.commit(_digest(data), data[700_000:])
@@ -143,8 +145,8 @@ async def test_resumable_writer_by_id(registry: Namespace) -> None:
         await repository.blobs.resume(cancelled.id)
 
 
-async def test_referrers(registry: Namespace) -> None:
-    repository = registry.repository("team/app")
+async def test_referrers(namespace: Namespace) -> None:
+    repository = namespace.repository("team/app")
     config, layer = b"{}", b"x"
     await repository.blobs.put(config)
     await repository.blobs.put(layer)
@@ -161,26 +163,26 @@ async def test_referrers(registry: Namespace) -> None:
     assert await repository.referrers(subject, "application/other") == []
 
 
-async def test_repository_remover(registry: Namespace) -> None:
-    app, nested = registry.repository("team/app"), registry.repository("team/app/cache")
+async def test_repository_remover(namespace: Namespace) -> None:
+    app, nested = namespace.repository("team/app"), namespace.repository("team/app/cache")
     for repository in (app, nested):
         blob = await repository.blobs.put(b"{}")
         await repository.blobs.put(b"x")
         await repository.manifests.put(_image(b"{}", b"x"), tag="v1")
     pending = await app.blobs.create()
     await pending.write(b"half")
-    await RepositoryRemover(registry).remove("team/app")
-    assert await registry.repositories() == ["team/app/cache"]
+    await RepositoryRemover(namespace).remove("team/app")
+    assert await namespace.repositories() == ["team/app/cache"]
     assert await app.tags.all() == []  # its directory holds the nested repository
     assert [d async for d in app.manifests.enumerate()] == []
     with pytest.raises(BlobUploadUnknown):
         await app.blobs.resume(pending.id)
     assert await nested.tags.all() == ["v1"]
     # The blobs stay in the store for garbage collection.
-    assert _digest(b"{}") in {str(b.digest) async for b in registry.blobs()}
+    assert _digest(b"{}") in {str(b.digest) async for b in namespace.blobs()}
     assert str(blob.digest) == _digest(b"{}")
     with pytest.raises(NameUnknown):
-        await registry.remove("team/app")
+        await namespace.remove("team/app")
 
 
 HELM = "application/vnd.example.chart.v1+json"
@@ -196,8 +198,8 @@ def _chart(document: Mapping[str, Any]) -> ManifestReferences:
     )
 
 
-async def test_registered_manifest_schema_is_validated(registry: Namespace) -> None:
-    repository = registry.repository("charts/app")
+async def test_registered_manifest_schema_is_validated(namespace: Namespace) -> None:
+    repository = namespace.repository("charts/app")
     blob = await repository.blobs.put(b"chart")
     good = json.dumps(
         {
@@ -254,24 +256,27 @@ async def test_open_a_driver_and_bad_configurations() -> None:
 
 
 @pytest.mark.server
-async def test_a_server_sees_what_the_library_wrote(tmp_path: Path) -> None:
-    from tests.support.server import WharfServer
-
-    with WharfServer() as server:
-        async with open_registry(
-            {"storage": {"filesystem": {"rootdirectory": str(server.root)}}}
-        ) as namespace:
-            repository = namespace.repository("lib/app")
+async def test_a_server_sees_what_the_library_wrote(registry_server: RunningRegistry) -> None:
+    """The library and a real wharf serve process on one filesystem: what the library writes
+    is served at once, also where the server had cached the answer before."""
+    name = f"lib/app-{uuid.uuid4().hex[:8]}"
+    storage = {"filesystem": {"rootdirectory": str(registry_server.root)}}
+    async with httpx.AsyncClient(base_url=registry_server.url) as http:
+        before = (await http.get("/v2/_catalog")).json()["repositories"]
+        assert name not in before  # and the server caches this catalog
+        async with open_registry({"storage": storage}) as namespace:
+            repository = namespace.repository(name)
             await repository.blobs.put(b"{}")
             await repository.blobs.put(b"x")
             digest = await repository.manifests.put(_image(b"{}", b"x"), tag="v1")
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            answer = await http.get(
-                "/v2/lib/app/manifests/v1", headers={"Accept": media.OCI_MANIFEST}
-            )
-            assert answer.status_code == 200
-            assert answer.headers["docker-content-digest"] == str(digest)
-            assert (await http.get("/v2/_catalog")).json() == {"repositories": ["lib/app"]}
+        answer = await http.get(f"/v2/{name}/manifests/v1", headers={"Accept": media.OCI_MANIFEST})
+        assert answer.status_code == 200
+        assert answer.headers["docker-content-digest"] == str(digest)
+        assert name in (await http.get("/v2/_catalog")).json()["repositories"]
+        async with open_registry({"storage": storage}) as namespace:
+            await namespace.remove(name)
+        assert name not in (await http.get("/v2/_catalog")).json()["repositories"]
+        assert (await http.get(f"/v2/{name}/manifests/v1")).status_code == 404
 
 
 def test_public_api_all() -> None:

@@ -13,6 +13,7 @@ import yaml
 
 from wharf.coherence.caches import RegistryCache
 from wharf.coherence.generations import UncachedGenerations
+from wharf.coherence.shared import open_generations
 from wharf.config import Config
 from wharf.config.load import load_config
 from wharf.errors import Unsupported
@@ -73,10 +74,16 @@ class Namespace:
         self._readonly = config is not None and config.storage.readonly
         self._guard = guard
         self._executor = ThreadPoolExecutor(4, thread_name_prefix="wharf-library")
-        # Nothing is cached: another process (a server) may write to the same storage.
+        # With a configuration, the change tokens every process serving or collecting that
+        # storage shares (on this machine, or through Redis): what this process writes is
+        # announced to them, and what they write to it. A bare driver has nobody to share
+        # with: nothing is cached then, since another process may write to the same storage.
+        self._generations = (
+            open_generations(config) if config is not None else UncachedGenerations()
+        )
         self._registry = Registry(
             driver,
-            RegistryCache(UncachedGenerations()),
+            RegistryCache(self._generations),
             self._executor,
             config.mirrors if config is not None else (),
         )
@@ -110,6 +117,7 @@ class Namespace:
             if self._guard is not None:
                 await self._guard.aclose()
             await self._registry.driver.close()
+            await self._generations.aclose()
         finally:
             self._executor.shutdown(wait=False)
 
@@ -151,6 +159,11 @@ def open_registry(source: ConfigSource) -> Namespace:
     """A registry over the storage ``source`` configures: a configuration (a :class:`Config`,
     a mapping in ``config.yml``'s form such as ``{"storage": {"inmemory": {}}}``, or the path
     of a ``config.yml``; ``REGISTRY_*`` variables are not read), or a storage driver.
+
+    Opened from a configuration, it shares the change tokens of the registries serving the
+    same storage (on this machine, or through ``redis``), so that they never serve from
+    their caches what it changed; opened on a bare driver it announces nothing, and a
+    server sharing that storage may serve stale tags or catalog pages until restarted.
 
     Only the storage and what acts on it (``storage.maintenance.readonly``, ``mirrors``,
     ``redis`` for the coordination with garbage collection) matter here; the ``http`` and
