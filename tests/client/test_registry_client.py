@@ -256,3 +256,58 @@ async def test_copies_between_registries_and_layouts(
     )
     checked = json.loads((tmp_path / "checked" / "index.json").read_text())
     assert checked["manifests"][0]["digest"] == arm.digest
+
+
+@pytest.mark.client
+@pytest.mark.reference
+@pytest.mark.skipif(binary("skopeo") is None, reason="skopeo is not installed")
+@pytest.mark.skipif(docker_registry_binary() is None, reason="docker-registry is not installed")
+async def test_copies_to_and_from_docker_registry_checked_with_skopeo(
+    token_wharf: WharfServer, users: Path, tmp_path: Path
+) -> None:
+    """A multi-platform index from wharf (token auth) to docker-registry 2.8 (htpasswd) and
+    back to a layout: the digests survive, and skopeo sees the same bytes and pulls them."""
+    index = build_index(tmp_path / "source", tag="v1", platforms=(AMD64, ARM64), seed=21)
+    credentials = static(USER, PASSWORD)
+    config = {"auth": {"htpasswd": {"realm": "reference", "path": str(users)}}}
+    with ReferenceRegistry(config=config) as reference:
+        async with (
+            AsyncRegistryClient(token_wharf.url, credentials=credentials) as wharf,
+            AsyncRegistryClient(reference.url, credentials=credentials) as distribution,
+        ):
+            await copy(
+                LayoutImage(tmp_path / "source", "v1"), RegistryImage(wharf, "to/reference", "v1")
+            )
+            moved: list[str] = []
+            copied = await copy(
+                RegistryImage(wharf, "to/reference", "v1"),
+                RegistryImage(distribution, "from/wharf", "v1"),
+                progress=lambda digest, done, total: moved.append(digest),
+            )
+            assert copied == index.digest
+            assert moved  # across registries every blob moves
+            back = await copy(
+                RegistryImage(distribution, "from/wharf", index.digest),
+                LayoutImage(tmp_path / "back", "v1"),
+            )
+            assert back == index.digest
+        skopeo = Skopeo(tmp_path / "skopeo", server=reference)
+        creds = ("--creds", f"{USER}:{PASSWORD}")
+        raw = skopeo.inspect_raw(f"docker://{reference.host}/from/wharf:v1", *creds)
+        assert _digest(raw) == index.digest
+        skopeo.copy(
+            f"docker://{reference.host}/from/wharf:v1",
+            f"oci:{tmp_path / 'skopeo-pulled'}:v1",
+            "--src-creds",
+            f"{USER}:{PASSWORD}",
+            all_images=True,
+        )
+    pulled = json.loads((tmp_path / "skopeo-pulled" / "index.json").read_text())
+    assert pulled["manifests"][0]["digest"] == index.digest
+    ours = json.loads((tmp_path / "back" / "index.json").read_text())
+    tagged = [
+        entry["digest"]
+        for entry in ours["manifests"]
+        if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == "v1"
+    ]
+    assert tagged == [index.digest]
