@@ -95,9 +95,21 @@ def bad_configs(tmp_path: Path, port: int) -> dict[str, tuple[str, str]]:
             head + "storage: inmemory\nhttp: {tls: {letsencrypt: {cachefile: /c, email: a@b.c}}}\n",
             "http.tls.letsencrypt: not supported by wharf",
         ),
-        "storage middleware": (
-            head + "storage: inmemory\nmiddleware: {storage: [{name: cloudfront}]}\n",
-            "middleware.storage.0.name: storage middleware 'cloudfront' is not implemented yet",
+        "an unknown storage middleware": (
+            head + "storage: inmemory\nmiddleware: {storage: [{name: cloudfrnt}]}\n",
+            "middleware.storage.0.name: unknown storage middleware 'cloudfrnt' (known: "
+            "cloudfront, redirect, rewrite)",
+        ),
+        "a CloudFront key that is not PEM": (
+            head
+            + "storage: {s3: {bucket: b, region: us-east-1}}\nmiddleware: {storage: [{name: "
+            + f"cloudfront, options: {{baseurl: cdn.example, privatekey: {garbage}, "
+            + "keypairid: K}}]}\n",
+            f"middleware.storage.0.options.privatekey: {garbage} holds no PEM private key",
+        ),
+        "a redirect without a base URL": (
+            head + "storage: inmemory\nmiddleware: {storage: [{name: redirect}]}\n",
+            "middleware.storage.0.options.baseurl: required",
         ),
         "error reporting": (
             head + "storage: inmemory\nreporting: {bugsnag: {apikey: k}}\n",
@@ -434,7 +446,8 @@ def files(tmp_path: Path) -> dict[str, str]:
         (S3_SAMPLE, None),
         (
             S3_CLOUDFRONT_SAMPLE,
-            "middleware.storage.0.name: storage middleware 'cloudfront' is not implemented yet",
+            "middleware.storage.0.options.privatekey: cannot read "
+            "/etc/docker/cloudfront/pk-ABCEDFGHIJKLMNOPQRST.pem: No such file or directory",
         ),
     ],
     ids=["filesystem", "development", "s3", "s3-cloudfront"],
@@ -670,10 +683,6 @@ REFERENCE_STEPS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
         _drop("middleware.repository"),
     ),
     (
-        "middleware.storage.0.name: storage middleware 'cloudfront' is not implemented yet",
-        _drop("middleware"),
-    ),
-    (
         "storage: exactly one driver allowed, got filesystem, azure, inmemory",
         _drop("storage.azure", "storage.inmemory"),
     ),
@@ -684,6 +693,11 @@ REFERENCE_STEPS: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ),
     ("http.tls.letsencrypt: not supported by wharf", _drop("http.tls.letsencrypt")),
     ("validation.manifests.urls.allow: not supported by wharf", _drop("validation.manifests.urls")),
+    (
+        "middleware.storage.0.name: storage middleware 'cloudfront' works on the s3 storage "
+        "driver only, not 'filesystem'",
+        _drop("middleware"),
+    ),
     ("auth: configure exactly one of htpasswd, token", _drop("auth.silly", "auth.htpasswd")),
     (
         "auth.token.realm: must be an absolute http(s) URL",

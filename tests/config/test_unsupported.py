@@ -63,12 +63,12 @@ REFUSED = [
         "reporting.newrelic.licensekey: not supported by wharf",
     ),
     (
-        "middleware: {storage: [{name: cloudfront, options: {baseurl: 'https://cdn/'}}]}",
-        "middleware.storage.0.name: storage middleware 'cloudfront' is not implemented yet",
+        "middleware: {storage: [{disabled: false, options: {baseurl: 'https://cdn/'}}]}",
+        "middleware.storage.0.name: required: the storage middleware to apply",
     ),
     (
-        "middleware: {storage: [{name: redirect, disabled: false}]}",
-        "middleware.storage.0.name: storage middleware 'redirect' is not implemented yet",
+        "middleware: {storage: [{name: redirect, options: [baseurl]}]}",
+        "middleware.storage.0.options: expected a mapping",
     ),
     (
         "middleware: {repository: [{name: ARepositoryMiddleware}]}",

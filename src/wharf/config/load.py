@@ -37,6 +37,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
+from wharf.config.middleware import MiddlewareConfig, parse_middleware
 from wharf.config.mirrors import parse_mirrors
 from wharf.config.model import (
     CatalogConfig,
@@ -61,7 +62,6 @@ from wharf.config.tus import parse_tus
 from wharf.config.unsupported import (
     check_compatibility,
     check_log_hooks,
-    check_middleware,
     check_policy,
     check_reporting,
 )
@@ -86,7 +86,6 @@ _DEFAULT_ROOT = "./wharf-data"
 _RAW_SECTIONS = ("auth",)
 #: Sections wharf reads only to refuse what it does not do (``wharf.config.unsupported``).
 _REFUSING_CHECKS = (
-    check_middleware,
     check_reporting,
     check_compatibility,
     check_policy,
@@ -305,11 +304,12 @@ def _build(tree: dict[str, Any], ctx: Context, source: str, *, from_file: bool) 
     if from_file and version != "0.1":
         got = f"got {_show(version)}" if version else "it is missing"
         raise top.error("version", f'must be "0.1", {got}')
+    middleware = parse_middleware(top)
     for check in _REFUSING_CHECKS:
         check(top)
     config = Config(
         log=_log(top),
-        storage=_storage(top.section("storage")),
+        storage=_storage(top.section("storage"), middleware),
         http=_http(top.section("http")),
         catalog=_catalog(top.section("catalog")),
         extra={name: top.raw(name) for name in _RAW_SECTIONS if top.has(name)},
@@ -347,7 +347,7 @@ def _log(top: _Section) -> LogConfig:
     return LogConfig(level=level, formatter=formatter, fields=fields, access_log=access_log)
 
 
-def _storage(section: _Section) -> StorageConfig:
+def _storage(section: _Section, middleware: tuple[MiddlewareConfig, ...]) -> StorageConfig:
     drivers = [name for name in section.data if name not in STORAGE_OPTIONS]
     if len(drivers) > 1:
         names = ", ".join(str(name) for name in drivers)
@@ -397,6 +397,7 @@ def _storage(section: _Section) -> StorageConfig:
         cache_blobdescriptor=blobdescriptor or None,
         gc=gc,
         tag_concurrency_limit=tag_limit,
+        middleware=middleware,
     )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from wharf.config.middleware import MiddlewareConfig
 from wharf.config.mirrors import MirrorConfig
 from wharf.config.operations import DebugConfig, HealthConfig, NotificationsConfig, RedisConfig
 from wharf.config.tus import TusConfig
@@ -55,7 +56,7 @@ class GcConfig:
 
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
-    driver: str = "filesystem"  # filesystem | inmemory | s3
+    driver: str = "filesystem"  # filesystem | inmemory | s3 | azure | gcs | swift
     parameters: dict[str, Any] = field(default_factory=lambda: {"rootdirectory": "./wharf-data"})
     delete_enabled: bool = False
     readonly: bool = False
@@ -66,6 +67,8 @@ class StorageConfig:
     #: ``storage.tag.concurrencylimit``: tags read at once when looking for those pointing at
     #: a manifest (on a delete); 0: wharf's default.
     tag_concurrency_limit: int = 0
+    #: ``middleware.storage``: the enabled storage middleware, innermost first.
+    middleware: tuple[MiddlewareConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

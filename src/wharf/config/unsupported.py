@@ -1,10 +1,12 @@
 """Distribution's sections that wharf reads only to refuse what it does not do.
 
 A key here is accepted when it asks for nothing more than wharf does anyway (a disabled
-middleware or log hook, a Bugsnag section without an API key), and refused otherwise, with
+log hook, a Bugsnag section without an API key), and refused otherwise, with
 one line saying why. None of it is ever ignored: a registry that quietly skipped a configured
 middleware or error reporter would run differently from what its operator reads in the file.
-(``validation`` is read by ``wharf.config.validation``, which refuses its URL lists alike.)
+(``validation`` is read by ``wharf.config.validation``, which refuses its URL lists alike, and
+``middleware`` by ``wharf.config.middleware``, which refuses registry and repository
+middleware.)
 
 Each check takes the top level of the configuration and reads its own section, as the
 parsers of ``wharf.config.load.SECTION_PARSERS`` do.
@@ -17,12 +19,9 @@ from wharf.config.operations import SectionReader, elements, strings
 __all__ = [
     "check_compatibility",
     "check_log_hooks",
-    "check_middleware",
     "check_policy",
     "check_reporting",
 ]
-
-_MIDDLEWARE_KINDS = ("registry", "repository", "storage")
 
 
 def check_reporting(top: SectionReader) -> None:
@@ -44,26 +43,6 @@ def check_reporting(top: SectionReader) -> None:
                 secret,
                 f"not supported by wharf: it reports no errors to {name}; its errors go to "
                 "its log and to /metrics",
-            )
-    section.finish()
-
-
-def check_middleware(top: SectionReader) -> None:
-    section = top.section("middleware")
-    for kind in _MIDDLEWARE_KINDS:
-        for item in elements(section, kind):
-            name = item.string("name", "")
-            disabled = item.boolean("disabled", False)
-            item.get("options")  # whatever the middleware would take
-            item.finish()
-            if disabled:
-                continue
-            if kind == "storage":
-                raise item.error("name", f"storage middleware {name!r} is not implemented yet")
-            raise item.error(
-                "name",
-                f"not supported by wharf: {kind} middleware {name!r} would be Go code built "
-                "into Distribution; wharf has none",
             )
     section.finish()
 

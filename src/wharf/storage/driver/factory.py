@@ -8,6 +8,9 @@ those parameters that builds nothing and touches no storage (its parse, typicall
 parameter stops the start with one line instead of failing in every worker. A driver whose
 SDK is an optional extra of the distribution names it in ``DRIVER_EXTRAS`` and imports the SDK
 in its factory only.
+
+The configured storage middleware (``middleware.storage``) wrap the bare driver, in order,
+inside ``CheckedDriver``; ``validate_storage`` parses their options too.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from wharf.storage.driver.filesystem import (
     FilesystemDriver,
 )
 from wharf.storage.driver.inmemory import InMemoryDriver
+from wharf.storage.driver.middleware import apply_middleware, check_middleware
 
 __all__ = [
     "DRIVER_EXTRAS",
@@ -170,6 +174,7 @@ def validate_storage(storage: StorageConfig) -> None:
         raise ConfigError(f"storage.{storage.driver}: unknown storage driver (known: {known})")
     try:
         check(storage.parameters)
+        check_middleware(storage.driver, storage.middleware)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -180,4 +185,4 @@ def create_driver(storage: StorageConfig) -> StorageDriver:
     if factory is None:
         known = ", ".join(sorted(_FACTORIES))
         raise ValueError(f"unknown storage driver {storage.driver!r} (known: {known})")
-    return CheckedDriver(factory(storage.parameters))
+    return CheckedDriver(apply_middleware(factory(storage.parameters), storage.middleware))
