@@ -129,12 +129,24 @@ def test_plugin_from_a_project_that_installs_wharf(tmp_path: Path) -> None:
         shutil.copy(ROOT / name, source / name if source.exists() else _mkdir(source) / name)
     shutil.copytree(ROOT / "src", source / "src", ignore=ignore)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
+    # wharf's dependencies (and pytest) from this environment, which may itself be a venv
+    # (--system-site-packages would reach past it): its site-packages directories are added
+    # to the new one's path, after the new one's own, without their .pth files, so that an
+    # editable wharf installed here stays out.
+    inner = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    outer = [path for path in sys.path if path.endswith("site-packages") and Path(path).is_dir()]
+    (Path(inner) / "outer-environment.pth").write_text("\n".join(outer) + "\n")
     environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     environment.pop("PYTHONPATH", None)
-    # setuptools>=77 (PEP 639 metadata) in the environment itself: pip's build isolation in
-    # a venv with system site packages still sees the system's setuptools.
+    # setuptools>=77 (PEP 639 metadata) in the environment itself: pip's build isolation
+    # would see the outer environment's setuptools, which may be older.
     for arguments in (["setuptools>=77"], ["--no-deps", "--no-build-isolation", str(source)]):
         install = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", *arguments],
