@@ -58,4 +58,5 @@ def test_a_chunked_upload_moves_between_instances_and_restarts(
             assert followed.content == data
     # Nothing is left beside the blob: the session's parts were composed and deleted.
     names = gcs_server.names(storage["gcs"]["bucket"])
-    assert not [name for name in names if "#" in name or "/_uploads/" in name], names
+    leftovers = [n for n in names if "#part." in n or "#compose." in n or "/_uploads/" in n]
+    assert not leftovers, names

@@ -32,7 +32,14 @@ import pytest
 
 from tests.support.server import free_port, wait_for_http
 
-__all__ = ["GCSServer", "fake_gcs_binary", "gcs_server", "service_account", "start_fake_gcs"]
+__all__ = [
+    "GCSServer",
+    "fake_gcs_binary",
+    "gcs_server",
+    "service_account",
+    "start_fake_gcs",
+    "start_gcp_storage_emulator",
+]
 
 _STARTUP_TIMEOUT = 30.0
 
@@ -151,6 +158,38 @@ def start_fake_gcs(workdir: Path) -> Iterator[GCSServer]:
             raise RuntimeError(
                 f"fake-gcs-server did not start: {exc}\n{log.read_text()[-3000:]}"
             ) from exc
+        yield GCSServer(endpoint, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextlib.contextmanager
+def start_gcp_storage_emulator(workdir: Path) -> Iterator[GCSServer]:
+    """gcp-storage-emulator (PyPI), in memory. It ignores ``ifGenerationMatch`` and pages no
+    listing, so wharf's leases are not exclusive on it: the benchmark uses it, the tests do
+    not."""
+    import sys
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    log = workdir / "gcp-storage-emulator.log"
+    command = [
+        sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
+        "--port", str(port), "--in-memory",
+    ]  # fmt: skip
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for_http(f"{endpoint}/storage/v1/b", _STARTUP_TIMEOUT, process)
         yield GCSServer(endpoint, log)
     finally:
         if process.poll() is None:

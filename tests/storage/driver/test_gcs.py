@@ -404,3 +404,96 @@ async def test_persistent_failures_leave_a_resumable_prefix(
     await writer.write(data[size:])
     await writer.commit()
     assert await proxied.get_content("/u/data") == data
+
+
+async def test_distributions_upload_in_progress_is_no_file(
+    gcs_server: GCSServer, bucket: str
+) -> None:
+    """Distribution keeps an upload's tail at the file's name, typed as an upload session."""
+    with gcs_server.client() as client:
+        client.post(
+            f"/upload/storage/v1/b/{bucket}/o",
+            params={"uploadType": "media", "name": "u/data"},
+            content=b"tail",
+            headers={"Content-Type": "application/x-docker-upload-session"},
+        ).raise_for_status()
+    driver = make_driver(gcs_server, bucket)
+    await driver.put_content("/u/startedat", b"now")
+    for call in (driver.stat, driver.get_content, driver.reader):
+        with pytest.raises(PathNotFound):
+            await call("/u/data")  # type: ignore[operator]
+    with pytest.raises(PathNotFound):
+        await driver.writer("/u/data", append=True)
+    assert await driver.list("/u") == ["/u/startedat"]
+    assert [info.path async for info in driver.walk("/u")] == ["/u/startedat"]
+    await driver.delete("/u")
+    assert gcs_server.names(bucket) == []
+    await driver.close()
+
+
+# -- the registry on GCS: purging and garbage collection ------------------------------------
+
+
+async def test_purging_takes_old_sessions_parts_along(gcs_server: GCSServer, bucket: str) -> None:
+    from wharf.coherence.caches import RegistryCache
+    from wharf.coherence.generations import Generations
+    from wharf.reference import Digest, RepositoryName
+    from wharf.registry.catalog import Catalog
+    from wharf.registry.purge import purge_uploads
+    from wharf.registry.uploads import format_started_at
+    from wharf.storage import paths
+
+    driver = make_driver(gcs_server, bucket, chunk_size=256 << 10)
+    name = RepositoryName("purge/me")
+    zero = Digest("sha256", "0" * 64)
+    await driver.put_content(paths.layer_link(name, zero), paths.link_content(zero))
+    now = datetime.now(UTC)
+    for upload_id, started in (("old", now - timedelta(days=8)), ("new", now)):
+        await driver.put_content(
+            paths.upload_started_at(name, upload_id), format_started_at(started)
+        )
+        writer = await driver.writer(paths.upload_data(name, upload_id))
+        await writer.write(random_bytes(600_000))  # three parts, none committed
+        await writer.close()
+    catalog = Catalog(driver, RegistryCache(Generations()))
+    result = await purge_uploads(driver, catalog, timedelta(days=7))
+    assert result.purged == ["purge/me/old"]
+    names = gcs_server.names(bucket)
+    assert not [n for n in names if "/_uploads/old/" in n]
+    assert len([n for n in names if "/_uploads/new/data#part." in n]) == 3
+    await driver.close()
+
+
+async def test_garbage_collection_sweeps_an_orphan_blob(gcs_server: GCSServer) -> None:
+    import httpx
+
+    from tests.registry.gc.support import Pusher
+    from wharf.api.app import create_app
+    from wharf.config import Config, HTTPConfig
+    from wharf.registry.gc import GcOptions, collect, create_coordination
+
+    parameters = gcs_server.fresh_parameters()
+    config = Config(
+        storage=StorageConfig("gcs", parameters, delete_enabled=True, redirect_disabled=True),
+        http=HTTPConfig(secret="test-secret"),
+    )
+    app = create_app(config)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://wharf") as client:
+            pusher = Pusher(client)
+            image = await pusher.image("app", "v1", layers=[b"layer a" * 100, b"layer b" * 100])
+            orphan = await pusher.blob("app", b"uploaded, never referenced")
+            coordination = create_coordination(app.config)
+            try:
+                result = await collect(
+                    app.registry.driver, coordination, GcOptions(), generations=app.generations
+                )
+            finally:
+                await coordination.close()
+            await pusher.pulls(image, "v1")
+    finally:
+        await app.aclose()
+    assert [str(d) for d in result.sweep.blobs_removed] == [orphan]
+    hexes = "/".join(gcs_server.names(parameters["bucket"]))
+    assert orphan.split(":")[1] not in hexes

@@ -114,7 +114,7 @@ class GCSDriver(StorageDriver):
             async for objects, prefixes in self.objects.list_pages(
                 self.layout.directory(path), delimiter="/"
             ):
-                if prefixes or any(self.layout.path(o.name) for o in objects):
+                if prefixes or any(o.is_file and self.layout.path(o.name) for o in objects):
                     return FileInfo(path, 0, None, True)
         raise PathNotFound(path)
 
@@ -140,7 +140,7 @@ class GCSDriver(StorageDriver):
             async for objects, prefixes in self.objects.list_pages(
                 self.layout.directory(path), delimiter="/"
             ):
-                names = [o.name for o in objects] + [p.rstrip("/") for p in prefixes]
+                names = [o.name for o in objects if o.is_file] + [p.rstrip("/") for p in prefixes]
                 children += [child for name in names if (child := self.layout.path(name))]
         if not children and path != "/":
             raise PathNotFound(path)
@@ -153,7 +153,7 @@ class GCSDriver(StorageDriver):
             async for objects, _ in self.objects.list_pages(self.layout.directory(path)):
                 for item in objects:
                     file = self.layout.path(item.name)
-                    if file is None:
+                    if file is None or not item.is_file:
                         continue
                     parts = file[len(base) + 1 :].split("/")
                     above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]

@@ -13,11 +13,14 @@ import httpx
 
 from wharf.storage.driver.gcs.client import GCSClient, GCSError, quote_name
 
-__all__ = ["ObjectInfo", "Objects"]
+__all__ = ["UPLOAD_SESSION_TYPE", "ObjectInfo", "Objects"]
 
 _FIELDS = "name,size,updated,generation,metadata,contentType"
 _BOUNDARY = "wharf-7b1f0c4e9d2a"
 _MEDIA = "application/octet-stream"
+#: The content type of the object where Distribution keeps an upload in progress (its
+#: resumable session's URI and the bytes not yet sent to it): no file, to wharf as to it.
+UPLOAD_SESSION_TYPE = "application/x-docker-upload-session"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,10 @@ class ObjectInfo:
             content_type=str(item.get("contentType") or ""),
         )
 
+    @property
+    def is_file(self) -> bool:
+        return self.content_type != UPLOAD_SESSION_TYPE
+
 
 def server_time(response: httpx.Response) -> datetime | None:
     """The storage's clock, from the Date of its answer."""
@@ -62,6 +69,8 @@ class Objects:
         response = await self.client.request(
             "GetObject", "GET", self.client.object_path(name), params={"alt": "media"}
         )
+        if response.headers.get("content-type") == UPLOAD_SESSION_TYPE:
+            raise GCSError("GetObject", 404, "an upload in progress of Distribution's")
         return response.content
 
     async def put(self, name: str, data: bytes) -> ObjectInfo:
@@ -104,7 +113,11 @@ class Objects:
         return ObjectInfo.parse(response.json()), server_time(response)
 
     async def head(self, name: str) -> ObjectInfo:
-        return (await self.info(name))[0]
+        """The metadata of a file: GCSError 404 for Distribution's upload in progress."""
+        info = (await self.info(name))[0]
+        if not info.is_file:
+            raise GCSError("GetObjectMetadata", 404, "an upload in progress of Distribution's")
+        return info
 
     async def exists(self, name: str) -> bool:
         try:

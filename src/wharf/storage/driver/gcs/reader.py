@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from wharf.storage.driver.base import DriverError, FileReader, InvalidOffset
+from wharf.storage.driver.base import DriverError, FileReader, InvalidOffset, PathNotFound
 from wharf.storage.driver.gcs.client import GCSError, translate
-from wharf.storage.driver.gcs.objects import Objects
+from wharf.storage.driver.gcs.objects import UPLOAD_SESSION_TYPE, Objects
 
 __all__ = ["GCSReader", "open_reader"]
 
@@ -41,6 +41,9 @@ async def open_reader(objects: Objects, path: str, name: str, offset: int) -> GC
         return GCSReader(objects, path, name, offset, None)
     except httpx.HTTPError as exc:
         raise translate(exc, path) from exc
+    if response.headers.get("content-type") == UPLOAD_SESSION_TYPE:
+        await response.aclose()
+        raise PathNotFound(path)  # Distribution's upload in progress
     return GCSReader(objects, path, name, offset, response)
 
 
@@ -55,18 +58,24 @@ class GCSReader(FileReader):
         self._response = response
         self._generation = response.headers.get("x-goog-generation", "") if response else ""
         self._pieces: AsyncIterator[bytes] | None = response.aiter_raw() if response else None
-        self._pending = bytearray()
+        self._pending: list[bytes] = []  # pieces as the network delivered them
+        self._held = 0  # bytes in them
         self._done = response is None
 
     async def read(self, size: int) -> bytes:
-        while len(self._pending) < size and not self._done:
+        while self._held < size and not self._done:
             piece = await self._next()
             if not piece:
                 self._done = True
                 break
-            self._pending += piece
-        data = bytes(self._pending[:size])
-        del self._pending[:size]
+            self._pending.append(piece)
+            self._held += len(piece)
+        # One copy per read (none when one piece is the answer), not one per piece.
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        rest = data[size:]
+        data = data[:size] if rest else data
+        self._pending = [rest] if rest else []
+        self._held = len(rest)
         return data
 
     async def _next(self) -> bytes:
