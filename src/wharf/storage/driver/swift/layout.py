@@ -7,7 +7,12 @@
   with ``X-Object-Manifest: <container>/<segments path>``, and its bytes in segments
   ``<segments path>/<n, 16 digits>`` numbered from 1, where the segments path is
   ``<prefix>/segments/<h[:3]>/<h[3:]>`` for ``h`` the SHA-1 of the file's path and 32 random
-  bytes. Swift serves the concatenation of the objects under the segments path.
+  bytes in hex. Swift serves the concatenation of the objects under the segments path.
+  Distribution meant the same, but its ``h`` is the hex of the path, the random bytes and
+  the SHA-1 of nothing (Go's ``hash.Sum(b)`` appends to ``b``), so its names grow with the
+  path and pass Swift's 1024-byte limit for long repository names; wharf keeps the shape
+  with 40 digits. Neither registry parses segment names: each finds the other's segments
+  through the manifests.
 """
 
 from __future__ import annotations
