@@ -497,3 +497,33 @@ async def test_garbage_collection_sweeps_an_orphan_blob(gcs_server: GCSServer) -
     assert [str(d) for d in result.sweep.blobs_removed] == [orphan]
     hexes = "/".join(gcs_server.names(parameters["bucket"]))
     assert orphan.split(":")[1] not in hexes
+
+
+@pytest.mark.parametrize(
+    ("parameters", "message"),
+    [
+        ("bucket: b\n    keyfile: /nonexistent/key.json", "keyfile cannot be read"),
+        ("bucket: b\n    region: x", "unknown parameter 'region'"),
+    ],
+)
+def test_serve_stops_at_a_bad_parameter_with_one_line(
+    tmp_path: Any, parameters: str, message: str
+) -> None:
+    """Checked in the parent process before workers start; exit status 2."""
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yml"
+    config.write_text(f"version: 0.1\nstorage:\n  gcs:\n    {parameters}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "wharf", "serve", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wharf: error: ")
+    assert message in lines[0]
