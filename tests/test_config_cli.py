@@ -23,6 +23,8 @@ from typing import Any
 import bcrypt
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.certificates import write_certificate, write_key
 from tests.support.server import WharfServer, free_port
@@ -435,7 +437,20 @@ def files(tmp_path: Path) -> dict[str, str]:
     """Files the samples and the README name: a certificate, its key, an htpasswd file."""
     certificate, key = write_certificate(tmp_path)
     htpasswd = write_htpasswd(tmp_path / "htpasswd")
-    return {"certificate": str(certificate), "key": str(key), "htpasswd": str(htpasswd)}
+    cloudfront = tmp_path / "cloudfront.pem"  # CloudFront signs with RSA keys only
+    cloudfront.write_bytes(
+        rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return {
+        "certificate": str(certificate),
+        "key": str(key),
+        "htpasswd": str(htpasswd),
+        "cloudfront": str(cloudfront),
+    }
 
 
 @pytest.mark.parametrize(
@@ -761,6 +776,8 @@ def _with_test_files(value: Any, files: dict[str, str], tmp_path: Path) -> Any:
         return [_with_test_files(item, files, tmp_path) for item in value]
     if isinstance(value, str) and value.startswith("/etc/"):
         name = Path(value).name
+        if "/cloudfront/" in value:
+            return files["cloudfront"]
         if "htpasswd" in name:
             return files["htpasswd"]
         if "key" in name:
