@@ -451,3 +451,50 @@ def test_middleware_forwards_every_method_of_the_contract() -> None:
     }
     missing = {name for name in methods if name not in vars(Middleware)}
     assert not missing
+
+
+async def test_ranges_from_a_url_are_refreshed(tmp_path: Path) -> None:
+    """ip-ranges.json over HTTP: loaded on first use, loaded again once updatefrequency has
+    passed (in the background, the old ranges answering meanwhile)."""
+    import asyncio
+    import http.server
+    import ipaddress
+    import threading
+    from functools import partial
+
+    from wharf.storage.driver.middleware.awsips import AwsRanges
+
+    def write(prefix: str) -> None:
+        document = {"prefixes": [{"ip_prefix": prefix, "region": "us-east-1"}]}
+        (tmp_path / "ip-ranges.json").write_text(json.dumps(document))
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    write("203.0.113.0/24")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), partial(Quiet, directory=str(tmp_path))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ip-ranges.json"
+    ranges = AwsRanges(url, ["US-EAST-1"], every=0.3)
+    first, second = ipaddress.ip_address("203.0.113.5"), ipaddress.ip_address("192.0.2.5")
+    try:
+        assert await ranges.contains(first)
+        assert not await ranges.contains(second)
+        await asyncio.to_thread(write, "192.0.2.0/24")
+        await asyncio.sleep(0.4)
+        assert await ranges.contains(first)  # stale, a refresh started
+        for _ in range(100):
+            if await ranges.contains(second):
+                break
+            await asyncio.sleep(0.02)
+        assert await ranges.contains(second)
+        assert not await ranges.contains(first)
+    finally:
+        await ranges.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
