@@ -4,6 +4,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import error_codes, push_image
+from wharf.api.app import WharfApp
 
 pytestmark = pytest.mark.asyncio
 
@@ -52,7 +53,10 @@ async def test_tags_list_unknown_repository(client: httpx.AsyncClient) -> None:
     assert error_codes(response) == ["NAME_UNKNOWN"]
 
 
-async def test_catalog(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("indexed", [False, True], ids=["walked", "indexed"])
+async def test_catalog(app: WharfApp, client: httpx.AsyncClient, indexed: bool) -> None:
+    if indexed:
+        assert await app.registry.catalog.index.build()
     for name in ("b/two", "a/one", "c", "a/one/nested"):
         await push_image(client, name, "v1")
     response = await client.get("/v2/_catalog")
@@ -64,6 +68,7 @@ async def test_catalog(client: httpx.AsyncClient) -> None:
     assert rest.json() == {"repositories": ["b/two", "c"]}
     await push_image(client, "d/new", "v1")
     assert "d/new" in (await client.get("/v2/_catalog")).json()["repositories"]
+    assert await app.registry.catalog.index.built() == indexed
 
 
 async def test_catalog_n_is_capped(client: httpx.AsyncClient) -> None:

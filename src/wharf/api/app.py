@@ -33,6 +33,7 @@ from wharf.errors import NameInvalid, RegistryError, Unavailable, Unknown, Unsup
 from wharf.memory import tune_allocator
 from wharf.observability.context import note_actor, note_route
 from wharf.reference import RepositoryName
+from wharf.registry.catalog_index import keep_built
 from wharf.registry.gc.guard import WriteGuard, create_coordination, hold_serving
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
@@ -225,6 +226,8 @@ class WharfApp:
         self.operations.start()
         loop = asyncio.get_running_loop()
         self._background.append(loop.create_task(hold_serving(self.config)))
+        if not self.config.storage.readonly:
+            self._background.append(loop.create_task(keep_built(self.registry.catalog.index)))
         purging = self.config.storage.upload_purging
         if purging.enabled and not self.config.storage.readonly:
             self._background.append(loop.create_task(self._purge_loop()))

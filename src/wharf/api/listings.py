@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
-from wharf.api.response_cache import CachedResponse, answer
 from wharf.errors import PaginationNumberInvalid
 from wharf.reference import Digest
 from wharf.registry import media
@@ -43,25 +42,22 @@ def _link(ctx: AppContext, path: str, limit: int, last: str) -> str:
 
 
 async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Response:
+    # Not kept by change tokens: another writer of the storage may have added a tag.
     n, last = request.query_value("n"), request.query_value("last")
-    return await answer(
-        ctx.responses.tag_lists,
-        ctx.registry.cache.generations,
-        (name, n, last),
-        lambda: _tags_page(ctx, name, n, last),
-    )
-
-
-async def _tags_page(ctx: AppContext, name: str, n: str | None, last: str | None) -> CachedResponse:
     repository = ctx.repository(name)
-    tags = await repository.tags.all()
     limit = _page_size(n, max(ctx.config.catalog.max_entries, 10_000))
-    chunk, next_last = _paginate(tags, limit, last)
+    next_last: str | None
+    if limit is None or ctx.registry.mirrored(name):
+        # A mirror lists its upstream's tags.
+        chunk, next_last = _paginate(await repository.tags.all(), limit, last)
+    else:
+        chunk, more = await repository.tags.page(limit, last or None)
+        next_last = chunk[-1] if more and chunk else None
     headers = {"Content-Type": _JSON}
     if next_last is not None and limit is not None:
         headers["Link"] = _link(ctx, f"/v2/{name}/tags/list", limit, next_last)
     body = json.dumps({"name": name, "tags": chunk}, separators=(",", ":")).encode()
-    return CachedResponse(200, body, headers)
+    return Response(200, body, headers)
 
 
 async def get_catalog(ctx: AppContext, request: Request, _name: str, _ref: str) -> Response:
@@ -69,8 +65,8 @@ async def get_catalog(ctx: AppContext, request: Request, _name: str, _ref: str) 
     limit = _page_size(request.query_value("n"), cap)
     if limit is None:
         limit = cap
-    names = await ctx.registry.catalog.all()
-    chunk, next_last = _paginate(names, limit, request.query_value("last"))
+    chunk, more = await ctx.registry.catalog.page(limit, request.query_value("last") or None)
+    next_last = chunk[-1] if more and chunk else None
     headers = {"Content-Type": _JSON}
     if next_last is not None:
         headers["Link"] = _link(ctx, "/v2/_catalog", limit, next_last)

@@ -7,7 +7,7 @@ linked under ``_manifests/revisions`` instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from wharf.errors import BlobUnknown, RegistryError
@@ -81,12 +81,18 @@ class RepositoryBlobs:
     called after each link or unlink is stored (``Repository.changed``)."""
 
     def __init__(
-        self, store: BlobStore, name: RepositoryName, changed: Callable[[], None] = _nothing
+        self,
+        store: BlobStore,
+        name: RepositoryName,
+        changed: Callable[[], None] = _nothing,
+        created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.driver = store.driver
         self.changed = changed
+        #: Awaited before a link is written: the catalog lists the repository.
+        self.created = created
 
     async def is_linked(self, digest: Digest) -> bool:
         try:
@@ -110,6 +116,8 @@ class RepositoryBlobs:
         return await self.store.redirect_url(digest, method)
 
     async def link(self, digest: Digest) -> None:
+        if self.created is not None:
+            await self.created()
         await self.driver.put_content(
             paths.layer_link(self.name, digest), paths.link_content(digest)
         )

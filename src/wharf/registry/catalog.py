@@ -1,4 +1,5 @@
-"""The catalog: every repository, found by walking ``repositories/``.
+"""The catalog: every repository, from the catalog index once it is built
+(``catalog_index``), until then found by walking ``repositories/``.
 
 A directory is a repository when it holds ``_layers`` or ``_manifests`` (Distribution lists a
 repository once it has ``_layers``); other ``_``-prefixed directories are never descended.
@@ -18,6 +19,7 @@ import bisect
 
 from wharf.coherence.caches import RegistryCache
 from wharf.coherence.generations import Token
+from wharf.registry.catalog_index import CatalogIndex
 from wharf.registry.repository_walk import find_repositories
 from wharf.storage.driver import StorageDriver
 
@@ -32,6 +34,7 @@ class Catalog:
     def __init__(self, driver: StorageDriver, cache: RegistryCache) -> None:
         self.driver = driver
         self.cache = cache
+        self.index = CatalogIndex(driver)
         #: The walk under way for each change token (several only while tokens change).
         self._walks: dict[Token, asyncio.Task[list[str]]] = {}
 
@@ -68,7 +71,11 @@ class Catalog:
             walk.exception()  # retrieved even when every waiter went away; the next call retries
 
     async def page(self, limit: int, last: str | None) -> tuple[list[str], bool]:
-        """Up to ``limit`` names after ``last``, and whether more follow."""
+        """Up to ``limit`` names after ``last``, and whether more follow: from the index
+        when it is built, else from the walk cached under the current token."""
+        indexed = await self.index.page(limit, last)
+        if indexed is not None:
+            return indexed
         names = await self.all()
         start = 0
         if last:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +86,11 @@ class Manifests:
         cache: RegistryCache,
         changed: Callable[[], None],
         validation: ValidationConfig | None = None,
+        created: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.driver = driver
+        #: Awaited before a revision link is written: the catalog lists the repository.
+        self.created = created
         self.store = store
         self.blobs = blobs
         self.tags = tags
@@ -157,8 +160,18 @@ class Manifests:
         async with protect(guard, manifest, self.cache.generations):
             await self._check_references(manifest)
             await self.store.put(manifest.digest, body)
+            if self.created is not None:
+                await self.created()
+            revision = paths.manifest_revision_link(self.name, manifest.digest)
+            try:
+                await self.driver.stat(revision)
+            except PathNotFound:
+                # Stored first by wharf: every tag of it will be in its tag index.
+                await self.driver.put_content(
+                    paths.digest_tags_complete(self.name, manifest.digest), b""
+                )
             await self.driver.put_content(
-                paths.manifest_revision_link(self.name, manifest.digest),
+                revision,
                 paths.link_content(manifest.digest),
             )
             if manifest.subject is not None:
@@ -205,6 +218,8 @@ class Manifests:
             subject = subject_of(stored.body)
             if subject is not None:
                 await self.referrers.remove(subject, digest)
+            with contextlib.suppress(PathNotFound):
+                await self.driver.delete(paths.digest_tags_dir(self.name, digest))
             try:
                 await self.driver.delete(paths.manifest_revision_dir(self.name, digest))
             except PathNotFound:

@@ -7,6 +7,7 @@ from concurrent.futures import Executor
 from datetime import timedelta
 
 from wharf.coherence.caches import RegistryCache
+from wharf.coherence.generations import Token
 from wharf.config.mirrors import MirrorConfig
 from wharf.config.validation import ValidationConfig
 from wharf.errors import RegistryError
@@ -35,7 +36,7 @@ class Repository:
         self.name = name
         driver, cache = registry.driver, registry.cache
         # Each service announces its own writes: no caller can forget to.
-        self.blobs = RepositoryBlobs(registry.blobs, name, self.changed)
+        self.blobs = RepositoryBlobs(registry.blobs, name, self.changed, self.created)
         self.tags = Tags(driver, name, cache, self.changed, registry.tag_lookup_concurrency)
         self.referrers = Referrers(driver, name)
         self.manifests = Manifests(
@@ -47,10 +48,25 @@ class Repository:
             cache,
             self.changed,
             registry.validation,
+            self.created,
         )
         self.uploads = Uploads(
             driver, self.blobs, registry.blobs, registry.hash_executor, registry.cache
         )
+
+    async def created(self) -> None:
+        """Awaited before a layer or revision link is written: the catalog index lists the
+        repository from then on (checked once per process while the catalog's change token
+        stays the same, which a repository's removal changes)."""
+        registry = self.registry
+        name = self.name.value
+        token = registry.cache.generations.token(CATALOG_KEY)
+        if registry.indexed_repositories.get(name) == token:
+            return
+        await registry.catalog.index.note(name)
+        if len(registry.indexed_repositories) >= _KNOWN_REPOSITORIES:
+            registry.indexed_repositories.clear()
+        registry.indexed_repositories[name] = token
 
     def changed(self) -> None:
         """Called by the services after every durable write to this repository: every worker
@@ -92,6 +108,9 @@ class Registry:
         #: Repositories this process has written to, so the catalog's token changes only
         #: when a repository may be new (the cached catalog answers for the others).
         self.known_repositories: set[str] = set()
+        #: Repositories this process saw in the catalog index, with the catalog's change
+        #: token then.
+        self.indexed_repositories: dict[str, Token] = {}
         #: Decorators applied to each repository's services (notifications), in order.
         self.middleware: list[Callable[[Repository], None]] = []
 

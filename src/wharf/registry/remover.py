@@ -49,7 +49,9 @@ class RepositoryRemover:
             for child in owned:
                 with contextlib.suppress(PathNotFound):
                     await driver.delete(child)
+            await self.registry.catalog.index.remove([name.value])
         finally:
+            self.registry.indexed_repositories.pop(name.value, None)
             generations = self.registry.cache.generations
             generations.changed(name.value)
             generations.changed(CATALOG_KEY)

@@ -25,11 +25,14 @@ BATCH = 64
 BATCHES_AT_ONCE = 4
 
 
-async def find_repositories(driver: StorageDriver, markers: Collection[str]) -> list[str]:
-    """The repository directories below ``repositories/``, relative to it, sorted."""
+async def find_repositories(
+    driver: StorageDriver, markers: Collection[str], starts: Collection[str] = ()
+) -> list[str]:
+    """The repository directories below ``repositories/``, relative to it, sorted;
+    ``starts``: only those at or below these directories of ``repositories/`` (full paths)."""
     root = paths.repositories_dir()
     found: list[str] = []
-    waiting = [root]
+    waiting = list(starts) if starts else [root]
     batches: dict[asyncio.Task[Listings], list[str]] = {}  # under way, with what they list
     try:
         while waiting or batches:

@@ -18,8 +18,22 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
                                                          descriptor, under its subject
         _mirror/<alg>/<hex>/pulled                       wharf only: when a mirrored
                                                          manifest or blob was last pulled
+        _digesttags/<alg>/<hex>/complete                 wharf only: written when wharf
+                                                         stored the revision, so every
+                                                         tag of it is in tags/ below
+        _digesttags/<alg>/<hex>/tags/<tag>               wharf only: a tag that was
+                                                         pointed at the manifest
     <root>/wharf/uploadkeys/<random name>                wharf only: keys signing upload
                                                          URLs without http.secret
+    <root>/wharf/catalog/root                            wharf only: the catalog index
+                                                         (JSON: each page's first name
+                                                         and id, whether it is built)
+    <root>/wharf/catalog/pages/<id>                      wharf only: sorted repository
+                                                         names, one a line
+    <root>/wharf/catalog/lock                            wharf only: leased to change
+                                                         the index
+    <root>/wharf/catalog/build                           wharf only: leased to build it
+                                                         from a walk, and how far it got
     <root>/wharf/mirrors/sweep                           wharf only: when mirror expiry
                                                          last swept
     <root>/wharf/tus/<id>.info                           wharf only: a tus upload (JSON);
@@ -42,6 +56,14 @@ __all__ = [
     "blob_dir",
     "blobs_algorithm_dir",
     "blobs_dir",
+    "catalog_build",
+    "catalog_lock",
+    "catalog_page",
+    "catalog_root",
+    "digest_tag",
+    "digest_tags_complete",
+    "digest_tags_dir",
+    "digest_tags_list_dir",
     "layer_dir",
     "layer_link",
     "layers_dir",
@@ -251,3 +273,36 @@ def tus_client_upload(client: str, upload_id: str) -> str:
 
 def tus_lock(name: RepositoryName, upload_id: str) -> str:
     return f"{upload_dir(name, upload_id)}/tuslock"
+
+
+def catalog_root() -> str:
+    return "/wharf/catalog/root"
+
+
+def catalog_page(page_id: str) -> str:
+    """``page_id``: a name the index made ([0-9a-f]+)."""
+    return f"/wharf/catalog/pages/{page_id}"
+
+
+def catalog_lock() -> str:
+    return "/wharf/catalog/lock"
+
+
+def catalog_build() -> str:
+    return "/wharf/catalog/build"
+
+
+def digest_tags_dir(name: RepositoryName, digest: Digest) -> str:
+    return f"{repository_dir(name)}/_digesttags/{_digest_dir(digest)}"
+
+
+def digest_tags_complete(name: RepositoryName, digest: Digest) -> str:
+    return f"{digest_tags_dir(name, digest)}/complete"
+
+
+def digest_tags_list_dir(name: RepositoryName, digest: Digest) -> str:
+    return f"{digest_tags_dir(name, digest)}/tags"
+
+
+def digest_tag(name: RepositoryName, digest: Digest, tag: Tag) -> str:
+    return f"{digest_tags_list_dir(name, digest)}/{tag.value}"

@@ -198,6 +198,7 @@ async def _remove_manifest(
         with contextlib.suppress(RegistryError):
             # The entry's directory, as Distribution's vacuum removes it.
             targets.append(paths.tag_index_link(name, Tag(tag), digest).rpartition("/")[0])
+    targets.append(paths.digest_tags_dir(name, digest))  # before the revision, as a delete
     targets.append(paths.manifest_revision_dir(name, digest))
     for target in targets:
         try:
