@@ -369,3 +369,21 @@ def test_parameters_as_distribution_and_the_environment_give_them() -> None:
     assert parameters.tempurlmethods == ("GET", "HEAD")
     assert "s3cr3t" not in repr(parameters)
     assert "p4ss" not in repr(parameters)
+
+
+async def test_segments_past_a_gap_are_dropped(swift_native: SwiftNative, container: str) -> None:
+    """Segments go up several at once: when one fails, those after it that landed are no
+    part of the file, and the next writer drops them."""
+    driver = make_driver(swift_native, container, chunksize=MiB)
+    head = random_bytes(MiB)
+    await write(driver, "/u/data", head, append=False)
+    manifest = swift_native.request("HEAD", f"/{container}/files/u/data")
+    segments = manifest.headers["X-Object-Manifest"].partition("/")[2]
+    stray = f"/{container}/{segments}/{3:016d}"  # segment 2 never landed
+    swift_native.request("PUT", stray, content=b"stray").raise_for_status()
+    writer = await driver.writer("/u/data", append=True)
+    assert writer.size == MiB
+    await writer.write(b"tail")
+    await writer.commit()
+    assert await driver.get_content("/u/data") == head + b"tail"
+    await driver.close()

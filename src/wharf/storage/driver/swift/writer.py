@@ -1,7 +1,8 @@
 """Writers: files as Dynamic Large Objects, one segment per ``chunksize`` bytes.
 
-A writer buffers up to one segment and uploads it while the next one fills (so at most two
-segments of memory per writer). Each segment is created with ``If-None-Match: *``, so a
+A writer buffers up to one segment and uploads it while the next ones fill, up to
+``SEGMENTS_IN_FLIGHT`` at once (so at most that many segments and one more of memory per
+writer). Each segment is created with ``If-None-Match: *``, so a
 writer that is behind another on the same file fails instead of overwriting a segment (a
 retried create whose first answer was lost finds its own bytes there, by MD5). ``close``
 uploads what is buffered, as a shorter segment, and writes the manifest if the file has none
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -27,6 +29,9 @@ from wharf.storage.driver.swift.objects import Objects
 
 __all__ = ["Segment", "Stored", "SwiftWriter", "load_stored"]
 
+#: Segments uploaded at once by one writer: its memory is up to one more than this many
+#: segments (``chunksize`` each).
+SEGMENTS_IN_FLIGHT = 3
 #: How long a commit waits for Swift to serve every segment (Distribution: 15 s).
 READ_AFTER_WRITE_TIMEOUT = 15.0
 
@@ -94,7 +99,16 @@ async def load_stored(objects: Objects, layout: Layout, name: str, path: str) ->
         return None
     if head.manifest:
         segments_path = manifest_segments(objects, head.manifest, path)
-        return Stored(segments_path, tuple(await list_segments(objects, segments_path)))
+        found = await list_segments(objects, segments_path)
+        contiguous = 0
+        while contiguous < len(found) and found[contiguous].number == contiguous + 1:
+            contiguous += 1
+        if contiguous < len(found):
+            # Past a gap: segments a writer sent while an earlier one failed. Never part of
+            # what the file held, they go before anything is appended.
+            stray = [segment_name(segments_path, s.number) for s in found[contiguous:]]
+            await objects.delete_all(stray)
+        return Stored(segments_path, tuple(found[:contiguous]))
     segments_path = layout.new_segments(path)
     first = Segment(1, head.size, head.etag)
     if not await objects.copy(name, segment_name(segments_path, 1), path):
@@ -128,7 +142,7 @@ class SwiftWriter(FileWriter):
         self._next = max((s.number for s in self._segments), default=0) + 1
         self._size = sum(segment.size for segment in self._segments)
         self._buffer = bytearray()
-        self._sending: asyncio.Task[Segment] | None = None
+        self._sending: deque[asyncio.Task[Segment]] = deque()
         self._state = "open"  # -> closed | committed | cancelled
         self._broken = False
 
@@ -155,24 +169,28 @@ class SwiftWriter(FileWriter):
             await self._send(self._chunk)
 
     async def _send(self, size: int) -> None:
-        """Start uploading the first ``size`` buffered bytes as the next segment, after the
-        one in flight is stored."""
+        """Start uploading the first ``size`` buffered bytes as the next segment, once fewer
+        than ``SEGMENTS_IN_FLIGHT`` are being uploaded."""
         chunk = bytes(self._buffer[:size])
         del self._buffer[:size]
-        await self._settle()
+        while len(self._sending) >= SEGMENTS_IN_FLIGHT:
+            await self._settle_oldest()
         number = self._next
         self._next += 1
-        self._sending = asyncio.get_running_loop().create_task(self._put(number, chunk))
+        self._sending.append(asyncio.get_running_loop().create_task(self._put(number, chunk)))
 
-    async def _settle(self) -> None:
-        sending, self._sending = self._sending, None
-        if sending is None:
-            return
+    async def _settle_oldest(self) -> None:
+        sending = self._sending.popleft()
         try:
             self._segments.append(await sending)
         except BaseException:
             self._broken = True
             raise
+
+    async def _settle(self) -> None:
+        """Until every segment in flight is stored, in order."""
+        while self._sending:
+            await self._settle_oldest()
 
     async def _put(self, number: int, chunk: bytes) -> Segment:
         name = segment_name(self._segments_path, number)
@@ -216,8 +234,8 @@ class SwiftWriter(FileWriter):
             await self._abandon()
 
     async def _abandon(self) -> None:
-        sending, self._sending = self._sending, None
-        if sending is not None:
+        while self._sending:
+            sending = self._sending.popleft()
             sending.cancel()
             with contextlib.suppress(BaseException):
                 await sending
