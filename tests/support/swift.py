@@ -57,9 +57,7 @@ class SwiftNative:
 
     def names(self, container: str, prefix: str = "") -> list[str]:
         """Every object name in ``container`` (below ``prefix``)."""
-        response = self.request(
-            "GET", f"/{container}", params={"format": "json", "prefix": prefix}
-        )
+        response = self.request("GET", f"/{container}", params={"format": "json", "prefix": prefix})
         response.raise_for_status()
         return [entry["name"] for entry in response.json()] if response.content else []
 
