@@ -17,9 +17,10 @@ from tests.storage.driver.contract import DriverContract, random_bytes
 from tests.support.faultproxy import FaultProxy
 from tests.support.swift import SwiftNative
 from wharf.config.model import StorageConfig
+from wharf.config.sources import ConfigError
 from wharf.storage.driver import DriverError, StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
-from wharf.storage.driver.factory import create_driver
+from wharf.storage.driver.factory import create_driver, validate_storage
 from wharf.storage.driver.swift import SwiftDriver, parse_parameters
 from wharf.storage.driver.swift.client import RetryPolicy
 
@@ -387,3 +388,9 @@ async def test_segments_past_a_gap_are_dropped(swift_native: SwiftNative, contai
     await writer.commit()
     assert await driver.get_content("/u/data") == head + b"tail"
     await driver.close()
+
+
+def test_a_bad_parameter_stops_the_start_in_the_parent() -> None:
+    with pytest.raises(ConfigError, match=r"^storage driver 'swift': chunksize must be from"):
+        validate_storage(StorageConfig("swift", {**_BASE, "chunksize": 5}))
+    validate_storage(StorageConfig("swift", _BASE))  # no I/O: nothing is reached
