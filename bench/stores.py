@@ -125,7 +125,8 @@ def run(store: Store, args: argparse.Namespace) -> str:
         f"## {store.title}",
         "",
         f"{args.mib} MiB blob, median of {args.rounds} rounds, {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}. Floor: {store.floor_name}.",
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end. Floor: {store.floor_name}.",
         "",
         "| transfer | wharf | SDK alone (floor) | ratio | target | |",
         "|---|---:|---:|---:|---|---|",

@@ -71,9 +71,10 @@ class GCSError(Exception):
 class RetryPolicy:
     """Attempts in all (1 = no retry) and the exponential backoff between them."""
 
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 2.0
+    # Google's advice: exponential from about a second; up to ~15 s of waits in all here.
+    attempts: int = 6
+    base_delay: float = 0.25
+    max_delay: float = 8.0
 
     def delay(self, attempt: int) -> float:
         # Full jitter: concurrent writers that failed together do not retry together.
@@ -91,9 +92,8 @@ def translate(exc: BaseException, path: str) -> DriverError:
     if isinstance(exc, GCSError) and exc.status == 404:
         return PathNotFound(path)
     if isinstance(exc, GCSError):
-        return DriverError(
-            f"{path}: GCS {exc.operation} failed: {exc.status} {exc.message}", path=path
-        )
+        status = f"{exc.status} " if exc.status else ""
+        return DriverError(f"{path}: GCS {exc.operation} failed: {status}{exc.message}", path=path)
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return DriverError(f"{path}: GCS request failed: {first}", path=path)
 

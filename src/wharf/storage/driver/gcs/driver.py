@@ -200,7 +200,12 @@ class GCSDriver(StorageDriver):
         writers that died, and of files whose directory was deleted by other means while a
         writer was still uploading (deleting an upload directory takes its parts along)."""
         with translating("/"):
-            everything = await self.objects.list_all(self.layout.prefix)
+            # Two listings GCS filters by name, not the whole bucket.
+            everything = [
+                info
+                for mark in (PART_MARK, COMPOSE_MARK)
+                for info in await self.objects.list_all(self.layout.prefix, glob=f"**{mark}*")
+            ]
             stale = [
                 info for info in everything
                 if (PART_MARK in info.name or COMPOSE_MARK in info.name)

@@ -75,6 +75,10 @@ class Objects:
 
     async def put(self, name: str, data: bytes) -> ObjectInfo:
         """Replace object ``name``; safe to repeat, so retried."""
+        if not data:
+            # As a multipart upload: gcp-storage-emulator fails an empty media upload.
+            response = await self._multipart(name, data, {}, None, idempotent=True)
+            return ObjectInfo.parse(response.json())
         response = await self.client.request(
             "InsertObject", "POST", self.client.upload_path,
             params={"uploadType": "media", "name": name}, content=data,
@@ -88,6 +92,20 @@ class Objects:
         """Write ``name`` only if its generation is ``generation`` (0: only if absent):
         GCSError 412 otherwise. Never retried: a lost answer's retry would find its own
         write and answer 412."""
+        response = await self._multipart(name, data, metadata, generation, idempotent=False)
+        return ObjectInfo.parse(response.json()), server_time(response)
+
+    async def _multipart(
+        self,
+        name: str,
+        data: bytes,
+        metadata: Mapping[str, str],
+        generation: int | None,
+        *,
+        idempotent: bool,
+    ) -> httpx.Response:
+        """A multipart upload: the object's metadata and its bytes in one request, the only
+        kind of upload fake-gcs-server holds to ``ifGenerationMatch``."""
         head = json.dumps({"name": name, "metadata": dict(metadata), "contentType": _MEDIA})
         body = (
             (
@@ -97,13 +115,14 @@ class Objects:
             + data
             + f"\r\n--{_BOUNDARY}--\r\n".encode()
         )
-        response = await self.client.request(
-            "InsertObject", "POST", self.client.upload_path,
-            params={"uploadType": "multipart", "ifGenerationMatch": str(generation)},
-            content=body, headers={"Content-Type": f"multipart/related; boundary={_BOUNDARY}"},
-            idempotent=False,
+        params = {"uploadType": "multipart"}
+        if generation is not None:
+            params["ifGenerationMatch"] = str(generation)
+        return await self.client.request(
+            "InsertObject", "POST", self.client.upload_path, params=params, content=body,
+            headers={"Content-Type": f"multipart/related; boundary={_BOUNDARY}"},
+            idempotent=idempotent,
         )  # fmt: skip
-        return ObjectInfo.parse(response.json()), server_time(response)
 
     async def info(self, name: str) -> tuple[ObjectInfo, datetime | None]:
         """The object's metadata, and the storage's clock when it answered."""
@@ -129,10 +148,11 @@ class Objects:
         return True
 
     async def list_pages(
-        self, prefix: str, delimiter: str = ""
+        self, prefix: str, delimiter: str = "", *, glob: str = ""
     ) -> AsyncIterator[tuple[list[ObjectInfo], list[str]]]:
         """Objects whose name starts with ``prefix``, a page at a time, with the common
-        prefixes up to ``delimiter`` when given."""
+        prefixes up to ``delimiter`` when given; only those matching ``glob`` where the
+        store filters by it (GCS's ``matchGlob``: callers still check each name)."""
         params = {
             "prefix": prefix,
             "maxResults": str(self.page_size),
@@ -140,6 +160,8 @@ class Objects:
         }
         if delimiter:
             params["delimiter"] = delimiter
+        if glob:
+            params["matchGlob"] = glob
         while True:
             response = await self.client.request(
                 "ListObjects", "GET", self.client.bucket_path, params=params
@@ -152,8 +174,8 @@ class Objects:
                 return
             params["pageToken"] = str(token)
 
-    async def list_all(self, prefix: str) -> list[ObjectInfo]:
-        return [info async for page, _ in self.list_pages(prefix) for info in page]
+    async def list_all(self, prefix: str, *, glob: str = "") -> list[ObjectInfo]:
+        return [info async for page, _ in self.list_pages(prefix, glob=glob) for info in page]
 
     async def delete(self, name: str) -> bool:
         """Delete ``name``; False when it was not there."""

@@ -116,7 +116,8 @@ def _account(info: object, source: str) -> ServiceAccount:
         raise _fail(source, "has a private_key that is no PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise _fail(source, "has a private_key that is no RSA key")
-    return ServiceAccount(dict(info))
+    # As Go's google.JWTConfigFromJSON, which Distribution uses: Google's when not given.
+    return ServiceAccount({"token_uri": "https://oauth2.googleapis.com/token", **info})
 
 
 def _keyfile(path: object) -> ServiceAccount:
