@@ -227,6 +227,26 @@ async def test_registered_manifest_schema_is_validated(namespace: Namespace) -> 
         unregister_manifest_schema(HELM)
 
 
+async def test_a_failing_parser_or_an_undeclared_type_is_an_invalid_manifest(
+    namespace: Namespace,
+) -> None:
+    def broken(document: Mapping[str, Any]) -> ManifestReferences:
+        return ManifestReferences(blobs=[document["missing"]])
+
+    kind = "application/vnd.example.broken.v1+json"
+    repository = namespace.repository("charts/app")
+    register_manifest_schema(kind, broken)
+    try:
+        with pytest.raises(ManifestInvalid):
+            await repository.manifests.put(json.dumps({"mediaType": kind}).encode())
+        # Served later with the type its body declares: the body must declare it.
+        with pytest.raises(ManifestInvalid, match="manifest invalid") as undeclared:
+            await repository.manifests.put(b'{"files": []}', kind)
+        assert "mediaType is required" in str(undeclared.value.detail)
+    finally:
+        unregister_manifest_schema(kind)
+
+
 async def test_readonly_refuses_writes(tmp_path: Path) -> None:
     root = str(tmp_path / "data")
     async with open_registry({"storage": {"filesystem": {"rootdirectory": root}}}) as writable:

@@ -3,6 +3,7 @@ over wharf's blob and upload services."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -19,6 +20,7 @@ from wharf.storage.driver import FileReader
 __all__ = ["BlobWriter", "Blobs"]
 
 Content = bytes | AsyncIterable[bytes]
+_HASH_INLINE = 256 << 10
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:
@@ -108,7 +110,10 @@ class Blobs:
 
                 async def hashed() -> AsyncIterator[bytes]:
                     async for chunk in _stream(content):
-                        hasher.update(chunk)
+                        if len(chunk) < _HASH_INLINE:
+                            hasher.update(chunk)
+                        else:  # hashlib releases the GIL on large buffers
+                            await asyncio.to_thread(hasher.update, chunk)
                         yield chunk
 
                 await writer.write(hashed())

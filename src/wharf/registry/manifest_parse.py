@@ -371,10 +371,16 @@ def _parse_registered(
     body: bytes,
     algorithm: str,
 ) -> ParsedManifest:
+    # Stored manifests are served with the type their body declares (detect_media_type).
+    if document.get("mediaType") != media_type:
+        _fail(f"mediaType is required in a {media_type} manifest", "mediaType")
     try:
         found = parser(MappingProxyType(document))
-    except ValueError as exc:
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A parser's fault is the document's: the client learns why, the server stays up.
         _fail(str(exc)[:_DETAIL_LIMIT] or f"not a valid {media_type} manifest")
+    if not isinstance(found, schemas.ManifestReferences):
+        raise TypeError(f"the parser of {media_type} returned {type(found).__name__}")
     return ParsedManifest(
         media_type=media_type,
         digest=digest_of(body, algorithm),
