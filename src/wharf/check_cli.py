@@ -106,6 +106,8 @@ async def _main(args: argparse.Namespace, config: Config) -> int:
             on_change=generations.changed if generations else None,
             on_change_everything=generations.changed_everything if generations else None,
             concurrency=args.jobs,
+            validation=config.validation,
+            mirrors=config.mirrors,
         )
     except DriverError as error:
         print(f"wharf: check failed: {error}", file=sys.stderr)

@@ -18,7 +18,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from enum import Enum
 
-from wharf.reference import Digest
+from wharf.config.validation import ValidationConfig
+from wharf.reference import Digest, RepositoryName
 from wharf.registry.check.report import CheckReport, Kind, Problem
 from wharf.registry.gc.progress import Progress
 from wharf.storage import paths
@@ -84,8 +85,14 @@ class Checker:
         on_change_everything: Callable[[], None] | None,
         recheck_delay: float,
         concurrency: int,
+        validation: ValidationConfig | None = None,
+        mirrored: Callable[[RepositoryName], bool] | None = None,
     ) -> None:
         self.driver = driver
+        #: Which references of a manifest the registry requires (the others may be absent).
+        self.validation = validation or ValidationConfig()
+        #: Whether a repository mirrors an upstream: it holds what was pulled, no more.
+        self.mirrored = mirrored or (lambda name: False)
         self.repair = repair
         self.executor = executor
         self.progress = progress

@@ -10,9 +10,12 @@ Every blob and child manifest a manifest references must be in the store, or the
 be pulled whole: ``reference-missing``. Distribution lets that happen only through its own
 collector's ``--delete-untagged`` (children of a kept index) or a store edited by hand, and
 wharf's collector never does it, so it is reported; never repaired, because only the content
-pushed again repairs it. Whether a reference is also linked into the repository is not
-checked: the API deletes a layer or a child manifest from a repository on request, whoever
-still references it, as Distribution's does.
+pushed again repairs it. Except what the registry lets be absent: the references
+``validation`` does not require of a push (:mod:`~wharf.registry.completeness`: an index's
+children of other platforms, an image's layers), and anything in a repository that mirrors an
+upstream, which holds what clients pulled through it and no more. Whether a reference is also
+linked into the repository is not checked: the API deletes a layer or a child manifest from a
+repository on request, whoever still references it, as Distribution's does.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from wharf.registry.check.links import (
 )
 from wharf.registry.check.report import Kind
 from wharf.registry.check.tasks import for_each
+from wharf.registry.completeness import required_references
 from wharf.registry.gc.references import read_refs
 from wharf.registry.manifest_parse import ParsedManifest, parse_manifest
 from wharf.storage import paths
@@ -156,6 +160,17 @@ async def check_revisions(checker: Checker, reader: ManifestReader, state: Repos
     await suspects.settle()
 
 
+def _required(checker: Checker, name: RepositoryName, info: ManifestInfo) -> tuple[Digest, ...]:
+    """The references of a manifest that must be in the store, as the registry requires them
+    of a push to ``name``: a legacy manifest's every one."""
+    if checker.mirrored(name):
+        return ()
+    if info.parsed is None:
+        return info.references
+    blobs, children = required_references(info.parsed, checker.validation)
+    return tuple(d.digest for d in blobs + children)
+
+
 def _manifest_look(
     checker: Checker, reader: ManifestReader, state: RepositoryState, digest: Digest
 ) -> Look:
@@ -170,7 +185,7 @@ def _manifest_look(
             why = "its bytes are what was pushed: left for an operator"
             return [Finding(Kind.MANIFEST_INVALID, path, f"{digest}: {info.invalid}", why_not=why)]
         findings = []
-        for reference in info.references:
+        for reference in _required(checker, state.name, info):
             problem = await target(reference)
             if problem is not None:
                 findings.append(

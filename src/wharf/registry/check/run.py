@@ -6,11 +6,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
+from wharf.config.mirrors import MirrorConfig
+from wharf.config.validation import ValidationConfig
 from wharf.registry.check.blobs import check_blobs
 from wharf.registry.check.checker import RECHECK_DELAY, Checker
 from wharf.registry.check.report import CheckReport, Kind
 from wharf.registry.check.repository import check_repositories
 from wharf.registry.gc.progress import Progress
+from wharf.registry.proxy.routes import match
 from wharf.storage.driver import StorageDriver
 
 __all__ = ["DEFAULT_CONCURRENCY", "check_storage"]
@@ -29,12 +32,16 @@ async def check_storage(
     on_change_everything: Callable[[], None] | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     recheck_delay: float = RECHECK_DELAY,
+    validation: ValidationConfig | None = None,
+    mirrors: tuple[MirrorConfig, ...] = (),
 ) -> CheckReport:
     """Check (and with ``repair``, repair) the storage behind ``driver``.
 
     ``executor`` hashes blobs (one of ``concurrency`` threads is made when None). After each
     repair, ``on_change`` is called with the repository's name, or ``on_change_everything``
     for a repair in the blob store, so that a running registry drops what it cached.
+    ``validation`` and ``mirrors`` are the registry's: a reference it lets be absent (of a
+    sparse push, or in a mirrored repository) is not missing.
     Storage errors other than a path that vanished (DriverError) end the check.
     """
     own = executor is None
@@ -49,6 +56,8 @@ async def check_storage(
         on_change_everything=on_change_everything,
         recheck_delay=recheck_delay,
         concurrency=concurrency,
+        validation=validation,
+        mirrored=lambda name: match(mirrors, name) is not None,
     )
     clock = time.monotonic()
     try:

@@ -10,6 +10,7 @@ request: ``ns`` only chooses among the configured mirrors, and an unknown one ch
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wharf.config.mirrors import MirrorConfig
@@ -17,7 +18,7 @@ from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.proxy.upstream import Upstream
 
-__all__ = ["Mirror", "Mirrors", "Route"]
+__all__ = ["Mirror", "Mirrors", "Route", "match"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,24 +39,11 @@ class Mirrors:
     def __init__(self, configs: tuple[MirrorConfig, ...]) -> None:
         self.mirrors = tuple(Mirror(config, Upstream(config)) for config in configs)
         self._by_host = {host: m for m in self.mirrors for host in m.config.hosts}
-        self._prefixed = [m for m in self.mirrors if m.config.prefix]
-        self._everything = next((m for m in self.mirrors if not m.config.prefix), None)
 
     def route(self, name: RepositoryName) -> Route | None:
         """The mirror ``name`` belongs to; None for an ordinary repository."""
-        text = name.value
-        for mirror in self._prefixed:
-            prefix = mirror.config.prefix
-            if text.startswith(prefix + "/"):
-                try:
-                    return Route(mirror, RepositoryName(text[len(prefix) + 1 :]))
-                except RegistryError:
-                    return None
-            if text == prefix:
-                return None  # the namespace itself holds no repository upstream
-        if self._everything is not None:
-            return Route(self._everything, name)
-        return None
+        found = match(tuple(m.config for m in self.mirrors), name)
+        return None if found is None else Route(self.mirrors[found[0]], found[1])
 
     def local_name(self, name: str, ns: str | None) -> str:
         """The name a request for ``name`` on upstream host ``ns`` is served under."""
@@ -69,3 +57,24 @@ class Mirrors:
     async def aclose(self) -> None:
         for mirror in self.mirrors:
             await mirror.upstream.aclose()
+
+
+def match(
+    configs: Sequence[MirrorConfig], name: RepositoryName
+) -> tuple[int, RepositoryName] | None:
+    """Which of ``configs`` mirrors ``name`` (its position), and the name upstream; None for
+    an ordinary repository. The first prefix that matches wins, then a mirror of everything."""
+    text = name.value
+    for position, config in enumerate(configs):
+        prefix = config.prefix
+        if not prefix:
+            continue
+        if text.startswith(prefix + "/"):
+            try:
+                return position, RepositoryName(text[len(prefix) + 1 :])
+            except RegistryError:
+                return None
+        if text == prefix:
+            return None  # the namespace itself holds no repository upstream
+    everything = next((i for i, config in enumerate(configs) if not config.prefix), None)
+    return None if everything is None else (everything, name)
