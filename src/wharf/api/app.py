@@ -38,7 +38,7 @@ from wharf.registry.gc.guard import WriteGuard, create_coordination, hold_servin
 from wharf.registry.gc.schedule import online_options, run_schedule
 from wharf.registry.namespace import Registry
 from wharf.registry.proxy.expiry import run_sweeps, sweep_interval
-from wharf.registry.purge import purge_uploads
+from wharf.registry.purge import run_purges
 from wharf.registry.tus import TusUploads
 from wharf.registry.upload_key import stored_upload_key
 from wharf.storage.driver.base import DriverError
@@ -255,20 +255,9 @@ class WharfApp:
             await coordination.close()
 
     async def _purge_loop(self) -> None:
-        purging = self.config.storage.upload_purging
-        # Workers start together; spread their first runs so they do not walk at once.
-        await asyncio.sleep(secrets.randbelow(60) + 1)
-        while True:
-            try:
-                await purge_uploads(
-                    self.registry.driver,
-                    self.registry.catalog,
-                    purging.age,
-                    dry_run=purging.dry_run,
-                )
-            except Exception:
-                log.exception("upload purge failed")
-            await asyncio.sleep(max(purging.interval.total_seconds(), 1.0))
+        # One process of all sharing the storage purges (a lease), after a random delay.
+        registry = self.registry
+        await run_purges(registry.driver, registry.catalog, self.config.storage.upload_purging)
 
     async def _tus_purge_loop(self, uploads: TusUploads) -> None:
         interval = self.config.tus.purge_interval.total_seconds()

@@ -23,10 +23,12 @@ from wharf.registry.catalog_index import CatalogIndex
 from wharf.registry.repository_walk import find_repositories
 from wharf.storage.driver import StorageDriver
 
-__all__ = ["CATALOG_KEY", "Catalog"]
+__all__ = ["CATALOG_KEY", "REMOVALS_KEY", "Catalog"]
 
 #: The change-token key of the repository list (not a valid repository name).
 CATALOG_KEY = "_catalog"
+#: The change-token key that a repository's removal changes (not a valid repository name).
+REMOVALS_KEY = "_catalog_removals"
 _MARKERS = ("_layers", "_manifests")
 
 

@@ -13,7 +13,7 @@ from wharf.config.validation import ValidationConfig
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.blobs import BlobStore, RepositoryBlobs
-from wharf.registry.catalog import CATALOG_KEY, Catalog
+from wharf.registry.catalog import CATALOG_KEY, REMOVALS_KEY, Catalog
 from wharf.registry.manifests import Manifests
 from wharf.registry.proxy.expiry import Expiry
 from wharf.registry.proxy.routes import Mirrors
@@ -56,11 +56,10 @@ class Repository:
 
     async def created(self) -> None:
         """Awaited before a layer or revision link is written: the catalog index lists the
-        repository from then on (checked once per process while the catalog's change token
-        stays the same, which a repository's removal changes)."""
+        repository from then on (checked once per process until a repository is removed)."""
         registry = self.registry
         name = self.name.value
-        token = registry.cache.generations.token(CATALOG_KEY)
+        token = registry.cache.generations.token(REMOVALS_KEY)
         if registry.indexed_repositories.get(name) == token:
             return
         await registry.catalog.index.note(name)
@@ -108,8 +107,8 @@ class Registry:
         #: Repositories this process has written to, so the catalog's token changes only
         #: when a repository may be new (the cached catalog answers for the others).
         self.known_repositories: set[str] = set()
-        #: Repositories this process saw in the catalog index, with the catalog's change
-        #: token then.
+        #: Repositories this process saw in the catalog index, with the change token of
+        #: removals then.
         self.indexed_repositories: dict[str, Token] = {}
         #: Decorators applied to each repository's services (notifications), in order.
         self.middleware: list[Callable[[Repository], None]] = []

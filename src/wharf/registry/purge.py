@@ -1,12 +1,24 @@
-"""Upload purging: remove upload sessions older than ``maintenance.uploadpurging.age``."""
+"""Upload purging: remove upload sessions older than ``maintenance.uploadpurging.age``.
+
+While serving (``run_purges``), one process of all those sharing the storage purges per
+interval: the lease of ``/wharf/uploads/purge``, which also records when the last purge
+ended, decides who does, and the others see that it is not due. As Distribution does, the
+first look comes after a random delay of up to an hour (up to the interval when that is
+shorter), so that processes and instances started together do not walk at once. The walk of
+every repository that a purge makes also reconciles the catalog index with what it finds.
+A purge is a task of the process: stopping the process cancels it between two storage calls.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from wharf.config.model import UploadPurgingConfig
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.catalog import Catalog
@@ -14,7 +26,10 @@ from wharf.registry.uploads import parse_started_at
 from wharf.storage import paths
 from wharf.storage.driver import LeaseBusy, PathNotFound, StorageDriver
 
-__all__ = ["PurgeResult", "purge_uploads"]
+__all__ = ["FIRST_DELAY_MAX", "PurgeResult", "purge_if_due", "purge_uploads", "run_purges"]
+
+#: The longest wait before the first purge of a process, in seconds.
+FIRST_DELAY_MAX = 3600.0
 
 log = logging.getLogger("wharf.purge")
 
@@ -26,13 +41,23 @@ class PurgeResult:
 
 
 async def purge_uploads(
-    driver: StorageDriver, catalog: Catalog, older_than: timedelta, *, dry_run: bool = False
+    driver: StorageDriver,
+    catalog: Catalog,
+    older_than: timedelta,
+    *,
+    dry_run: bool = False,
+    reconcile: bool = False,
 ) -> PurgeResult:
-    """Delete every upload session started before now - ``older_than``."""
+    """Delete every upload session started before now - ``older_than``; ``reconcile``:
+    compare the catalog index with the repositories walked, once it is built."""
     cutoff = datetime.now(UTC) - older_than
     purged: list[str] = []
     kept = 0
-    for repository in await catalog.walk():
+    log.info("upload purge: walking the repositories")
+    repositories = await catalog.walk()
+    if reconcile and await catalog.index.built():
+        await catalog.index.reconcile(repositories)
+    for repository in repositories:
         try:
             name = RepositoryName(repository)
             sessions = await driver.list(paths.uploads_dir(name))
@@ -97,3 +122,57 @@ async def _started_at(
     with contextlib.suppress(PathNotFound):
         return (await driver.stat(paths.upload_data(name, upload_id))).modified
     return None
+
+
+async def run_purges(driver: StorageDriver, catalog: Catalog, config: UploadPurgingConfig) -> None:
+    """Purge every ``config.interval``, one process at a time across all sharing the
+    storage, the first look after a random delay."""
+    interval = max(config.interval.total_seconds(), 1.0)
+    await asyncio.sleep(random.uniform(0, min(FIRST_DELAY_MAX, interval)))
+    while True:
+        try:
+            await purge_if_due(driver, catalog, config)
+        except LeaseBusy:
+            pass  # another process purges
+        except Exception:
+            log.exception("upload purge failed")
+        await asyncio.sleep(interval * random.uniform(0.5, 1.0))
+
+
+async def purge_if_due(
+    driver: StorageDriver, catalog: Catalog, config: UploadPurgingConfig
+) -> PurgeResult | None:
+    """A purge when the last one ended ``config.interval`` ago (None otherwise); LeaseBusy
+    while another process purges."""
+    marker = paths.upload_purge_marker()
+    interval = config.interval
+    if not await _due(driver, marker, interval):
+        return None
+    try:
+        lease = await driver.lease(marker)
+    except PathNotFound:
+        await driver.put_content(marker, _EPOCH)  # a lease is taken on a file
+        lease = await driver.lease(marker)
+    async with lease:
+        if not await _due(driver, marker, interval):  # purged meanwhile
+            return None
+        result = await purge_uploads(
+            driver, catalog, config.age, dry_run=config.dry_run, reconcile=True
+        )
+        lease.check()
+        await driver.put_content(marker, datetime.now(UTC).strftime(_TIME).encode())
+        return result
+
+
+_TIME = "%Y-%m-%dT%H:%M:%SZ"
+_EPOCH = b"1970-01-01T00:00:00Z"
+
+
+async def _due(driver: StorageDriver, marker: str, interval: timedelta) -> bool:
+    try:
+        text = (await driver.get_content(marker)).decode().strip()
+        last = datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+    except (PathNotFound, ValueError):
+        return True
+    # A little early: processes look at random moments within an interval.
+    return datetime.now(UTC) - last >= interval * 0.9

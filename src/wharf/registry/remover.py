@@ -17,7 +17,7 @@ import contextlib
 
 from wharf.errors import NameUnknown
 from wharf.reference import RepositoryName
-from wharf.registry.catalog import CATALOG_KEY
+from wharf.registry.catalog import CATALOG_KEY, REMOVALS_KEY
 from wharf.registry.namespace import Registry
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound
@@ -55,4 +55,5 @@ class RepositoryRemover:
             generations = self.registry.cache.generations
             generations.changed(name.value)
             generations.changed(CATALOG_KEY)
+            generations.changed(REMOVALS_KEY)
             self.registry.known_repositories.discard(name.value)

@@ -34,6 +34,8 @@ Byte-compatible with Distribution's, so either registry serves the other's data:
                                                          the index
     <root>/wharf/catalog/build                           wharf only: leased to build it
                                                          from a walk, and how far it got
+    <root>/wharf/uploads/purge                           wharf only: leased to purge
+                                                         uploads, when that last ended
     <root>/wharf/mirrors/sweep                           wharf only: when mirror expiry
                                                          last swept
     <root>/wharf/tus/<id>.info                           wharf only: a tus upload (JSON);
@@ -98,6 +100,7 @@ __all__ = [
     "upload_hash_state",
     "upload_hash_states_dir",
     "upload_keys_dir",
+    "upload_purge_marker",
     "upload_started_at",
     "uploads_dir",
 ]
@@ -306,3 +309,7 @@ def digest_tags_list_dir(name: RepositoryName, digest: Digest) -> str:
 
 def digest_tag(name: RepositoryName, digest: Digest, tag: Tag) -> str:
     return f"{digest_tags_list_dir(name, digest)}/{tag.value}"
+
+
+def upload_purge_marker() -> str:
+    return "/wharf/uploads/purge"
