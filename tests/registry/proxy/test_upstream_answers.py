@@ -4,6 +4,7 @@ token service that counts the tokens it issues)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import threading
@@ -11,16 +12,22 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.server import WharfServer
+from wharf.config.mirrors import MirrorConfig
+from wharf.config.model import StorageConfig
+from wharf.registry.check import CheckReport, check_storage
+from wharf.storage.driver.factory import create_driver
 
 pytestmark = [pytest.mark.server]
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def _digest(data: bytes) -> str:
@@ -100,7 +107,8 @@ class ScriptedUpstream:
             if body is None:
                 request._send(404, b"{}")
                 return
-            request._send(200, body, Content_Type=OCI_MANIFEST, Docker_Content_Digest=digest)
+            media_type = json.loads(body).get("mediaType", OCI_MANIFEST)
+            request._send(200, body, Content_Type=media_type, Docker_Content_Digest=digest)
             return
         if kind.endswith("/blobs") and reference in script.blobs:
             blob = script.blobs[reference]
@@ -260,3 +268,86 @@ def test_pushes_to_a_mirror_are_refused(mirror: tuple[WharfServer, ScriptedUpstr
             assert answer.json()["errors"][0]["code"] == "UNSUPPORTED"
         local = http.post("/v2/local/app/blobs/uploads/")
         assert local.status_code == 202  # outside every mirror: an ordinary repository
+
+
+@pytest.mark.parametrize(
+    "validation",
+    [
+        {},
+        {"manifests": {"indexes": {"platforms": "all"}, "images": {"layers": "all"}}},
+        {
+            "manifests": {
+                "indexes": {
+                    "platforms": "list",
+                    "platformlist": [{"os": "linux", "architecture": "arm64"}],
+                }
+            }
+        },
+    ],
+    ids=["default", "all", "list-arm64"],
+)
+def test_an_index_is_cached_without_the_platforms_never_pulled(
+    script: Script, validation: dict[str, Any]
+) -> None:
+    """The mirror stores an index as soon as a client asks for it, and of its images only
+    those pulled: whatever ``validation`` asks of a push, and ``wharf check`` finds nothing
+    missing there."""
+    image = next(iter(script.manifests))
+    other = json.loads(script.manifests[image])
+    other["annotations"] = {"platform": "arm64, never pulled"}
+    other_body = json.dumps(other).encode()
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [
+                {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": digest,
+                    "size": len(body),
+                    "platform": {"os": "linux", "architecture": arch},
+                }
+                for digest, body, arch in (
+                    (image, script.manifests[image], "amd64"),
+                    (_digest(other_body), other_body, "arm64"),
+                )
+            ],
+        }
+    ).encode()
+    script.manifests[_digest(other_body)] = other_body
+    script.manifests[_digest(index)] = index
+    script.tags["multi"] = _digest(index)
+    with ScriptedUpstream(script) as upstream:
+        config = {
+            "mirrors": [{"prefix": "up", "url": upstream.url, "tagcheck": "0s"}],
+            "validation": validation,
+        }
+        with (
+            WharfServer(workers=1, config=config) as server,
+            httpx.Client(base_url=server.url) as http,
+        ):
+            accept = {"Accept": f"{OCI_INDEX}, {OCI_MANIFEST}"}
+            got = http.get("/v2/up/app/manifests/multi", headers=accept)
+            assert got.status_code == 200, got.text
+            assert got.content == index
+            assert http.get(f"/v2/up/app/manifests/{image}", headers=accept).status_code == 200
+            fetched = {path for method, path, _ in script.requests if method == "GET"}
+            assert f"/v2/app/manifests/{_digest(other_body)}" not in fetched
+            revisions = server.root / "docker/registry/v2/repositories/up/app/_manifests/revisions"
+            stored = {path.name for path in revisions.glob("sha256/*")}
+            assert stored == {_digest(index)[7:], image[7:]}
+            report = _check(server.root, MirrorConfig(url=upstream.url, prefix="up"))
+            assert report.clean, [problem.line() for problem in report.problems]
+
+
+def _check(root: Path, mirror: MirrorConfig) -> CheckReport:
+    """``wharf check`` over the mirror's storage, knowing it mirrors."""
+
+    async def run() -> CheckReport:
+        driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(root)}))
+        try:
+            return await check_storage(driver, mirrors=(mirror,), recheck_delay=0)
+        finally:
+            await driver.close()
+
+    return asyncio.run(run())
