@@ -4,6 +4,8 @@ order the requests were served, to a real HTTP endpoint."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -150,3 +152,43 @@ async def test_every_pull_is_reported_also_repeated_ones(
     await asyncio.to_thread(receiver.wait_for, pushes + 3)
     await asyncio.sleep(0.2)
     assert _summary(receiver.events()[pushes:]) == [("pull", "again", "v1", digest)] * 3
+
+
+async def test_a_push_with_tag_parameters_is_one_push_per_tag(
+    client: httpx.AsyncClient, receiver: WebhookReceiver
+) -> None:
+    """``PUT /manifests/<digest>?tag=a&tag=b`` notifies as pushing by each tag in turn does,
+    with the digest pushed (sha512 here); a push by digest alone notifies once, untagged."""
+    config = b'{"os": "linux"}'
+    config_digest = await push_blob(client, "app", config)
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": len(config),
+            },
+            "layers": [],
+        }
+    ).encode()
+    digest = "sha512:" + hashlib.sha512(manifest).hexdigest()
+    for params in ([("tag", "a"), ("tag", "b"), ("tag", "a")], []):
+        pushed = await client.put(
+            f"/v2/app/manifests/{digest}",
+            params=params,
+            content=manifest,
+            headers={"Content-Type": OCI_MANIFEST},
+        )
+        assert pushed.status_code == 201, pushed.text
+    events = await asyncio.to_thread(receiver.wait_for, 4)
+    assert _summary(events) == [
+        ("push", "app", "application/octet-stream", config_digest),
+        ("push", "app", "a", digest),
+        ("push", "app", "b", digest),
+        ("push", "app", OCI_MANIFEST, digest),
+    ]
+    assert {event["target"]["url"] for event in events[1:]} == {
+        f"https://registry.example/v2/app/manifests/{digest}"
+    }
