@@ -38,6 +38,12 @@ def test_a_filesystem_registry_needs_nothing_more() -> None:
             "pip install 'wharf-registry[azure]'",
         ),
         (
+            Config(storage=StorageConfig(driver="gcs", parameters={})),
+            {},
+            "google.auth",
+            "pip install 'wharf-registry[gcs]'",
+        ),
+        (
             Config(redis=RedisConfig("redis:6379")),
             {},
             "redis",

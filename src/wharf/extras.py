@@ -5,6 +5,7 @@ token auth; each extra adds one capability::
 
     s3        storage.s3                               boto3
     azure     storage.azure                            azure-storage-blob, azure-identity
+    gcs       storage.gcs                              google-auth (tokens; requests go over httpx)
     redis     the redis section                        redis
     granian   http.server: granian                     granian
     tracing   OTEL_* asking for traces                 opentelemetry-sdk, its OTLP exporter

@@ -50,7 +50,7 @@ def test_the_metadata_names_the_license_extras_and_urls(dist: Dist) -> None:
     assert metadata["Requires-Python"] == ">=3.11"
     urls = dict(u.split(", ", 1) for u in metadata.get_all("Project-URL") or [])
     assert {"Homepage", "Source", "Issues"} <= set(urls)
-    assert {"s3", "azure", "redis", "granian", "tracing", "all", "test"} <= set(
+    assert {"s3", "azure", "gcs", "redis", "granian", "tracing", "all", "test"} <= set(
         metadata.get_all("Provides-Extra") or []
     )
     requires = [Requirement(r) for r in metadata.get_all("Requires-Dist") or []]
@@ -68,6 +68,7 @@ def test_the_metadata_names_the_license_extras_and_urls(dist: Dist) -> None:
     for package, extra in [
         ("boto3", "s3"),
         ("azure-storage-blob", "azure"),
+        ("google-auth", "gcs"),
         ("redis", "redis"),
         ("granian", "granian"),
         ("opentelemetry-sdk", "tracing"),
@@ -123,7 +124,10 @@ def _installed(venv: Path) -> set[str]:
 def test_no_extras_installs_the_core_alone(bare_venv: Path, dist: Dist) -> None:
     installed = _installed(bare_venv)
     assert "wharf-registry" in installed
-    optional = {"boto3", "botocore", "azure-storage-blob", "redis", "granian", "opentelemetry-sdk"}
+    optional = {
+        "boto3", "botocore", "azure-storage-blob", "google-auth", "redis", "granian",
+        "opentelemetry-sdk",
+    }  # fmt: skip
     assert not installed & optional
     version = subprocess.run(
         [str(bare_venv / "bin" / "wharf"), "--version"], capture_output=True, text=True, check=True
