@@ -87,8 +87,15 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+#: Operations whose 404 can only mean that the bucket is missing: they name no object that
+#: must exist (a listing of an empty prefix answers 200).
+_BUCKET_OPERATIONS = frozenset({"InsertObject", "ListObjects"})
+
+
 def translate(exc: BaseException, path: str) -> DriverError:
     """The DriverError for a GCS or transport error met while working on ``path``."""
+    if isinstance(exc, GCSError) and exc.status == 404 and exc.operation in _BUCKET_OPERATIONS:
+        return DriverError(f"{path}: GCS bucket not found: {exc.message}", path=path)
     if isinstance(exc, GCSError) and exc.status == 404:
         return PathNotFound(path)
     if isinstance(exc, GCSError):
