@@ -45,8 +45,18 @@ class Layout:
     def object(self, digest: Digest) -> str:
         return f"/objects/{digest.algorithm}/{digest.hex}"
 
+    def removal(self, digest: Digest) -> tuple[str, bool]:
+        """What a collection deletes to remove an object, and whether that is a directory of
+        its own, which takes the object's lease with it (a lease of a file that is gone is
+        given back as deleted; otherwise released, or its holder would keep it until it
+        expired on stores whose leases are files beside the object)."""
+        return self.object(digest), False
+
     def upload(self, upload_id: str) -> str:
-        return f"{self.work}/uploads/{upload_id}"
+        return f"{self.uploads()}/{upload_id}"
+
+    def uploads(self) -> str:
+        return f"{self.work}/uploads"
 
     def collections(self) -> str:
         return f"{self.work}/collections"
@@ -73,6 +83,9 @@ class RegistryLayout(Layout):
 
     def object(self, digest: Digest) -> str:
         return paths.blob_data(digest)
+
+    def removal(self, digest: Digest) -> tuple[str, bool]:
+        return paths.blob_dir(digest), True
 
     async def objects(self, driver: StorageDriver) -> AsyncIterator[StoredObject]:
         with contextlib.suppress(PathNotFound):

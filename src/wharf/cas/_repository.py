@@ -53,6 +53,8 @@ class CollectResult:
     live: int = 0
     #: Not live, but written since the collection started (or held by a put).
     kept_recent: int = 0
+    #: Uploads (and markers of collections) left by puts and collections that never ended.
+    removed_uploads: list[str] = field(default_factory=list)
 
 
 async def _update(hasher: hashlib._Hash, data: bytes | memoryview) -> None:
@@ -264,10 +266,16 @@ class Repository:
         *,
         dry_run: bool = False,
         grace: timedelta = timedelta(0),
+        abandoned: timedelta | None = timedelta(days=1),
     ) -> CollectResult:
         """Remove every object not in ``live`` (digests, as :class:`Digest` or strings; any
         container: a set, a Bloom filter) that was last written before this collection
-        started less ``grace``; with ``dry_run`` remove nothing and report what would go."""
+        started less ``grace``; with ``dry_run`` remove nothing and report what would go.
+
+        Uploads started more than ``abandoned`` before (None: none), which no put can still
+        be writing if no put takes that long, go too: the files of puts that never ended,
+        and on S3 their multipart uploads (in the ``objects`` layout only, where the whole
+        prefix is the repository's; a registry sharing the store purges its own)."""
         marker = f"{self.layout.collections()}/{uuid.uuid4()}"
         await self.driver.put_content(marker, b"")
         result = CollectResult()
@@ -286,13 +294,34 @@ class Repository:
                     result.removed_bytes += stored.size
                 else:
                     result.kept_recent += 1
+            if abandoned is not None:
+                result.removed_uploads = await self._remove_abandoned(
+                    started - abandoned, marker, dry_run
+                )
         finally:
             with contextlib.suppress(PathNotFound):
                 await self.driver.delete(marker)
         return result
 
+    async def _remove_abandoned(self, before: datetime, marker: str, dry_run: bool) -> list[str]:
+        removed: list[str] = []
+        for directory in (self.layout.uploads(), self.layout.collections()):
+            async for info in self.driver.walk(directory):
+                if info.is_dir or info.path == marker:
+                    continue
+                if info.modified is None or info.modified >= before:
+                    continue
+                if not dry_run:
+                    with contextlib.suppress(PathNotFound):
+                        await self.driver.delete(info.path)
+                removed.append(info.path)
+        if self.layout.name == "objects":
+            removed += await self.driver.purge_uncommitted(before, dry_run=dry_run)
+        return removed
+
     async def _remove_unless_written(self, stored: StoredObject, before: datetime) -> bool:
         target = self.layout.object(stored.digest)
+        doomed, own_directory = self.layout.removal(stored.digest)
         try:
             lease = await self.driver.lease(target)
         except (PathNotFound, LeaseBusy):
@@ -301,12 +330,12 @@ class Repository:
         try:
             info = await self.driver.stat(target)
             if info.modified is not None and info.modified < before:
-                await self.driver.delete(target)
+                await self.driver.delete(doomed)
                 deleted = True
         except PathNotFound:
             pass
         finally:
-            await lease.release(deleted=deleted)
+            await lease.release(deleted=deleted and own_directory)
         return deleted
 
     async def copy_to(self, other: Repository, digest: str | Digest) -> bool:
