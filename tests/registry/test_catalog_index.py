@@ -194,3 +194,13 @@ async def test_manifest_delete_reads_only_its_own_tags(registry: Registry) -> No
     assert "x" in await repository.tags.lookup(first)
     await repository.manifests.delete(first)
     assert await repository.tags.all() == []
+
+
+async def test_a_repository_another_writer_made_is_listed_once_served(registry: Registry) -> None:
+    await registry.catalog.index.build()
+    await _distribution_repository(registry.driver, "from/distribution")
+    assert await registry.catalog.page(10, None) == ([], False)
+    registry.served(RepositoryName("from/distribution"))
+    registry.served(RepositoryName("from/distribution"))  # once per process
+    await registry.aclose()  # waits for the note
+    assert await registry.catalog.page(10, None) == (["from/distribution"], False)

@@ -53,6 +53,8 @@ async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Res
     else:
         chunk, more = await repository.tags.page(limit, last or None)
         next_last = chunk[-1] if more and chunk else None
+        if chunk and not ctx.config.storage.readonly:
+            ctx.registry.served(repository.name)  # another writer may have made it
     headers = {"Content-Type": _JSON}
     if next_last is not None and limit is not None:
         headers["Link"] = _link(ctx, f"/v2/{name}/tags/list", limit, next_last)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import timedelta
@@ -25,6 +27,8 @@ from wharf.registry.uploads import Uploads
 from wharf.storage.driver import StorageDriver
 
 __all__ = ["Registry", "Repository"]
+
+log = logging.getLogger("wharf.catalog")
 
 #: Repository names each process remembers having written to.
 _KNOWN_REPOSITORIES = 100_000
@@ -110,8 +114,30 @@ class Registry:
         #: Repositories this process saw in the catalog index, with the change token of
         #: removals then.
         self.indexed_repositories: dict[str, Token] = {}
+        self._noting: set[asyncio.Task[None]] = set()
         #: Decorators applied to each repository's services (notifications), in order.
         self.middleware: list[Callable[[Repository], None]] = []
+
+    def served(self, name: RepositoryName) -> None:
+        """A request found content in ``name``, which another writer of the storage may have
+        made: the catalog index is told in the background, once per process (until a
+        removal), so that a repository Distribution pushed is listed once wharf served it."""
+        token = self.cache.generations.token(REMOVALS_KEY)
+        if self.indexed_repositories.get(name.value) == token:
+            return
+        if len(self.indexed_repositories) >= _KNOWN_REPOSITORIES:
+            self.indexed_repositories.clear()
+        self.indexed_repositories[name.value] = token
+        task = asyncio.ensure_future(self._note(name.value))
+        self._noting.add(task)
+        task.add_done_callback(self._noting.discard)
+
+    async def _note(self, name: str) -> None:
+        try:
+            await self.catalog.index.note(name)
+        except Exception as error:  # the next reconcile adds it
+            self.indexed_repositories.pop(name, None)
+            log.warning("cannot add %s to the catalog index: %s", name, error)
 
     def repository(self, name: RepositoryName) -> Repository:
         repository = Repository(self, name)
@@ -147,6 +173,8 @@ class Registry:
         return route.mirror.config.ttl if route is not None else None
 
     async def aclose(self) -> None:
+        if self._noting:
+            await asyncio.gather(*list(self._noting), return_exceptions=True)
         if self.proxy is not None:
             await self.proxy.aclose()
             await self.proxy.expiry.settle()

@@ -74,6 +74,31 @@ async def test_unlisted_names_stay_hidden(driver: StorageDriver, root: Path) -> 
     assert [info.path async for info in driver.walk("/")] == ["/a", "/a/b"]
 
 
+async def test_list_page_of_a_large_directory_sees_other_writers(
+    driver: StorageDriver, root: Path
+) -> None:
+    tags = root / "repo/tags"
+    tags.mkdir(parents=True)
+    for number in range(1200):
+        (tags / f"t{number:04d}").mkdir()
+    settled = time.time() - 60
+    os.utime(tags, (settled, settled))  # written a while ago: its sorted listing is kept
+    first = await driver.list_page("/repo/tags", None, 3)
+    assert first == (["/repo/tags/t0000", "/repo/tags/t0001", "/repo/tags/t0002"], True)
+    assert await driver.list_page("/repo/tags", "t1198", 5) == (["/repo/tags/t1199"], False)
+    # Another writer (Distribution) adds and removes entries: the next page shows it.
+    (tags / "t1199a").mkdir()
+    (tags / "t0001").rmdir()
+    assert await driver.list_page("/repo/tags", "t1198", 5) == (
+        ["/repo/tags/t1199", "/repo/tags/t1199a"],
+        False,
+    )
+    assert (await driver.list_page("/repo/tags", None, 2))[0] == [
+        "/repo/tags/t0000",
+        "/repo/tags/t0002",
+    ]
+
+
 async def test_root_missing_lists_empty(tmp_path: Path) -> None:
     driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "no")}))
     assert await driver.list("/") == []

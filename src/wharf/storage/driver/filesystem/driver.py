@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
+import builtins
 import os
 import re
 import stat as stat_module
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -94,6 +98,44 @@ def _names_of_each(fulls: list[str]) -> Listings:
     return listed
 
 
+#: Directories whose sorted listing ``list_page`` keeps, and the fewest names worth keeping.
+_LISTINGS_KEPT = 8
+_LISTING_WORTH_KEEPING = 1000
+#: A listing is kept only when the directory was last changed this long before: a change
+#: within the timestamp's granularity could otherwise leave the time as it was.
+_SETTLED_NS = 1_000_000_000
+
+#: (inode, mtime) of a directory, and its names, sorted.
+_Listing = tuple[tuple[int, int], list[str]]
+
+
+def _page_of(
+    full: str, after: str | None, limit: int, kept: OrderedDict[str, _Listing]
+) -> tuple[list[str], bool] | None:
+    """One page of a directory's sorted names; None when it has none. The sorted names of a
+    large directory are kept while its inode and modification time stay the same (adding or
+    removing an entry changes the time)."""
+    try:
+        st = os.stat(full)
+        key = (st.st_ino, st.st_mtime_ns)
+        hit = kept.get(full)
+        if hit is not None and hit[0] == key:
+            names = hit[1]
+        else:
+            names = _names(full)
+            settled = time.time_ns() - st.st_mtime_ns > _SETTLED_NS
+            if len(names) >= _LISTING_WORTH_KEEPING and settled:
+                kept[full] = (key, names)
+                while len(kept) > _LISTINGS_KEPT:
+                    kept.popitem(last=False)
+    except MISSING:
+        return None
+    if not names:
+        return None
+    start = bisect.bisect_right(names, after) if after else 0
+    return names[start : start + limit], start + limit < len(names)
+
+
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
 
@@ -110,6 +152,8 @@ class FilesystemDriver(StorageDriver):
         self._executor = ThreadPoolExecutor(maxthreads, thread_name_prefix="wharf-fs")
         self.direct_writes = directwrites and DIRECT_IO
         self._closed = False
+        #: Sorted listings of large directories, for ``list_page``.
+        self._listings: OrderedDict[str, _Listing] = OrderedDict()
 
     def full_path(self, path: str) -> str:
         """The file that holds driver path ``path``."""
@@ -179,6 +223,19 @@ class FilesystemDriver(StorageDriver):
             elif directory == "/":
                 listed[index] = []  # a registry that has stored nothing yet
         return listed
+
+    async def list_page(
+        self, path: str, after: str | None, limit: int
+    ) -> tuple[builtins.list[str], bool]:
+        """One directory read and sort in a thread, kept for a large directory until it
+        changes (``_page_of``); full paths are made for the page only."""
+        page = await self._run(_page_of, self.full_path(path), after, limit, self._listings)
+        if page is None:
+            if path == "/":
+                return [], False
+            raise PathNotFound(path)
+        prefix = "/" if path == "/" else path + "/"
+        return [prefix + name for name in page[0]], page[1]
 
     async def move(self, source: str, destination: str) -> None:
         try:
