@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import subprocess
@@ -29,6 +28,18 @@ def _examples() -> list[tuple[str, str]]:
 EXAMPLES = _examples()
 
 
+# The plugin as installing wharf registers it (entry point ``wharf``), also where the source
+# tree runs without having been installed since the entry point was added.
+_CONFTEST = """
+import wharf.testing.plugin
+
+
+def pytest_configure(config):
+    if not config.pluginmanager.is_registered(wharf.testing.plugin):
+        config.pluginmanager.register(wharf.testing.plugin, "wharf")
+"""
+
+
 def _environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 
@@ -47,10 +58,8 @@ def test_example_runs(name: str, code: str, tmp_path: Path) -> None:
         command = [sys.executable, str(script)]
     else:
         (tmp_path / test_file.group(1)).write_text(code)
+        (tmp_path / "conftest.py").write_text(_CONFTEST)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"]
-        plugins = importlib.metadata.entry_points(group="pytest11")
-        if not any(plugin.value == "wharf.testing.plugin" for plugin in plugins):
-            command += ["-p", "wharf.testing.plugin"]  # a source tree not installed since
     result = subprocess.run(
         command,
         cwd=tmp_path,
