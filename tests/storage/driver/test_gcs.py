@@ -184,6 +184,15 @@ async def test_a_dead_writers_parts_stay_off_the_chain(gcs_server: GCSServer, bu
     await again.write(b"b" * 5)
     await again.commit()
     assert await driver.get_content("/f") == b"a" * 10 + b"b" * 5
+    # The leftover is older than the committed file: no later writer continues it.
+    dead = "f#part.0000000000000001.00000000000000000020"
+    assert gcs_server.names(bucket) == ["f", dead]
+    writer = await driver.writer("/f", append=True)
+    assert writer.size == 15
+    await writer.cancel()  # leaves the committed file
+    assert await driver.get_content("/f") == b"a" * 10 + b"b" * 5
+    # Purging takes the leftovers; the committed file stays.
+    await driver.purge_uncommitted(datetime.now(UTC) + timedelta(seconds=1))
     assert gcs_server.names(bucket) == ["f"]
     await driver.close()
 

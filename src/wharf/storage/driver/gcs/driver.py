@@ -8,8 +8,10 @@ a ``/`` delimiter, ``walk`` lists the whole prefix without one and infers direct
 ``delete`` lists the prefix and deletes object by object, parts and lease objects included.
 
 ``move`` is a server-side rewrite and a delete (GCS copies within a location and storage
-class without moving bytes). ``write_in_place`` stays off: a commit deletes every part of
-its file, so two writers of one path are not independent.
+class without moving bytes, the emulators copy them). ``write_in_place`` is on: a writer's
+parts are invisible at its path until the commit composes them, and a commit touches only
+the parts it composed, so writers of one path are independent; a blob sent whole is then
+composed where it stays, without the rewrite.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ _PARALLEL_DELETES = 16
 
 class GCSDriver(StorageDriver):
     name = "gcs"
+    write_in_place = True
 
     def __init__(
         self,

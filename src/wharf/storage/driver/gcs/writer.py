@@ -15,9 +15,12 @@ Writing: bytes are buffered; each ``chunksize`` becomes a part uploaded in the b
 up to ``PARALLEL_PARTS`` at a time (the next write waits for a free slot, which bounds
 memory). ``close`` uploads the rest as one more part, whatever its size: one request.
 ``commit`` uploads the rest and composes the chain into ``name`` (GCS composes up to 32
-objects per call, so longer chains go through intermediate objects), then deletes every part
-and intermediate of ``name``; a file that never needed a part is uploaded in one request.
-``cancel`` deletes the parts. A committed file being continued (``append=True``) is first
+objects per call, so longer chains go through intermediate objects), then deletes the parts
+it composed and its intermediates; a file that never needed a part is uploaded in one
+request. Parts another writer left (one that died, or one writing the same file at the same
+time, which stays independent: ``write_in_place``) are older than the committed file, which
+is all a later writer continues; purging deletes them. ``cancel`` deletes the chain it
+continued and its own parts. A committed file being continued (``append=True``) is first
 composed into the chain's part at offset 0, server-side, without moving its bytes.
 
 Why parts and not a resumable upload session (Distribution's way): a session takes only
@@ -88,17 +91,30 @@ def chain(parts: Sequence[ObjectInfo], key: str) -> Stored:
     return stored
 
 
-async def load_stored(objects: Objects, key: str) -> Stored | None:
-    """The stored state of ``key``, or None when nothing is there to continue."""
-    stored = chain(await objects.list_all(KeyLayout.parts_prefix(key)), key)
-    if stored.parts:
-        return stored
+async def _committed(objects: Objects, key: str) -> ObjectInfo | None:
     try:
-        stored.base = await objects.head(key)
+        return await objects.head(key)
     except GCSError as exc:
         if exc.status == 404:
             return None
         raise
+
+
+async def load_stored(objects: Objects, key: str) -> Stored | None:
+    """The stored state of ``key``, or None when nothing is there to continue. Parts older
+    than the committed file are another writer's leftovers (a commit deletes only the parts
+    it composed): the file continues from what was committed after them."""
+    parts, base = await asyncio.gather(
+        objects.list_all(KeyLayout.parts_prefix(key)), _committed(objects, key)
+    )
+    if base is not None and base.modified is not None:
+        parts = [p for p in parts if p.modified is None or p.modified > base.modified]
+    stored = chain(parts, key)
+    if stored.parts:
+        return stored
+    if base is None:
+        return None
+    stored.base = base
     return stored
 
 
@@ -165,13 +181,12 @@ class GCSWriter(FileWriter):
                 # Nothing uploaded yet: the file in one request.
                 data, self._buffer = bytes(self._buffer), bytearray()
                 await self._objects.put(self._key, data)
-                await self._discard_parts()  # another writer's leftovers
             elif self._base is not None and not self._buffer and not self._tasks:
                 pass  # the committed file is the file
             else:
                 await self._flush()
-                await self._compose()
-                await self._discard_parts()
+                intermediates = await self._compose()
+                await self._delete([p.name for p in self._parts] + intermediates)
         self._state = "committed"
 
     def resume_state(self) -> Stored | None:
@@ -189,7 +204,13 @@ class GCSWriter(FileWriter):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._buffer = bytearray()
         with self._errors():
-            await self._discard_parts()
+            # The chain it continued, and its own parts (some may have landed unrecorded).
+            found = await self._objects.list_all(KeyLayout.parts_prefix(self._key))
+            own = [
+                p.name for p in found
+                if (parse_part(p.name[len(self._key) :]) or (0, 0))[0] == self._generation
+            ]  # fmt: skip
+            await self._delete(sorted({p.name for p in self._parts} | set(own)))
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -267,31 +288,27 @@ class GCSWriter(FileWriter):
         first = KeyLayout.part(self._key, self._generation, 0)
         self._parts.insert(0, await self._objects.compose(first, [base]))
 
-    async def _compose(self) -> None:
+    async def _compose(self) -> list[str]:
+        """Compose the chain into the file; the intermediate objects it made."""
         sources = list(self._parts)
         if not sources:
             await self._objects.put(self._key, b"")
-            return
-        number = 0
+            return []
+        made: list[str] = []
         while len(sources) > COMPOSE_LIMIT:
             groups = [sources[i : i + COMPOSE_LIMIT] for i in range(0, len(sources), COMPOSE_LIMIT)]
-            names = []
-            for _ in groups:
-                names.append(KeyLayout.compose(self._key, self._generation, number))
-                number += 1
+            names = [
+                KeyLayout.compose(self._key, self._generation, len(made) + i)
+                for i in range(len(groups))
+            ]
+            made += names
             sources = list(
                 await asyncio.gather(
                     *(self._objects.compose(n, g) for n, g in zip(names, groups, strict=True))
                 )
             )
         await self._objects.compose(self._key, sources)
+        return made
 
-    async def _discard_parts(self) -> None:
-        """Delete every part and intermediate object of the file, this writer's and any
-        another left."""
-        prefix = self._key + "#"
-        doomed = [
-            info.name for info in await self._objects.list_all(prefix)
-            if KeyLayout.owner(info.name) == self._key and not info.name.endswith("#lease")
-        ]  # fmt: skip
-        await asyncio.gather(*(self._objects.delete(name) for name in doomed))
+    async def _delete(self, names: Sequence[str]) -> None:
+        await asyncio.gather(*(self._objects.delete(name) for name in names))
