@@ -6,7 +6,7 @@ import json
 from contextlib import suppress
 
 from wharf.api.context import MANIFEST_MAX_BYTES, AppContext
-from wharf.api.http import Request, Response
+from wharf.api.http import Request, Response, Send
 from wharf.api.response_cache import CachedResponse, answer
 from wharf.errors import ManifestUnknown, RegistryError, SizeInvalid, TagInvalid
 from wharf.reference import Digest, Tag, parse_reference
@@ -143,11 +143,22 @@ async def put_manifest(ctx: AppContext, request: Request, name: str, reference: 
     }
     if manifest.subject is not None:
         headers["OCI-Subject"] = str(manifest.subject.digest)
-    if tags:
-        # One field with the values joined, as RFC 9110 allows for a list: the same as one
-        # OCI-Tag line per tag to every client.
-        headers["OCI-Tag"] = ", ".join(tag.value for tag in tags)
-    return Response(201, headers=headers)
+    return _Pushed(headers, tags)
+
+
+class _Pushed(Response):
+    """201 to a manifest push, with one ``OCI-Tag`` field per tag it pointed at the manifest:
+    the distribution-spec's confirmation, and a client's sign that tags on push work here.
+    (RFC 9110 lets the values be joined in one field; some clients compare each field.)"""
+
+    __slots__ = ("tags",)
+
+    def __init__(self, headers: dict[str, str], tags: list[Tag]) -> None:
+        super().__init__(201, headers=headers)
+        self.tags = [(b"OCI-Tag", tag.value.encode("ascii")) for tag in tags]
+
+    async def send(self, send: Send, *, head: bool, extra: list[tuple[bytes, bytes]]) -> None:
+        await super().send(send, head=head, extra=[*self.tags, *extra] if self.tags else extra)
 
 
 async def delete_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:
