@@ -108,7 +108,9 @@ async def load_stored(objects: Objects, key: str) -> Stored | None:
         objects.list_all(KeyLayout.parts_prefix(key)), _committed(objects, key)
     )
     if base is not None and base.modified is not None:
-        parts = [p for p in parts if p.modified is None or p.modified > base.modified]
+        # Not older: a part written in the same tick as the file (GCS stamps milliseconds)
+        # is kept, as only a writer continuing the file writes then.
+        parts = [p for p in parts if p.modified is None or p.modified >= base.modified]
     stored = chain(parts, key)
     if stored.parts:
         return stored
