@@ -18,7 +18,7 @@ from tests.support.faultproxy import FaultProxy
 from tests.support.swift import SwiftNative
 from wharf.config.model import StorageConfig
 from wharf.config.sources import ConfigError
-from wharf.storage.driver import DriverError, StorageDriver
+from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.factory import create_driver, validate_storage
 from wharf.storage.driver.swift import SwiftDriver, parse_parameters
@@ -394,3 +394,21 @@ def test_a_bad_parameter_stops_the_start_in_the_parent() -> None:
     with pytest.raises(ConfigError, match=r"^storage driver 'swift': chunksize must be from"):
         validate_storage(StorageConfig("swift", {**_BASE, "chunksize": 5}))
     validate_storage(StorageConfig("swift", _BASE))  # no I/O: nothing is reached
+
+
+async def test_deletes_go_in_bulk(proxy: FaultProxy, proxied: StorageDriver) -> None:
+    """With the cluster's bulk middleware, a directory goes in one request per 1000 names
+    (sent again when its answer is lost: deleting twice is harmless)."""
+    for number in range(5):
+        await proxied.put_content(f"/dir/{number}", b"x")
+    writer = await proxied.writer("/dir/big")
+    await writer.write(random_bytes(2 * MiB + 1))
+    await writer.commit()
+    proxy.recorded()
+    proxy.clear()
+    proxy.fail("POST container", "lose")
+    await proxied.delete("/dir")
+    assert proxy.count("POST container") == 3  # the files, lost and sent again; the segments
+    assert "DELETE object" not in proxy.operations()
+    with pytest.raises(PathNotFound):
+        await proxied.list("/dir")

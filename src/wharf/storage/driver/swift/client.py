@@ -119,6 +119,8 @@ class SwiftClient:
         return httpx.URL(self.storage_url).path.rstrip("/")
 
     def object_url(self, container: str, name: str = "") -> str:
+        if not container:
+            return self.storage_url  # the account
         url = f"{self.storage_url}/{quote(container, safe='')}"
         return f"{url}/{quote(name, safe='/')}" if name else url
 
@@ -135,10 +137,13 @@ class SwiftClient:
         content: bytes | None = None,
         ok: tuple[int, ...] = (),
         path: str = "",
+        idempotent: bool | None = None,
     ) -> httpx.Response:
         """Send a request, read its answer whole; SwiftError for a status outside 2xx and
-        ``ok``."""
-        response = await self._send(method, container, name, params, headers, content, path, ok)
+        ``ok``. ``idempotent``: whether it may be sent again (by default, by its method)."""
+        response = await self._send(
+            method, container, name, params, headers, content, path, ok, idempotent=idempotent
+        )
         return response
 
     async def stream(
@@ -166,8 +171,10 @@ class SwiftClient:
         ok: tuple[int, ...],
         *,
         stream: bool = False,
+        idempotent: bool | None = None,
     ) -> httpx.Response:
-        idempotent = method in _IDEMPOTENT
+        if idempotent is None:
+            idempotent = method in _IDEMPOTENT
         attempts = self.retry.attempts if idempotent else 1
         reauthenticated = False
         attempt = 0

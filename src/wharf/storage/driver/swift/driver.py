@@ -102,6 +102,9 @@ class SwiftDriver(StorageDriver):
         if await self.objects.container_metadata() is None:
             await self.objects.create_container()
         info = await self.client.info()
+        bulk = info.get("bulk_delete")
+        if isinstance(bulk, dict):
+            self.objects.bulk_deletes = min(int(bulk.get("max_deletes_per_request", 0)), 1000)
         methods = self.params.tempurlmethods
         if methods is None:
             tempurl = info.get("tempurl")
