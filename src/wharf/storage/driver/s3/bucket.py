@@ -185,10 +185,17 @@ class Bucket:
     # -- listings ---------------------------------------------------------------------------
 
     async def list_pages(
-        self, prefix: str, *, delimiter: str = "", start_after: str = "", page_size: int = 0
+        self,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        page_size: int = 0,
+        truncated: list[bool] | None = None,
     ) -> AsyncIterator[tuple[list[ObjectInfo], list[str]]]:
         """Pages of (objects, common prefixes) under ``prefix``, in key order, from the first
-        key after ``start_after``; ``page_size``: keys per page when fewer are wanted."""
+        key after ``start_after``; ``page_size``: keys per page when fewer are wanted;
+        ``truncated``: told of each page, before it is yielded, whether more follow."""
         token = ""
         while True:
             args: dict[str, Any] = {"Bucket": self.name, "Prefix": prefix}
@@ -209,6 +216,8 @@ class Bucket:
                 for o in response.get("Contents", [])
             ]
             prefixes = [p["Prefix"] for p in response.get("CommonPrefixes", [])]
+            if truncated is not None:
+                truncated.append(bool(response.get("IsTruncated")))
             yield objects, prefixes
             token = response.get("NextContinuationToken", "")
             if not response.get("IsTruncated") or not token:

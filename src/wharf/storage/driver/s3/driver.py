@@ -246,9 +246,12 @@ class S3Driver(StorageDriver):
         start_after = f"{prefix}{after}/~" if after else ""
         children: builtins.list[str] = []
         more = False
+        truncated: builtins.list[bool] = []
         with translating(path):
+            # ``limit`` keys a request (S3 gives at most 1000): whether more follow is the
+            # answer's IsTruncated, so a page of 1000 is one request.
             async for objects, prefixes in self.bucket.list_pages(
-                prefix, delimiter="/", start_after=start_after, page_size=limit + 1
+                prefix, delimiter="/", start_after=start_after, page_size=limit, truncated=truncated
             ):
                 keys = sorted([o.key for o in objects] + [p.rstrip("/") + "/" for p in prefixes])
                 for key in keys:
@@ -259,7 +262,8 @@ class S3Driver(StorageDriver):
                         more = True
                         break
                     children.append(child)
-                if more:
+                if more or (len(children) == limit and truncated[-1]):
+                    more = True
                     break
         if not children and not more and after is None and path != "/":
             raise PathNotFound(path)
