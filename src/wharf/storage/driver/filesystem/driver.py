@@ -101,9 +101,11 @@ def _names_of_each(fulls: list[str]) -> Listings:
 #: Directories whose sorted listing ``list_page`` keeps, and the fewest names worth keeping.
 _LISTINGS_KEPT = 8
 _LISTING_WORTH_KEEPING = 1000
-#: A listing is kept only when the directory was last changed this long before: a change
-#: within the timestamp's granularity could otherwise leave the time as it was.
-_SETTLED_NS = 1_000_000_000
+#: A listing is kept only when the directory was last changed this long before, since a
+#: change within the timestamps' granularity could leave the time as it was: a few clock
+#: ticks where timestamps have nanoseconds, two seconds where they are whole seconds.
+_SETTLED_NS = 50_000_000
+_SETTLED_WHOLE_SECONDS_NS = 2_000_000_000
 
 #: (inode, mtime) of a directory, and its names, sorted.
 _Listing = tuple[tuple[int, int], list[str]]
@@ -123,7 +125,9 @@ def _page_of(
             names = hit[1]
         else:
             names = _names(full)
-            settled = time.time_ns() - st.st_mtime_ns > _SETTLED_NS
+            whole = st.st_mtime_ns % 1_000_000_000 == 0
+            window = _SETTLED_WHOLE_SECONDS_NS if whole else _SETTLED_NS
+            settled = time.time_ns() - st.st_mtime_ns > window
             if len(names) >= _LISTING_WORTH_KEEPING and settled:
                 kept[full] = (key, names)
                 while len(kept) > _LISTINGS_KEPT:
