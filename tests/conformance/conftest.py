@@ -2,10 +2,12 @@
 
 With ``OCI_ROOT_URL`` set, the suite runs once against that registry, configured by the Go
 suite's environment variables. Otherwise it starts wharf, once per *target*: each storage
-backend (``filesystem``, ``inmemory``, ``s3-moto`` and ``s3-swift``, marked ``s3``, and
-``azure`` on Azurite, marked ``azure``) in each configuration of :data:`_VARIANTS`, so that
-the tests the Go suite runs only in some configurations (a teardown order, pulling existing
-content) run against wharf too, each against its own server and content. A test runs on the
+backend (``filesystem``, ``inmemory``, ``s3-moto`` and ``s3-swift``, marked ``s3``,
+``azure`` on Azurite, ``swift`` on Swift's native API and ``gcs`` on fake-gcs-server, each
+marked so) in the main configuration, and the embedded ones also in every other
+configuration of :data:`_VARIANTS`, so that the tests the Go suite runs only in some
+configurations (a teardown order, pulling existing content) run against wharf too, each
+against its own server and content. A test runs on the
 wharf targets whose settings match its ``only_with`` marker and whose workflows include its
 own; against ``OCI_ROOT_URL`` every test runs and skips itself as in the Go suite.
 
@@ -132,6 +134,10 @@ def _targets() -> dict[str, Target]:
     storages += [(storage_id, None, fixture) for storage_id, fixture in _GCS_STORAGES.items()]
     for storage_id, storage, s3_server in storages:
         for variant in _VARIANTS:
+            if variant.suffix and storage_id not in _STORAGES:
+                # The other variants vary the API's workflow, not what reaches the storage:
+                # the remote stores run the main one.
+                continue
             settings = Settings.from_env({**_WHARF_DEFAULTS, **os.environ, **variant.env})
             if variant.workflows is not None:
                 workflows = settings.workflows & variant.workflows
