@@ -281,3 +281,20 @@ async def test_nothing_to_collect_in_an_empty_registry(gc: Collect) -> None:
     assert result.mark.repositories == 0
     assert result.sweep.blobs == 0
     assert result.summary()[1].startswith("removed: 0 manifests, 0 blobs (0 bytes)")
+
+
+async def test_many_orphans_go_together_with_their_links(
+    pusher: Pusher, tree: Tree, gc: Collect
+) -> None:
+    # More than a batch's worth of blobs deleted several at once (sweep.BLOBS_AT_ONCE).
+    image = await pusher.image("app", "v1", layers=[layer("kept")])
+    orphans = [await pusher.blob(f"repo{n % 2}", f"orphan {n}".encode()) for n in range(40)]
+
+    result = await gc()
+
+    assert sorted(str(d) for d in result.sweep.blobs_removed) == sorted(orphans)
+    assert result.sweep.links_removed == 40
+    for number, orphan in enumerate(orphans):
+        assert not tree.blob(orphan).exists()
+        assert not tree.layer(f"repo{number % 2}", orphan).exists()
+    await pusher.pulls(image, "v1")

@@ -1,8 +1,10 @@
 """The sweep: remove doomed manifests, then every blob nothing kept needs.
 
 Each deletion follows safety rules 2 and 5: claim, look again at what was recent, delete what
-is still old, give the claims back. Manifests are all claimed first, since one that stays
-(pinned by a push, or pushed again) keeps its doomed children and referrers with it. A
+is still old, give the claims back. Blobs of a claimed batch are looked at and deleted a few
+at once (``BLOBS_AT_ONCE``), all finished before the batch's claims are given back. Manifests
+are all claimed first, since one that stays (pinned by a push, or pushed again) keeps its
+doomed children and referrers with it. A
 manifest goes with its referrer entry, its tag index entries and its revision link (in that
 order, so that an interrupted sweep leaves a revision a rerun still finds); a blob with its
 directory under ``blobs/`` and its layer link in every repository that had one when the mark
@@ -12,6 +14,7 @@ again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -33,6 +36,8 @@ log = logging.getLogger("wharf.gc")
 
 #: Digests claimed at once: small enough that a claim is held only for a moment.
 BATCH = 100
+#: Blobs of a batch looked at and deleted at once.
+BLOBS_AT_ONCE = 16
 
 
 @dataclass(slots=True)
@@ -227,8 +232,10 @@ async def _blobs(
             result.links_removed += len(marked.links.get(blob.digest, ()))
         return
     claimed = await lease.claim([str(b.digest) for b in batch])
-    try:
-        for blob in batch:
+    slots = asyncio.Semaphore(BLOBS_AT_ONCE)
+
+    async def one(blob: BlobEntry) -> None:
+        async with slots:
             if str(blob.digest) not in claimed:
                 result.in_use += 1  # pinned by a push in progress
                 result.in_use_bytes += blob.size
@@ -237,6 +244,14 @@ async def _blobs(
             else:
                 result.recent += 1
                 result.recent_bytes += blob.size
+
+    try:
+        # Each blob on its own (its claim, its look, its deletes): several in flight, so that
+        # on a network store the sweep waits for one round trip a few blobs, not one a blob.
+        # Every one finished before the claims go back, also when one failed (a lost lease).
+        outcomes = await asyncio.gather(*(one(blob) for blob in batch), return_exceptions=True)
+        if failed := next((o for o in outcomes if isinstance(o, BaseException)), None):
+            raise failed
     finally:
         await lease.unclaim(sorted(claimed))
 
