@@ -204,3 +204,17 @@ async def test_a_repository_another_writer_made_is_listed_once_served(registry: 
     registry.served(RepositoryName("from/distribution"))  # once per process
     await registry.aclose()  # waits for the note
     assert await registry.catalog.page(10, None) == (["from/distribution"], False)
+
+
+async def test_an_unreadable_index_falls_back_to_the_walk(registry: Registry) -> None:
+    await _distribution_repository(registry.driver, "walked/one")
+    await registry.catalog.index.build()
+    await registry.driver.put_content(paths.catalog_root(), b"{not json")
+    assert await registry.catalog.index.page(10, None) is None
+    assert await registry.catalog.page(10, None) == (["walked/one"], False)
+    repository = registry.repository(RepositoryName("pushed/two"))
+    await registry.blobs.put(ZERO, b"")
+    await repository.blobs.link(ZERO)  # a push goes on; the index starts again
+    assert await registry.catalog.index.all() == ["pushed/two"]
+    assert await registry.catalog.index.build()  # rebuilt from the walk
+    assert await registry.catalog.page(10, None) == (["pushed/two", "walked/one"], False)

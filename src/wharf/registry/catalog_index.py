@@ -83,11 +83,17 @@ class CatalogIndex:
     # -- reading ----------------------------------------------------------------------------
 
     async def _root(self) -> _Root | None:
+        """The root; None when there is none, or when it cannot be read (the catalog walks,
+        and the next change writes a new root, which the next start builds)."""
         try:
             content = await self.driver.get_content(paths.catalog_root())
         except PathNotFound:
             return None
-        return _Root.decode(content)
+        try:
+            return _Root.decode(content)
+        except (ValueError, KeyError, TypeError) as error:
+            log.warning("the catalog index root is unreadable (%s): the catalog walks", error)
+            return None
 
     async def _page(self, page_id: str) -> list[str]:
         content = await self.driver.get_content(paths.catalog_page(page_id))

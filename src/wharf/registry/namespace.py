@@ -66,7 +66,11 @@ class Repository:
         token = registry.cache.generations.token(REMOVALS_KEY)
         if registry.indexed_repositories.get(name) == token:
             return
-        await registry.catalog.index.note(name)
+        try:
+            await registry.catalog.index.note(name)
+        except Exception as error:  # a push does not fail for the catalog: a reconcile adds it
+            log.warning("cannot add %s to the catalog index: %s", name, error)
+            return
         if len(registry.indexed_repositories) >= _KNOWN_REPOSITORIES:
             registry.indexed_repositories.clear()
         registry.indexed_repositories[name] = token
