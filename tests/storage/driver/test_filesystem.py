@@ -99,6 +99,33 @@ async def test_list_page_of_a_large_directory_sees_other_writers(
     ]
 
 
+@pytest.mark.parametrize("budget", [1, 3, 4096])
+async def test_walk_reads_subtrees_in_few_calls_in_order(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, budget: int
+) -> None:
+    from wharf.storage.driver.filesystem import driver as module
+
+    monkeypatch.setattr(module, "_WALK_BUDGET", budget)
+    files = ["/w/a/x/1", "/w/a/x/2", "/w/a/y", "/w/b/c/d/e", "/w/b/c/f", "/w/c", "/w/d/z/z/z"]
+    for path in files:
+        await driver.put_content(path, b"x")
+    walked = [(info.path, info.is_dir) async for info in driver.walk("/w")]
+    expected = sorted(
+        {
+            (p, p not in files)
+            for f in files
+            for p in ["/".join(f.split("/")[:i]) for i in range(3, f.count("/") + 2)]
+        }
+    )
+    assert walked == expected  # depth first, by name: the sorted paths here
+    assert [info.path async for info in driver.walk("/w/b")] == [
+        "/w/b/c",
+        "/w/b/c/d",
+        "/w/b/c/d/e",
+        "/w/b/c/f",
+    ]
+
+
 async def test_root_missing_lists_empty(tmp_path: Path) -> None:
     driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "no")}))
     assert await driver.list("/") == []
