@@ -445,11 +445,23 @@ def files(tmp_path: Path) -> dict[str, str]:
             serialization.NoEncryption(),
         )
     )
+    account = tmp_path / "service-account.json"  # a GCS service account's key file
+    account.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "client_email": "registry@project.iam.gserviceaccount.com",
+                "private_key": cloudfront.read_text(),
+                "token_uri": "https://oauth2.googleapis.com/token",
+            }
+        )
+    )
     return {
         "certificate": str(certificate),
         "key": str(key),
         "htpasswd": str(htpasswd),
         "cloudfront": str(cloudfront),
+        "gcs": str(account),
     }
 
 
@@ -778,6 +790,8 @@ def _with_test_files(value: Any, files: dict[str, str], tmp_path: Path) -> Any:
         name = Path(value).name
         if "/cloudfront/" in value:
             return files["cloudfront"]
+        if name == "gcs.json":
+            return files["gcs"]
         if "htpasswd" in name:
             return files["htpasswd"]
         if "key" in name:
