@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +79,8 @@ class ScaleSettings:
     rounds: int = 3
     stores: tuple[str, ...] = ("filesystem", "s3")
     swift_workers: int = 0
+    #: Offline garbage collection on the filesystem, each registry on a tree of its own.
+    gc: bool = True
 
 
 def repository_names(count: int) -> list[str]:
@@ -183,6 +187,8 @@ class StoreResult:
     fill_seconds: float = 0.0
     files: int = 0
     index_seconds: float = 0.0
+    #: Offline garbage collection of each registry (filesystem only), seconds.
+    gc: dict[str, float] = field(default_factory=dict)
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def add(self, key: str, registry: str, seconds: float) -> None:
@@ -337,6 +343,57 @@ def measure_store(
     return result
 
 
+def _gc_config(root: Path, directory: Path) -> Path:
+    import yaml
+
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "config.yml"
+    document = {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
+        "http": {"addr": "127.0.0.1:0", "secret": "scale-bench"},
+    }
+    config.write_text(yaml.safe_dump(document))
+    return config
+
+
+def measure_gc(image: SmallImage, repositories: int, workdir: Path) -> dict[str, float]:
+    """Offline ``garbage-collect`` of each registry on a tree of its own: ``repositories``
+    of one image, and 1% as many blobs that nothing references."""
+    from tests.support.reference_registry import docker_registry_binary
+
+    seconds: dict[str, float] = {}
+    for registry in (WHARF, REFERENCE):
+        root = workdir / f"gc-{registry}"
+        fill(root, image, repository_names(repositories), ["latest"])
+        orphans = []
+        for number in range(max(1, repositories // 100)):
+            data = f"unreferenced {number}".encode() * 32
+            digest = Digest.parse(sha256_digest(data))
+            target = root / paths.blob_data(digest).lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            orphans.append(target)
+        config = _gc_config(root, workdir / f"gc-{registry}-config")
+        if registry == WHARF:
+            command = [sys.executable, "-m", "wharf", "garbage-collect", str(config)]
+        else:
+            command = [str(docker_registry_binary()), "garbage-collect", str(config)]
+        env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        seconds[registry] = time.perf_counter() - started
+        if done.returncode != 0:
+            raise BenchError(f"{registry} garbage-collect: {done.stderr[-2000:]}")
+        _expect(not any(o.exists() for o in orphans), f"{registry}: unreferenced blobs left")
+        for digest in [image.digest, *image.blobs]:
+            kept = root / paths.blob_data(Digest.parse(digest)).lstrip("/")
+            _expect(kept.exists(), f"{registry}: collected a referenced blob")
+        log(f"garbage-collect {registry}: {seconds[registry]:.1f} s, {len(orphans)} removed")
+    return seconds
+
+
 # -- report ---------------------------------------------------------------------------------
 
 
@@ -356,6 +413,28 @@ def _verdict(kind: str, key: str, ours: float | None, theirs: float | None) -> s
     if kind == "s3" and (theirs is None or ours * 100 > theirs):
         missed.append("not 100x at this size")
     return "holds" if not missed else "**misses**: " + ", ".join(missed)
+
+
+def _gc_rows(results: list[StoreResult]) -> list[str]:
+    rows = [r for r in results if r.gc]
+    if not rows:
+        return []
+    lines = [
+        "Offline `garbage-collect` (each registry on a tree of its own: the repositories "
+        "above, one image each, and 1% as many blobs nothing references; docker-registry's "
+        "`garbage-collect`, wharf's `python -m wharf garbage-collect`), seconds:",
+        "",
+        "| Storage | wharf | docker-registry | wharf / docker-registry |",
+        "|---|---:|---:|---:|",
+    ]
+    for r in rows:
+        ours, theirs = r.gc.get(WHARF), r.gc.get(REFERENCE)
+        ratio = f"{ours / theirs:.2f}x" if ours and theirs else "-"
+        lines.append(
+            f"| {r.kind}, {r.repositories:,} repositories | {ours or 0:.1f} | "
+            f"{theirs or 0:.1f} | {ratio} |"
+        )
+    return [*lines, ""]
 
 
 def render(settings: ScaleSettings, results: list[StoreResult], seconds: float) -> str:
@@ -395,6 +474,7 @@ def render(settings: ScaleSettings, results: list[StoreResult], seconds: float) 
             for r in results
         ),
         "",
+        *_gc_rows(results),
         "| Machine | |",
         "|---|---|",
         *(f"| {name} | {value} |" for name, value in machine.describe()),
@@ -430,11 +510,12 @@ def run(settings: ScaleSettings, workdir: Path) -> tuple[list[StoreResult], floa
     for kind in settings.stores:
         if kind == "filesystem":
             root = workdir / "filesystem-root"
-            results.append(
-                measure_store(
-                    _Filesystem(root), image, settings, settings.repositories, settings.tags
-                )
+            fs_result = measure_store(
+                _Filesystem(root), image, settings, settings.repositories, settings.tags
             )
+            if settings.gc:
+                fs_result.gc = measure_gc(image, settings.repositories, workdir)
+            results.append(fs_result)
         elif kind == "s3":
             from tests.support.s3servers import start_swift
 
@@ -485,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--output", help="file whose scale section to write (default bench/RESULTS.md)")
     add("--workdir", help="where the trees go (default: a temporary directory)")
     add("--json", help="write every sample here as JSON")
+    add("--no-gc", action="store_true", help="skip the garbage collection on the filesystem")
     add("--from-json", nargs="+", help="only render the report of these --json files")
     args = parser.parse_args(argv)
     if args.from_json:
@@ -499,6 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         stores=tuple(args.store or ("filesystem", "s3")),
         swift_workers=args.swift_workers,
+        gc=not args.no_gc,
     )
     import tempfile
 
