@@ -32,15 +32,14 @@ one block per request that ended off a block boundary.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from wharf.storage.driver.azure.blobs import Blobs, ObjectInfo
 from wharf.storage.driver.azure.client import AzureError, error_status, is_retryable, translate
 from wharf.storage.driver.azure.layout import block_id, parse_block_id
-from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
+from wharf.storage.driver.base import FileWriter, ResumeState
+from wharf.storage.driver.writer_steps import WriterSteps
 
 __all__ = ["APPEND_LIMIT", "BLOCK_SIZE", "PARALLEL_BLOCKS", "AzureWriter", "Stored", "load_stored"]
 
@@ -112,7 +111,11 @@ def _generation(newest: int) -> int:
     return ((newest >> 16) + 1) << 16 | random.getrandbits(16)
 
 
-class AzureWriter(FileWriter):
+class AzureWriter(WriterSteps, FileWriter):
+    store_error = AzureError
+    translate = translate
+    upload_unit = "block"
+
     def __init__(
         self, blobs: Blobs, path: str, name: str, stored: Stored | None, block_size: int
     ) -> None:
@@ -195,30 +198,6 @@ class AzureWriter(FileWriter):
             await self._blobs.discard_staged(self._name)
 
     # -- steps ------------------------------------------------------------------------------
-
-    def _check(self, *states: str) -> None:
-        if self._state not in states:
-            raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Any failure makes the writer final: it no longer knows what storage holds."""
-        try:
-            yield
-        except AzureError as exc:
-            self._state = "failed"
-            raise translate(exc, self._path) from exc
-        except BaseException:
-            self._state = "failed"
-            raise
-
-    def _raise_failure(self) -> None:
-        error = self._error
-        if error is None:
-            return
-        if isinstance(error, AzureError):
-            raise translate(error, self._path) from error
-        raise DriverError(f"block upload failed: {self._path}", path=self._path) from error
 
     async def _flush(self) -> None:
         self._raise_failure()

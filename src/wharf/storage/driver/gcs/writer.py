@@ -34,15 +34,15 @@ any instance lists, sizes and deletes. See the package docstring for the measure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
+from wharf.storage.driver.base import FileWriter, ResumeState
 from wharf.storage.driver.gcs.client import GCSError, translate
 from wharf.storage.driver.gcs.layout import KeyLayout, parse_part
 from wharf.storage.driver.gcs.objects import ObjectInfo, Objects
+from wharf.storage.driver.writer_steps import WriterSteps
 
 __all__ = ["COMPOSE_LIMIT", "PARALLEL_PARTS", "GCSWriter", "Stored", "chain", "load_stored"]
 
@@ -125,7 +125,10 @@ def _generation(newest: int) -> int:
     return ((newest >> 16) + 1) << 16 | random.getrandbits(16)
 
 
-class GCSWriter(FileWriter):
+class GCSWriter(WriterSteps, FileWriter):
+    store_error = GCSError
+    translate = translate
+
     def __init__(
         self, objects: Objects, path: str, key: str, stored: Stored | None, chunk_size: int
     ) -> None:
@@ -215,30 +218,6 @@ class GCSWriter(FileWriter):
             await self._delete(sorted({p.name for p in self._parts} | set(own)))
 
     # -- steps ------------------------------------------------------------------------------
-
-    def _check(self, *states: str) -> None:
-        if self._state not in states:
-            raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Any failure makes the writer final: it no longer knows what storage holds."""
-        try:
-            yield
-        except GCSError as exc:
-            self._state = "failed"
-            raise translate(exc, self._path) from exc
-        except BaseException:
-            self._state = "failed"
-            raise
-
-    def _raise_failure(self) -> None:
-        error = self._error
-        if error is None:
-            return
-        if isinstance(error, GCSError):
-            raise translate(error, self._path) from error
-        raise DriverError(f"part upload failed: {self._path}", path=self._path) from error
 
     async def _flush(self) -> None:
         self._raise_failure()

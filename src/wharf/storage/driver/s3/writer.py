@@ -39,8 +39,6 @@ clear what earlier writers left at ``key``, so nothing stale can join its bytes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +47,7 @@ from wharf.storage.driver.s3.bucket import Bucket, ObjectInfo, Part
 from wharf.storage.driver.s3.client import S3Error, is_not_found, translate
 from wharf.storage.driver.s3.layout import KeyLayout
 from wharf.storage.driver.s3.params import MIN_CHUNK_SIZE
+from wharf.storage.driver.writer_steps import WriterSteps
 
 __all__ = ["MAX_PENDING", "PARALLEL_PARTS", "S3Writer", "StoredFile", "load_stored"]
 
@@ -131,7 +130,10 @@ async def load_stored(bucket: Bucket, layout: KeyLayout, key: str) -> StoredFile
     return stored
 
 
-class S3Writer(FileWriter):
+class S3Writer(WriterSteps, FileWriter):
+    store_error = S3Error
+    translate = translate
+
     def __init__(
         self,
         bucket: Bucket,
@@ -238,30 +240,6 @@ class S3Writer(FileWriter):
             await self._discard(drop_upload=True)
 
     # -- steps ------------------------------------------------------------------------------
-
-    def _check(self, *states: str) -> None:
-        if self._state not in states:
-            raise DriverError(f"writer already {self._state}: {self._path}", path=self._path)
-
-    @contextlib.contextmanager
-    def _errors(self) -> Iterator[None]:
-        """Any failure makes the writer final: it no longer knows what storage holds."""
-        try:
-            yield
-        except S3Error as exc:
-            self._state = "failed"
-            raise translate(exc, self._path) from exc
-        except BaseException:
-            self._state = "failed"
-            raise
-
-    def _raise_failure(self) -> None:
-        error = self._error
-        if error is None:
-            return
-        if isinstance(error, S3Error):
-            raise translate(error, self._path) from error
-        raise DriverError(f"part upload failed: {self._path}", path=self._path) from error
 
     async def _prepare(self) -> None:
         """Before the first bytes are stored: turn a committed object being continued into
