@@ -32,6 +32,10 @@ from wharf.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+# A process that checks, says why and leaves spends well under a second of CPU (imports
+# included); a restart loop, the failure these tests guard against, spends tens of seconds.
+# The budget is wide so that a slow or loaded machine cannot fail a correct start.
+CPU_BUDGET = 3.0
 
 
 def environment(**overrides: str) -> dict[str, str]:
@@ -174,7 +178,7 @@ def nothing_listens(port: int) -> bool:
 
 
 @pytest.mark.parametrize("command", ["serve", "config check"])
-def test_each_bad_config_is_one_line_and_exit_status_2_within_a_second(
+def test_each_bad_config_is_one_line_and_exit_status_2_at_once(
     tmp_path: Path, command: str
 ) -> None:
     port = free_port()
@@ -190,8 +194,8 @@ def test_each_bad_config_is_one_line_and_exit_status_2_within_a_second(
         assert result.stderr.startswith(f"wharf: error: {expected}"), (name, result.stderr)
         # CPU time, which a loaded machine does not stretch as it does the wall clock: the
         # process checks, says why and leaves; it starts nothing that keeps going.
-        assert cpu < 1.0, (name, cpu)
-        assert wall < 5.0, (name, wall)
+        assert cpu < CPU_BUDGET, (name, cpu)
+        assert wall < 10.0, (name, wall)
         slowest = max(slowest, (cpu, wall, name))
         if command == "serve":
             assert nothing_listens(port), name
@@ -211,7 +215,7 @@ def test_under_json_logs_the_error_is_one_json_object(tmp_path: Path) -> None:
     assert entry["level"] == "error"
     assert entry["msg"].startswith("storage driver 's3': bucket must name a bucket")
     assert entry["service"] == "registry"
-    assert cpu < 1.0
+    assert cpu < CPU_BUDGET
     # So is an error in the file itself, as far as its log section could be read.
     config.write_text("version: 0.1\nlog: {formatter: json}\nnonsense: 1\n")
     result, _, _ = run_timed(["serve", str(config)], tmp_path)

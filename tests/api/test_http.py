@@ -51,7 +51,7 @@ async def test_a_stalled_client_ends_the_body_with_408() -> None:
         await read()
     assert failure.value.http_status == 408
     assert len(b"".join(received)) == 30
-    assert 0.2 <= time.monotonic() - began < 1.0
+    assert 0.2 <= time.monotonic() - began < 5.0
     # The task was not left marked as cancelled: it can go on awaiting.
     await asyncio.sleep(0)
 

@@ -21,8 +21,8 @@ from wharf.config.sources import ConfigError
 from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.factory import create_driver, validate_storage
-from wharf.storage.driver.swift import SwiftDriver, parse_parameters
 from wharf.storage.driver.swift.client import RetryPolicy
+from wharf.storage.driver.swift.driver import SwiftDriver, parse_parameters
 
 pytestmark = pytest.mark.swift
 

@@ -69,7 +69,7 @@ def _inmemory(parameters: Mapping[str, Any]) -> StorageDriver:
 
 def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
     # Imported here: boto3 takes ~0.15 s to import, which filesystem registries need not pay.
-    from wharf.storage.driver.s3 import S3Driver
+    from wharf.storage.driver.s3.driver import S3Driver
 
     return S3Driver.from_parameters(parameters)
 
@@ -94,7 +94,7 @@ def _azure_parameters(parameters: Mapping[str, Any]) -> object:
 
 
 def _swift(parameters: Mapping[str, Any]) -> StorageDriver:
-    from wharf.storage.driver.swift import SwiftDriver
+    from wharf.storage.driver.swift.driver import SwiftDriver
 
     return SwiftDriver.from_parameters(parameters)
 

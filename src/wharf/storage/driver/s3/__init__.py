@@ -28,7 +28,8 @@ aiobotocore runs it inline and stalls every other request for milliseconds per p
 also needs no second HTTP stack (aiohttp) nor aiobotocore's tight botocore pin.
 """
 
-from wharf.storage.driver.s3.driver import S3Driver
+# The driver itself lives in ``wharf.storage.driver.s3.driver``: importing it imports boto3,
+# which a start-up check of the parameters need not pay for.
 from wharf.storage.driver.s3.params import S3Parameters, parse_parameters
 
-__all__ = ["S3Driver", "S3Parameters", "parse_parameters"]
+__all__ = ["S3Parameters", "parse_parameters"]

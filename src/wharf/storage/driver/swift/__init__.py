@@ -10,7 +10,6 @@ token, so no SDK (python-swiftclient is blocking and would need a thread per req
 needed, and nothing blocks the event loop.
 """
 
-from wharf.storage.driver.swift.driver import SwiftDriver
 from wharf.storage.driver.swift.params import SwiftParameters, parse_parameters
 
-__all__ = ["SwiftDriver", "SwiftParameters", "parse_parameters"]
+__all__ = ["SwiftParameters", "parse_parameters"]
