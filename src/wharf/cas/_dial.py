@@ -84,7 +84,8 @@ def _driver(parts: urllib.parse.SplitResult, query: Mapping[str, Any]) -> Storag
 
 
 def _s3(parameters: Mapping[str, Any]) -> StorageDriver:
-    from wharf.storage.driver.s3.driver import S3Driver, parse_parameters
+    from wharf.storage.driver.s3.driver import S3Driver
+    from wharf.storage.driver.s3.params import parse_parameters
 
     # Smaller parts and read-ahead than a registry's: get_file reads several ranges at once,
     # each through its own reader, put_file sends several parts at once, and memory is to

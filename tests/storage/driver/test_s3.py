@@ -32,7 +32,8 @@ from wharf.storage.driver import DriverError, PathNotFound, ResumeState, Storage
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.factory import create_driver
 from wharf.storage.driver.s3.client import RetryPolicy
-from wharf.storage.driver.s3.driver import S3Driver, parse_parameters
+from wharf.storage.driver.s3.driver import S3Driver
+from wharf.storage.driver.s3.params import parse_parameters
 from wharf.storage.driver.s3.writer import MAX_PENDING, PARALLEL_PARTS
 
 SRC = Path(__file__).resolve().parents[3] / "src"
@@ -746,7 +747,8 @@ async def test_a_file_replaced_while_read_fails_the_read(s3_server: S3Server, bu
 _KILLED_WRITER = textwrap.dedent(
     """
     import asyncio, json, random, sys
-    from wharf.storage.driver.s3.driver import S3Driver, parse_parameters
+    from wharf.storage.driver.s3.driver import S3Driver
+    from wharf.storage.driver.s3.params import parse_parameters
 
     async def main() -> None:
         driver = S3Driver(parse_parameters(json.loads(sys.argv[1])))

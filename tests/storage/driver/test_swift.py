@@ -22,7 +22,8 @@ from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
 from wharf.storage.driver.checked import CheckedDriver
 from wharf.storage.driver.factory import create_driver, validate_storage
 from wharf.storage.driver.swift.client import RetryPolicy
-from wharf.storage.driver.swift.driver import SwiftDriver, parse_parameters
+from wharf.storage.driver.swift.driver import SwiftDriver
+from wharf.storage.driver.swift.params import parse_parameters
 
 pytestmark = pytest.mark.swift
 
