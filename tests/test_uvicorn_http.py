@@ -9,8 +9,11 @@ a client leaves unsent. Where granian has the same setting, it is held to it too
 from __future__ import annotations
 
 import hashlib
+import random
 import socket
+import struct
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -226,3 +229,87 @@ def test_a_tls_handshake_on_plain_http_is_closed_without_a_warning() -> None:
             assert hello.recv(100) == b""  # closed, nothing answered
         assert httpx.get(server.url + "/v2/").status_code == 200
         assert "Invalid HTTP request" not in server.log()
+
+
+# --- stored files sent from threads ------------------------------------------------------------
+
+
+def _push(url: str, name: str, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    started = httpx.post(f"{url}/v2/{name}/blobs/uploads/")
+    completed = httpx.put(
+        with_query(url + started.headers["location"], digest=digest), content=data, timeout=30
+    )
+    assert completed.status_code == 201, completed.text
+    return digest
+
+
+def test_blobs_sent_from_threads_arrive_whole_in_ranges_and_side_by_side() -> None:
+    large = random.Random(3).randbytes(5 << 20)
+    small = random.Random(4).randbytes(100_000)
+    config = {"http": {"server": "uvicorn"}, "log": {"level": "info"}}
+    with WharfServer(workers=2, config=config) as running:
+        large_digest = _push(running.url, "sent/large", large)
+        small_digest = _push(running.url, "sent/small", small)
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            whole = client.get(f"/v2/sent/large/blobs/{large_digest}")
+            assert whole.status_code == 200
+            assert whole.content == large
+            assert whole.headers["content-length"] == str(len(large))
+            for first, last in [(0, 0), (1, 3 << 20), (700_001, len(large) - 1)]:
+                part = client.get(
+                    f"/v2/sent/large/blobs/{large_digest}",
+                    headers={"Range": f"bytes={first}-"}
+                    if last == len(large) - 1
+                    else {"Range": f"bytes={first}-{last}"},
+                )
+                assert part.status_code == 206
+                assert part.content == large[first : last + 1]
+            assert client.get(f"/v2/sent/small/blobs/{small_digest}").content == small
+            head = client.head(f"/v2/sent/large/blobs/{large_digest}")
+            assert head.content == b""
+            assert head.headers["content-length"] == str(len(large))
+
+        def pull(_: int) -> bytes:
+            with httpx.Client(base_url=running.url, timeout=30) as one:
+                return one.get(f"/v2/sent/large/blobs/{large_digest}").content
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(body == large for body in pool.map(pull, range(8)))
+        # Each worker measured both methods on its first sends, and said which it keeps.
+        assert "blob sends use" in running.log()
+        assert "Traceback" not in running.log()
+
+
+def test_a_client_that_reads_slowly_or_leaves_mid_blob_does_not_disturb_the_others() -> None:
+    data = random.Random(5).randbytes(8 << 20)
+    with WharfServer(workers=1, config={"http": {"server": "uvicorn"}}) as running:
+        digest = _push(running.url, "sent/slow", data)
+        address, _, port = running.host.rpartition(":")
+        request = f"GET /v2/sent/slow/blobs/{digest} HTTP/1.1\r\nHost: registry\r\n\r\n".encode()
+        leaving = socket.create_connection((address, int(port)), timeout=10)
+        leaving.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+        leaving.sendall(request)
+        leaving.recv(10_000)
+        slow = socket.create_connection((address, int(port)), timeout=10)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 << 10)
+        slow.sendall(request)
+        received = b""
+        for _ in range(20):  # a slow start: 20 small reads, 0.1 s apart
+            received += slow.recv(4096)
+            time.sleep(0.1)
+        leaving.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        leaving.close()  # a reset in the middle of its body
+        # Meanwhile, and after, the worker serves others in full.
+        assert httpx.get(f"{running.url}/v2/sent/slow/blobs/{digest}", timeout=30).content == data
+        while len(received) < len(data) + 200:
+            more = slow.recv(1 << 20)
+            if not more:
+                break
+            received += more
+        slow.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == data
+        assert httpx.get(f"{running.url}/v2/", timeout=10).status_code == 200
+        assert "Traceback" not in running.log()

@@ -22,6 +22,10 @@ and closed. A request in progress is never cut.
 It also keeps a request body's pieces as parsed until the app receives them (``_Pieces``),
 rather than copying them twice on their way.
 
+A response may hand the worker a stored file instead of its bytes (the ASGI zero-copy send
+extension, ``http.response.zerocopysend``, advertised in each request's scope): the bytes go
+from the file to the socket in threads (``wharf.file_sending``), not through the event loop.
+
 A connection that opens with a TLS handshake is closed without a word: podman and skopeo
 told not to verify TLS try HTTPS first and fall back to HTTP, and each try would otherwise log
 an "Invalid HTTP request" warning on a registry served over plain HTTP.
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import weakref
 from asyncio import TimerHandle
@@ -38,8 +43,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from wharf.file_sending import MIN_THREADED_SEND, ClientGone, SendStalled, send_file
 
 __all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "ConnectionLimits", "LimitedHttpToolsProtocol"]
 
@@ -64,6 +71,7 @@ _BUSY = (
     b"connection: close\r\n"
     b"\r\n"
 )
+_ZERO_COPY = "http.response.zerocopysend"
 #: Seconds a refused connection is kept half-closed for its client to read the 503.
 _LINGER = 1.0
 #: Seconds between two log lines about the connection cap, which a flood would otherwise repeat
@@ -211,6 +219,64 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._in_head, self._head_bytes, self._head_fields = True, 0, 0
         super().on_message_begin()
+        self.scope["extensions"] = {**self.scope.get("extensions", {}), _ZERO_COPY: {}}
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
+        plain = cycle.send
+
+        async def send(message: Any) -> None:
+            if message["type"] == _ZERO_COPY:
+                await self._send_file(cycle, message, plain)
+            else:
+                await plain(message)
+
+        cycle.send = send  # type: ignore[method-assign]  # what run_asgi hands the app
+        super()._start_asgi_task(cycle, app)
+
+    async def _send_file(self, cycle: RequestResponseCycle, message: Any, plain: Any) -> None:
+        """The body, or its next part, from a file: the message's ``file`` (a descriptor or an
+        object with ``fileno``), ``offset`` and ``count``, as the extension defines them."""
+        if cycle.disconnected:
+            return
+        if not cycle.response_started or cycle.response_complete or cycle.chunked_encoding:
+            raise RuntimeError("a file is sent only as the body of a response with a length")
+        file = message["file"]
+        fd = file if isinstance(file, int) else file.fileno()
+        offset = message.get("offset") or 0
+        count = message.get("count")
+        if count is None:
+            count = os.fstat(fd).st_size - offset
+        if count > cycle.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        more_body = message.get("more_body", False)
+        if count < MIN_THREADED_SEND or cycle.scope["method"] == "HEAD":
+            body = b"" if cycle.scope["method"] == "HEAD" else os.pread(fd, count, offset)
+            await plain({"type": "http.response.body", "body": body, "more_body": more_body})
+            return
+        transport = self.transport
+        if transport.get_write_buffer_size():
+            # The head waits in the transport (its socket was full): pause at any buffered
+            # byte, so that the flow control says when it is all out.
+            low, high = transport.get_write_buffer_limits()
+            transport.set_write_buffer_limits(high=0, low=0)
+            try:
+                await cycle.flow.drain()
+            finally:
+                transport.set_write_buffer_limits(high=high, low=low)
+        sock = transport.get_extra_info("socket")
+        if cycle.disconnected or sock is None:
+            return
+        try:
+            await send_file(sock.fileno(), fd, offset, count)
+        except (ClientGone, SendStalled, OSError) as error:
+            # The body is cut: only the end of the connection can tell the client so.
+            if not isinstance(error, ClientGone):
+                log.warning("sending a file to %s failed: %s", self.client, error)
+            cycle.disconnected = True
+            transport.abort()
+            return
+        cycle.expected_content_length -= count
+        await plain({"type": "http.response.body", "body": b"", "more_body": more_body})
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_fields += 1

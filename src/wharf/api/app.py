@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from wharf.api.context import AppContext
 from wharf.api.http import (
+    ZERO_COPY,
     ClientDisconnected,
     Receive,
     Request,
@@ -165,7 +166,8 @@ class WharfApp:
         except Exception:
             log.exception("unexpected error on %s %s", scope["method"], path)
             response = error_response(Unknown())
-        await response.send(send, head=head, extra=self._extra_headers)
+        zero_copy = ZERO_COPY in scope.get("extensions", ())
+        await response.send(send, head=head, extra=self._extra_headers, zero_copy=zero_copy)
 
     async def _dispatch(self, request: Request, path: str) -> Response:
         access = self.context.access

@@ -157,8 +157,16 @@ class _Pushed(Response):
         super().__init__(201, headers=headers)
         self.tags = [(b"OCI-Tag", tag.value.encode("ascii")) for tag in tags]
 
-    async def send(self, send: Send, *, head: bool, extra: list[tuple[bytes, bytes]]) -> None:
-        await super().send(send, head=head, extra=[*self.tags, *extra] if self.tags else extra)
+    async def send(
+        self,
+        send: Send,
+        *,
+        head: bool,
+        extra: list[tuple[bytes, bytes]],
+        zero_copy: bool = False,
+    ) -> None:
+        tagged = [*self.tags, *extra] if self.tags else extra
+        await super().send(send, head=head, extra=tagged, zero_copy=zero_copy)
 
 
 async def delete_manifest(ctx: AppContext, request: Request, name: str, reference: str) -> Response:

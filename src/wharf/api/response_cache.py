@@ -44,7 +44,14 @@ class CachedResponse(Response):
         #: What keeping it costs, roughly: the body and the headers.
         self.size = len(body) + sum(len(name) + len(value) for name, value in self.raw_headers)
 
-    async def send(self, send: Send, *, head: bool, extra: list[tuple[bytes, bytes]]) -> None:
+    async def send(
+        self,
+        send: Send,
+        *,
+        head: bool,
+        extra: list[tuple[bytes, bytes]],
+        zero_copy: bool = False,
+    ) -> None:
         start = [*self.raw_headers, *extra]
         await send({"type": "http.response.start", "status": self.status, "headers": start})
         await send({"type": "http.response.body", "body": b"" if head else self.body})

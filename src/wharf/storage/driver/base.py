@@ -120,6 +120,13 @@ class FileReader(ABC):
     @abstractmethod
     async def close(self) -> None: ...
 
+    def local_file(self) -> tuple[int, int] | None:
+        """The OS file descriptor this reader reads and the position of its next byte, for a
+        caller that sends the bytes without reading them (``sendfile``); None when they are
+        not in a local file. The descriptor stays the reader's: it is valid until ``close``,
+        and the caller neither reads through the reader nor closes the descriptor meanwhile."""
+        return None
+
     async def __aenter__(self) -> FileReader:
         return self
 

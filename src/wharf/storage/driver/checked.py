@@ -201,6 +201,9 @@ class _CheckedReader(FileReader):
         with _Translate(self._driver, "read", self._path, self._observe):
             return await self._inner.read(size)
 
+    def local_file(self) -> tuple[int, int] | None:
+        return self._inner.local_file()
+
     async def close(self) -> None:
         with _Translate(self._driver, "close", self._path):
             await self._inner.close()

@@ -84,6 +84,11 @@ class FsReader(FileReader):
         self._position += len(data)
         return data
 
+    def local_file(self) -> tuple[int, int] | None:
+        if self._fd is None or self._reading is not None:
+            return None
+        return self._fd, self._position
+
     def _read_ahead(self) -> None:
         """Keep the kernel reading the next window of a file that was found on the disk.
 

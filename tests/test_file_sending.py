@@ -1,0 +1,221 @@
+"""Sending a stored file from threads: the exact bytes by either method, a slow client that
+holds no thread, a client that leaves or stops reading, and the choice of method by what each
+cost. Real files and real TCP connections over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from wharf import file_sending
+from wharf.file_sending import ClientGone, Method, MethodChooser, SendStalled, send_file
+
+SIZE = 9 << 20  # several steps of the pread method's buffer, and more than a socket holds
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Iterator[tuple[int, bytes]]:
+    data = random.Random(1).randbytes(SIZE)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd, data
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+async def connection() -> AsyncIterator[tuple[socket.socket, socket.socket]]:
+    """A connected pair: the server side non-blocking, as an event loop's transport has it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    listener.close()
+    server.setblocking(False)
+    try:
+        yield server, client
+    finally:
+        server.close()
+        client.close()
+
+
+def _receive(client: socket.socket, count: int, delay: float = 0.0) -> bytes:
+    """``count`` bytes; with a ``delay``, 64 KiB at a time and a pause after each."""
+    received = bytearray()
+    most = 64 << 10 if delay else 256 << 10
+    while len(received) < count:
+        piece = client.recv(min(most, count - len(received)))
+        if not piece:
+            break
+        received += piece
+        if delay:
+            time.sleep(delay)
+    return bytes(received)
+
+
+def _in_thread(function: object, *args: object) -> tuple[threading.Thread, list[object]]:
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(function(*args)))  # type: ignore[operator]
+    thread.start()
+    return thread, result
+
+
+def _force(monkeypatch: pytest.MonkeyPatch, method: Method) -> None:
+    monkeypatch.setattr(file_sending._chooser, "pick", lambda: method)
+
+
+@pytest.mark.parametrize("method", list(Method))
+@pytest.mark.parametrize(("offset", "count"), [(0, SIZE), (12_345, SIZE - 12_345 - 999), (7, 1)])
+async def test_the_exact_bytes_arrive_by_either_method(
+    monkeypatch: pytest.MonkeyPatch,
+    stored: tuple[int, bytes],
+    connection: tuple[socket.socket, socket.socket],
+    method: Method,
+    offset: int,
+    count: int,
+) -> None:
+    fd, data = stored
+    server, client = connection
+    _force(monkeypatch, method)
+    thread, received = _in_thread(_receive, client, count)
+    await send_file(server.fileno(), fd, offset, count)
+    thread.join(10)
+    assert received == [data[offset : offset + count]]
+
+
+@pytest.mark.parametrize("method", list(Method))
+async def test_a_slow_client_gets_every_byte_and_the_loop_stays_free(
+    monkeypatch: pytest.MonkeyPatch,
+    stored: tuple[int, bytes],
+    connection: tuple[socket.socket, socket.socket],
+    method: Method,
+) -> None:
+    fd, data = stored
+    server, client = connection
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 10)
+    _force(monkeypatch, method)
+    waits = 0
+    writable = file_sending._writable
+
+    async def counted(sock: int, limit: float) -> None:
+        nonlocal waits
+        waits += 1
+        await writable(sock, limit)
+
+    monkeypatch.setattr(file_sending, "_writable", counted)
+    count = 3 << 20
+    thread, received = _in_thread(_receive, client, count, 0.02)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await send_file(server.fileno(), fd, 0, count)
+    ticker.cancel()
+    thread.join(10)
+    assert received == [data[:count]]
+    # The send waited on the client for about a second, on the loop rather than in a thread
+    # (which waits a moment only), and the loop ran all along.
+    assert waits > 5
+    assert ticks > 20
+
+
+async def test_a_client_that_leaves_ends_the_send(
+    stored: tuple[int, bytes], connection: tuple[socket.socket, socket.socket]
+) -> None:
+    fd, _ = stored
+    server, client = connection
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    thread, _ = _in_thread(_receive, client, 1 << 20)
+
+    async def leave() -> None:
+        await asyncio.to_thread(thread.join, 10)  # a first megabyte arrived
+        client.close()  # with a zero linger: a reset
+
+    leaving = asyncio.create_task(leave())
+    with pytest.raises((ClientGone, SendStalled)):
+        await asyncio.wait_for(send_file(server.fileno(), fd, 0, SIZE), 10)
+    await leaving
+
+
+async def test_a_client_that_stops_reading_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+    stored: tuple[int, bytes],
+    connection: tuple[socket.socket, socket.socket],
+) -> None:
+    fd, _ = stored
+    server, _client = connection
+    monkeypatch.setattr(file_sending, "STALL_LIMIT", 0.5)
+    began = time.monotonic()
+    with pytest.raises(SendStalled):
+        await send_file(server.fileno(), fd, 0, SIZE)
+    assert time.monotonic() - began < 10
+
+
+async def test_a_file_shorter_than_the_count_is_an_error_not_a_hang(
+    stored: tuple[int, bytes], connection: tuple[socket.socket, socket.socket]
+) -> None:
+    fd, _data = stored
+    server, client = connection
+    thread, _ = _in_thread(_receive, client, SIZE)
+    with pytest.raises(OSError, match="early"):
+        await asyncio.wait_for(send_file(server.fileno(), fd, SIZE - 100, 1000), 10)
+    server.shutdown(socket.SHUT_RDWR)
+    thread.join(10)
+
+
+def test_each_method_is_tried_then_the_cheaper_one_is_used_and_the_other_retried() -> None:
+    chooser = MethodChooser()
+    costs = {Method.SENDFILE: 0.3e-9, Method.PREAD: 0.9e-9}
+    picked = []
+    for _ in range(2 * MethodChooser.TRIALS):
+        method = chooser.pick()
+        picked.append(method)
+        chooser.record(method, 64 << 20, costs[method] * (64 << 20))
+    assert picked.count(Method.SENDFILE) == picked.count(Method.PREAD) == MethodChooser.TRIALS
+    assert chooser.preferred is Method.SENDFILE
+    later = [chooser.pick() for _ in range(MethodChooser.RETRY_EVERY * 2)]
+    assert later.count(Method.PREAD) == 2
+    # The host changes: the other method becomes cheaper, and takes over.
+    for _ in range(10):
+        chooser.record(Method.SENDFILE, 64 << 20, 2e-9 * (64 << 20))
+    assert chooser.preferred is Method.PREAD
+    # Small sends weigh nothing: their fixed costs would decide.
+    before = chooser.costs()
+    chooser.record(Method.PREAD, 1000, 1.0)
+    assert chooser.costs() == before
+
+
+@pytest.mark.parametrize("method", list(Method))
+async def test_each_method_is_measured_on_real_sends(
+    stored: tuple[int, bytes], connection: tuple[socket.socket, socket.socket], method: Method
+) -> None:
+    fd, _ = stored
+    server, client = connection
+    chooser = MethodChooser()
+    original = file_sending._chooser
+    file_sending._chooser = chooser
+    try:
+        chooser.pick = lambda: method  # type: ignore[method-assign]
+        thread, _ = _in_thread(_receive, client, SIZE)
+        await send_file(server.fileno(), fd, 0, SIZE)
+        thread.join(10)
+    finally:
+        file_sending._chooser = original
+    cost = chooser.costs()[method]
+    assert 0 < cost < 1e-6  # CPU seconds per byte: well under a second per megabyte
