@@ -277,7 +277,7 @@ def test_blobs_sent_from_threads_arrive_whole_in_ranges_and_side_by_side() -> No
         with ThreadPoolExecutor(4) as pool:
             assert all(body == large for body in pool.map(pull, range(8)))
         # Each worker measured both methods on its first sends, and said which it keeps.
-        assert "blob sends use" in running.log()
+        assert "blob sends to python-httpx use" in running.log()
         assert "Traceback" not in running.log()
 
 

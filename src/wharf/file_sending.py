@@ -8,11 +8,15 @@ the GIL, so here they run in a few threads of the worker: a worker's sends use e
 whichever worker accepted them (measured on the Intel host of ``bench/FINDINGS.md`` §2: 4
 streams from one process 0.55 GB/s through the loop, 1.3-1.6 GB/s from threads).
 
-Two methods, and the host decides: ``sendfile`` (the kernel moves page-cache pages to the
-socket) and ``pread`` (1 MiB ``preadv`` into a reused buffer, then ``write``). Which costs
-less CPU per byte depends on the CPU, the kernel and the network path, so each worker
-measures both on its own first sends (the thread CPU time of each, per byte) and then uses
-the cheaper one, trying the other again now and then in case the answer changes.
+Two methods, and the host and the client decide: ``sendfile`` (the kernel hands page-cache
+pages to the socket) and ``pread`` (1 MiB ``preadv`` into a reused buffer, then ``write``).
+Which one delivers faster depends on the CPU, the kernel, the network path and the client:
+on loopback a receiver of ``sendfile``'s pages copies them more slowly, so that it served the
+benchmark's client at 1.2-1.6 GB/s against ``pread``'s 0.55-0.73, and skopeo's five layer
+copies in 1.6-1.8 s against ``pread``'s 1.3-1.55 (``bench/FINDINGS.md`` §2). Sender CPU
+alone would pick ``sendfile`` for both. So each worker measures, for each kind of client (the
+product in its User-Agent), how long each method takes per byte until the client has it, on
+its own first sends, then uses the faster one and tries the other again now and then.
 
 A thread keeps sending while the socket takes bytes, waits a moment when it is full, and
 then hands the wait to the event loop (a writer callback on a duplicate of the socket's
@@ -29,12 +33,23 @@ import enum
 import logging
 import os
 import select
+import statistics
 import threading
 import time
+from collections import OrderedDict, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-__all__ = ["MIN_THREADED_SEND", "ClientGone", "Method", "MethodChooser", "SendStalled", "send_file"]
+__all__ = [
+    "MIN_THREADED_SEND",
+    "ClientGone",
+    "Method",
+    "MethodChooser",
+    "SendStalled",
+    "chooser",
+    "client_kind",
+    "send_file",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +88,22 @@ class FileShrank(Exception):
 @dataclass(slots=True)
 class _Step:
     sent: int = 0
-    cpu: float = 0.0
     blocked: bool = False
 
 
 class MethodChooser:
-    """The send method of one worker: each measured ``TRIALS`` times, then the cheaper one
-    (CPU seconds per byte, an exponential average), the other again every ``RETRY_EVERY``
-    sends so that a change in the host or the traffic is noticed."""
+    """The send method for one kind of client: each measured ``TRIALS`` times, then the one
+    whose recent sends took less time per byte (the median of the last ``KEEP``), the other
+    again every ``RETRY_EVERY`` sends so that a change in the host or the traffic is seen."""
 
     TRIALS = 3
     RETRY_EVERY = 50
-    _WEIGHT = 0.3  # of a new measurement in the average
+    KEEP = 8
 
-    def __init__(self) -> None:
+    def __init__(self, client: str = "") -> None:
+        self.client = client
         self._lock = threading.Lock()
+        self._recent: dict[Method, deque[float]] = {m: deque(maxlen=self.KEEP) for m in Method}
         self._cost: dict[Method, float] = {}
         self._samples = dict.fromkeys(Method, 0)
         self._picks = 0
@@ -104,13 +120,13 @@ class MethodChooser:
                 return next(m for m in Method if m is not best)
             return best
 
-    def record(self, method: Method, sent: int, cpu: float) -> None:
+    def record(self, method: Method, sent: int, seconds: float) -> None:
         if sent < MIN_THREADED_SEND:
             return  # too little to weigh: the fixed costs would decide
-        cost = cpu / sent
         with self._lock:
-            old = self._cost.get(method)
-            self._cost[method] = cost if old is None else old + self._WEIGHT * (cost - old)
+            recent = self._recent[method]
+            recent.append(seconds / sent)
+            self._cost[method] = statistics.median(recent)
             self._samples[method] += 1
             if any(self._samples[m] < self.TRIALS for m in Method):
                 return
@@ -118,13 +134,14 @@ class MethodChooser:
             if best is not self._preferred:
                 self._preferred = best
                 log.info(
-                    "blob sends use %s: %s",
+                    "blob sends to %s use %s: %s",
+                    self.client or "clients without a User-Agent",
                     best.value,
-                    ", ".join(f"{m.value} {self._cost[m] * 1e9:.2f} CPU s/GB" for m in Method),
+                    ", ".join(f"{m.value} {1e-6 / self._cost[m]:.0f} MB/s" for m in Method),
                 )
 
     def costs(self) -> dict[Method, float]:
-        """CPU seconds per byte measured so far, by method."""
+        """Seconds per byte measured so far, by method."""
         with self._lock:
             return dict(self._cost)
 
@@ -133,13 +150,31 @@ class MethodChooser:
         return self._preferred
 
 
-_chooser = MethodChooser()
+#: Kinds of clients measured apart; the least recently seen is forgotten past this.
+_MAX_CLIENTS = 64
+_choosers: OrderedDict[str, MethodChooser] = OrderedDict()
 _pool: ThreadPoolExecutor | None = None
 _buffers = threading.local()
 
 
-def chooser() -> MethodChooser:
-    return _chooser
+def chooser(client: str) -> MethodChooser:
+    """The chooser for clients of this kind (``client_kind`` of their User-Agent)."""
+    found = _choosers.get(client)
+    if found is None:
+        found = _choosers[client] = MethodChooser(client)
+        while len(_choosers) > _MAX_CLIENTS:
+            _choosers.popitem(last=False)
+    else:
+        _choosers.move_to_end(client)
+    return found
+
+
+def client_kind(user_agent: bytes | None) -> str:
+    """The product a User-Agent names first (``skopeo/1.9.3 ...`` -> ``skopeo``)."""
+    if not user_agent:
+        return ""
+    product = user_agent.split(None, 1)[0].split(b"/", 1)[0][:40]
+    return product.decode("latin-1").lower()
 
 
 def _executor() -> ThreadPoolExecutor:
@@ -180,45 +215,41 @@ def _write_some(sock: int, data: memoryview, poller: select.poll) -> int:
 def _send_step(sock: int, fd: int, offset: int, count: int, method: Method, end: int) -> _Step:
     """In a thread: up to ``count`` bytes of ``fd`` from ``offset`` to ``sock``."""
     step = _Step()
-    began = time.thread_time()
     poller = select.poll()
     poller.register(sock, select.POLLOUT)
     ahead = 0
-    try:
-        while step.sent < count:
-            position = offset + step.sent
-            if position >= ahead - _READ_AHEAD // 2:
-                window_end = min(position + _READ_AHEAD, end)
-                if not _cached(fd, window_end - 1):
-                    os.posix_fadvise(fd, position, window_end - position, os.POSIX_FADV_WILLNEED)
-                ahead = window_end
-            want = count - step.sent
-            try:
-                if method is Method.SENDFILE:
-                    sent = os.sendfile(sock, fd, position, want)
-                else:
-                    buffer = _buffer()
-                    read = os.preadv(fd, [buffer[: min(want, len(buffer))]], position)
-                    if read == 0:
-                        raise FileShrank()
-                    sent = _write_some(sock, buffer[:read], poller)
-                    if sent < read:
-                        step.sent += sent
-                        step.blocked = True
-                        return step
-            except BlockingIOError:
-                if poller.poll(_WAIT_IN_THREAD_MS):
-                    continue
-                step.blocked = True
-                return step
-            except (BrokenPipeError, ConnectionResetError) as error:
-                raise ClientGone() from error
-            if sent == 0:
-                raise FileShrank()
-            step.sent += sent
-        return step
-    finally:
-        step.cpu = time.thread_time() - began
+    while step.sent < count:
+        position = offset + step.sent
+        if position >= ahead - _READ_AHEAD // 2:
+            window_end = min(position + _READ_AHEAD, end)
+            if not _cached(fd, window_end - 1):
+                os.posix_fadvise(fd, position, window_end - position, os.POSIX_FADV_WILLNEED)
+            ahead = window_end
+        want = count - step.sent
+        try:
+            if method is Method.SENDFILE:
+                sent = os.sendfile(sock, fd, position, want)
+            else:
+                buffer = _buffer()
+                read = os.preadv(fd, [buffer[: min(want, len(buffer))]], position)
+                if read == 0:
+                    raise FileShrank()
+                sent = _write_some(sock, buffer[:read], poller)
+                if sent < read:
+                    step.sent += sent
+                    step.blocked = True
+                    return step
+        except BlockingIOError:
+            if poller.poll(_WAIT_IN_THREAD_MS):
+                continue
+            step.blocked = True
+            return step
+        except (BrokenPipeError, ConnectionResetError) as error:
+            raise ClientGone() from error
+        if sent == 0:
+            raise FileShrank()
+        step.sent += sent
+    return step
 
 
 async def _writable(sock: int, limit: float) -> None:
@@ -238,14 +269,17 @@ async def _writable(sock: int, limit: float) -> None:
         loop.remove_writer(sock)
 
 
-async def send_file(sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+async def send_file(sock_fd: int, file_fd: int, offset: int, count: int, client: str = "") -> None:
     """``count`` bytes of ``file_fd`` from ``offset`` to the connected socket ``sock_fd``,
-    which nothing else writes to meanwhile. Raises ClientGone, SendStalled or OSError; the
-    caller closes the connection then, since its body is cut."""
+    which nothing else writes to meanwhile, for a client of kind ``client``. Raises
+    ClientGone, SendStalled or OSError; the caller closes the connection then, since its
+    body is cut."""
     loop = asyncio.get_running_loop()
     sock = os.dup(sock_fd)
-    method = _chooser.pick()
-    sent, cpu = 0, 0.0
+    choosing = chooser(client)
+    method = choosing.pick()
+    sent = 0
+    began = time.monotonic()
     try:
         while sent < count:
             running = loop.run_in_executor(
@@ -266,11 +300,13 @@ async def send_file(sock_fd: int, file_fd: int, offset: int, count: int) -> None
                     await running
                 raise
             sent += step.sent
-            cpu += step.cpu
             if step.blocked:
                 await _writable(sock, STALL_LIMIT)
     except FileShrank:
         raise OSError(f"file ended {count - sent} bytes early") from None
+    else:
+        # Written into the socket, not yet read: the client's buffers hold at most a few
+        # megabytes, next to the hundreds a send is measured on.
+        choosing.record(method, sent, time.monotonic() - began)
     finally:
         os.close(sock)
-        _chooser.record(method, sent, cpu)

@@ -46,7 +46,13 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from wharf.file_sending import MIN_THREADED_SEND, ClientGone, SendStalled, send_file
+from wharf.file_sending import (
+    MIN_THREADED_SEND,
+    ClientGone,
+    SendStalled,
+    client_kind,
+    send_file,
+)
 
 __all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "ConnectionLimits", "LimitedHttpToolsProtocol"]
 
@@ -267,7 +273,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if cycle.disconnected or sock is None:
             return
         try:
-            await send_file(sock.fileno(), fd, offset, count)
+            client = client_kind(_header(cycle.scope, b"user-agent"))
+            await send_file(sock.fileno(), fd, offset, count, client)
         except (ClientGone, SendStalled, OSError) as error:
             # The body is cut: only the end of the connection can tell the client so.
             if not isinstance(error, ClientGone):
@@ -353,3 +360,10 @@ class _Pieces:
     def __bytes__(self) -> bytes:
         pieces = self.pieces
         return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _header(scope: Any, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return bytes(value)
+    return None
