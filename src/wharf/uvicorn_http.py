@@ -225,7 +225,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         self._in_head, self._head_bytes, self._head_fields = True, 0, 0
         super().on_message_begin()
-        self.scope["extensions"] = {**self.scope.get("extensions", {}), _ZERO_COPY: {}}
+        if self.scheme == "http":  # over TLS the bytes must go through the transport
+            self.scope["extensions"] = {**self.scope.get("extensions", {}), _ZERO_COPY: {}}
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         plain = cycle.send

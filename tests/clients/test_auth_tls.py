@@ -4,6 +4,8 @@ in the test, checked with httpx on both servers and with skopeo and podman."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import random
 import socket
 import ssl
 import subprocess
@@ -155,6 +157,18 @@ def test_tls(material: Material, server: str) -> None:
         assert _status(running.url + "/v2/", material.context()) == 200
         # A client that does not trust the CA refuses the server.
         assert isinstance(_status(running.url + "/v2/", ssl.create_default_context()), str)
+        # A blob large enough for the server's file sending arrives whole, encrypted: the
+        # bytes go through the TLS transport, never straight from the file to the socket.
+        data = random.Random(9).randbytes(3 << 20)
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        with httpx.Client(base_url=running.url, verify=material.context(), timeout=30) as client:
+            started = client.post("/v2/tls/blob/blobs/uploads/")
+            location = started.headers["location"]
+            joiner = "&" if "?" in location else "?"
+            stored = client.put(f"{location}{joiner}digest={digest}", content=data)
+            assert stored.status_code == 201, stored.text
+            for _ in range(2):
+                assert client.get(f"/v2/tls/blob/blobs/{digest}").content == data
 
 
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
