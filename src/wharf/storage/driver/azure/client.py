@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, TypeVar
@@ -41,6 +38,7 @@ from azure.storage.blob import (
 
 from wharf.storage.driver.azure.params import AzureParameters
 from wharf.storage.driver.base import DriverError, PathNotFound
+from wharf.storage.driver.retries import RetryPolicy, call_in_thread
 
 __all__ = [
     "DEFAULT_MAX_THREADS",
@@ -69,19 +67,6 @@ _BLOB_NOT_FOUND = frozenset({"BlobNotFound", "ResourceNotFound", "CannotVerifyCo
 #: (Distribution's numbers).
 _DELEGATION_LIFETIME = timedelta(hours=48)
 _DELEGATION_GRACE = timedelta(minutes=30)
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts in all (1 = no retry) and the exponential backoff between them."""
-
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter: concurrent writers that failed together do not retry together.
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
 def error_code(exc: BaseException) -> str:
@@ -199,29 +184,17 @@ class AzureClient:
         """``function()`` in a worker thread; retried on transient errors when idempotent."""
         if self._closed:
             raise DriverError("driver is closed")
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                result = await loop.run_in_executor(self._executor, function)
-            except AzureError as exc:
-                attempt += 1
-                retry = idempotent and attempt < self.retry.attempts and is_retryable(exc)
-                log.debug(
-                    "azure %s failed after %.3fs (attempt %d%s): %s",
-                    operation,
-                    time.perf_counter() - started,
-                    attempt,
-                    ", retrying" if retry else "",
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                )
-                if not retry:
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt - 1))
-                continue
-            log.debug("azure %s took %.3fs", operation, time.perf_counter() - started)
-            return result
+        return await call_in_thread(
+            self._executor,
+            self.retry,
+            function,
+            operation=operation,
+            idempotent=idempotent,
+            errors=AzureError,
+            retryable=is_retryable,
+            log=log,
+            store="azure",
+        )
 
     def sign(self, name: str, expiry: timedelta) -> str:
         """A read-only SAS URL of blob ``name``: signed with the account key, or with a user

@@ -18,7 +18,6 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
-import random
 import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
@@ -31,6 +30,7 @@ import httpx
 
 from wharf.storage.driver.base import DriverError, PathNotFound
 from wharf.storage.driver.gcs.params import GCSParameters, ServiceAccount
+from wharf.storage.driver.retries import RetryPolicy as BaseRetryPolicy
 
 __all__ = [
     "SCOPE",
@@ -68,17 +68,13 @@ class GCSError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts in all (1 = no retry) and the exponential backoff between them."""
+class RetryPolicy(BaseRetryPolicy):
+    """GCS's backoff: Google's advice is exponential from about a second; up to ~15 s of
+    waits in all here."""
 
-    # Google's advice: exponential from about a second; up to ~15 s of waits in all here.
     attempts: int = 6
     base_delay: float = 0.25
     max_delay: float = 8.0
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter: concurrent writers that failed together do not retry together.
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
 def is_retryable(exc: BaseException) -> bool:

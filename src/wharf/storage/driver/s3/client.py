@@ -18,11 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +35,7 @@ from botocore.exceptions import (
 )
 
 from wharf.storage.driver.base import DriverError, PathNotFound
+from wharf.storage.driver.retries import RetryPolicy, call_in_thread
 from wharf.storage.driver.s3.params import S3Parameters
 
 if TYPE_CHECKING:
@@ -74,19 +72,6 @@ _RETRY_CODES = frozenset(
     }
 )  # fmt: skip
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts in all (1 = no retry) and the exponential backoff between them."""
-
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        # Full jitter: concurrent writers that failed together do not retry together.
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
 def error_code(exc: BaseException) -> str:
@@ -234,29 +219,17 @@ class S3Client:
         """``function()`` in a worker thread; retried on transient errors when idempotent."""
         if self._closed:
             raise DriverError("driver is closed")
-        loop = asyncio.get_running_loop()
-        attempt = 0
-        while True:
-            started = time.perf_counter()
-            try:
-                result = await loop.run_in_executor(self._executor, function)
-            except S3Error as exc:
-                attempt += 1
-                retry = idempotent and attempt < self.retry.attempts and is_retryable(exc)
-                log.debug(
-                    "s3 %s failed after %.3fs (attempt %d%s): %s",
-                    operation,
-                    time.perf_counter() - started,
-                    attempt,
-                    ", retrying" if retry else "",
-                    exc,
-                )
-                if not retry:
-                    raise
-                await asyncio.sleep(self.retry.delay(attempt - 1))
-                continue
-            log.debug("s3 %s took %.3fs", operation, time.perf_counter() - started)
-            return result
+        return await call_in_thread(
+            self._executor,
+            self.retry,
+            function,
+            operation=operation,
+            idempotent=idempotent,
+            errors=S3Error,
+            retryable=is_retryable,
+            log=log,
+            store="s3",
+        )
 
     def presign(self, method: str, key: str, expires: int) -> str:
         operation = "get_object" if method == "GET" else "head_object"

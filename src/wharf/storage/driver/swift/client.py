@@ -11,15 +11,14 @@ HTTP status), so nothing of httpx crosses the driver's boundary.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from wharf.storage.driver.base import DriverError
+from wharf.storage.driver.retries import RetryPolicy
 from wharf.storage.driver.swift.params import SwiftParameters
 
 __all__ = ["RetryPolicy", "SwiftClient", "SwiftError"]
@@ -27,18 +26,6 @@ __all__ = ["RetryPolicy", "SwiftClient", "SwiftError"]
 _RETRY_STATUS = frozenset({408, 429, 498, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "COPY"})
 _USER_AGENT = "wharf"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts in all (1 = no retry) and the exponential backoff between them."""
-
-    attempts: int = 5
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt)))
 
 
 class SwiftError(DriverError):
