@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "MIN_THREADED_SEND",
+    "ZERO_COPY",
     "ClientGone",
     "Method",
     "MethodChooser",
@@ -53,6 +54,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: The ASGI extension by which an app hands the server a file to send (the message carries
+#: an OS file descriptor, an offset and a count); wharf's uvicorn protocol offers it.
+ZERO_COPY = "http.response.zerocopysend"
 #: Smaller bodies are streamed by the loop: the hop to a thread costs more than it saves.
 MIN_THREADED_SEND = 512 << 10
 #: Bytes a thread sends before it returns to the loop, so that a cancelled send ends soon.

@@ -46,13 +46,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
-from wharf.file_sending import (
-    MIN_THREADED_SEND,
-    ClientGone,
-    SendStalled,
-    client_kind,
-    send_file,
-)
+from wharf.file_sending import ZERO_COPY, ClientGone, SendStalled, client_kind, send_file
 
 __all__ = ["MAX_HEADER_FIELDS", "MAX_HEAD_BYTES", "ConnectionLimits", "LimitedHttpToolsProtocol"]
 
@@ -77,7 +71,6 @@ _BUSY = (
     b"connection: close\r\n"
     b"\r\n"
 )
-_ZERO_COPY = "http.response.zerocopysend"
 #: Seconds a refused connection is kept half-closed for its client to read the 503.
 _LINGER = 1.0
 #: Seconds between two log lines about the connection cap, which a flood would otherwise repeat
@@ -226,13 +219,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head, self._head_bytes, self._head_fields = True, 0, 0
         super().on_message_begin()
         if self.scheme == "http":  # over TLS the bytes must go through the transport
-            self.scope["extensions"] = {**self.scope.get("extensions", {}), _ZERO_COPY: {}}
+            self.scope["extensions"] = {**self.scope.get("extensions", {}), ZERO_COPY: {}}
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         plain = cycle.send
 
         async def send(message: Any) -> None:
-            if message["type"] == _ZERO_COPY:
+            if message["type"] == ZERO_COPY:
                 await self._send_file(cycle, message, plain)
             else:
                 await plain(message)
@@ -256,9 +249,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if count > cycle.expected_content_length:
             raise RuntimeError("Response content longer than Content-Length")
         more_body = message.get("more_body", False)
-        if count < MIN_THREADED_SEND or cycle.scope["method"] == "HEAD":
-            body = b"" if cycle.scope["method"] == "HEAD" else os.pread(fd, count, offset)
-            await plain({"type": "http.response.body", "body": body, "more_body": more_body})
+        if cycle.scope["method"] == "HEAD":  # no body goes out; uvicorn ends the response
+            await plain({"type": "http.response.body", "body": b"", "more_body": more_body})
             return
         transport = self.transport
         if transport.get_write_buffer_size():

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from wharf.errors import RegistryError, SizeInvalid
+from wharf.file_sending import MIN_THREADED_SEND, ZERO_COPY
 from wharf.storage.driver.base import FileReader
 
 __all__ = [
@@ -28,9 +29,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: The ASGI extension by which the server sends a file's bytes itself (the message carries
-#: an OS file descriptor, an offset and a count); wharf's uvicorn protocol offers it.
-ZERO_COPY = "http.response.zerocopysend"
 #: Bytes per read when streaming a stored file: large reads measured fastest on loopback.
 STREAM_CHUNK = 1 << 20
 
@@ -291,9 +289,11 @@ class Response:
                 await send({"type": "http.response.body", "body": b"" if head else self.body})
                 return
             local = self.file.local_file() if zero_copy and self.file is not None else None
-            if local is not None:
+            count = int(self.headers["Content-Length"]) if local is not None else 0
+            # Small files stream: their reader reads what the page cache holds on the loop,
+            # where a thread hop would cost more than it saves.
+            if local is not None and count >= MIN_THREADED_SEND:
                 fd, offset = local
-                count = int(self.headers["Content-Length"])
                 await send({"type": ZERO_COPY, "file": fd, "offset": offset, "count": count})
                 return
             async for chunk in self.stream:
