@@ -98,7 +98,7 @@ class Objects:
     async def put(
         self,
         name: str,
-        content: bytes,
+        content: bytes | memoryview,
         *,
         manifest: str | None = None,
         if_none_match: bool = False,
