@@ -4,7 +4,7 @@ Every request goes through :meth:`SwiftClient.request`, which authenticates on f
 again when a token is refused (401), and retries transient failures (connection errors,
 408, 429, 498, 5xx) with jittered exponential backoff: always for idempotent requests (GET,
 HEAD, PUT of a whole object, DELETE, COPY), never for others (POST). A body must then be
-in memory, sent again whole. A memoryview body goes out in slices, so that no copy of a
+in memory, sent again whole. A body of pieces goes out piece by piece, so that no copy of a
 whole segment is made on its way to the socket. Errors leave as :class:`SwiftError` (a
 DriverError carrying the HTTP status), so nothing of httpx crosses the driver's boundary.
 """
@@ -27,14 +27,11 @@ __all__ = ["RetryPolicy", "SwiftClient", "SwiftError"]
 _RETRY_STATUS = frozenset({408, 429, 498, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "COPY"})
 _USER_AGENT = "wharf"
-#: The slices a memoryview body is sent in: small enough that the HTTP stack's own copies of
-#: each reuse warm memory.
-_SLICE = 1 << 20
 
 
-async def _slices(content: memoryview) -> AsyncIterator[bytes]:
-    for start in range(0, content.nbytes, _SLICE):
-        yield content[start : start + _SLICE]  # type: ignore[misc]
+async def _pieces(content: tuple[bytes, ...]) -> AsyncIterator[bytes]:
+    for piece in content:
+        yield piece
 
 
 class SwiftError(DriverError):
@@ -130,7 +127,7 @@ class SwiftClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        content: bytes | memoryview | None = None,
+        content: bytes | tuple[bytes, ...] | None = None,
         ok: tuple[int, ...] = (),
         path: str = "",
         idempotent: bool | None = None,
@@ -162,7 +159,7 @@ class SwiftClient:
         name: str,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-        content: bytes | memoryview | None,
+        content: bytes | tuple[bytes, ...] | None,
         path: str,
         ok: tuple[int, ...],
         *,
@@ -179,10 +176,12 @@ class SwiftClient:
                 await self.authenticate()
             generation = self._generation
             all_headers = {"X-Auth-Token": self._token, **(headers or {})}
-            body: bytes | AsyncIterator[bytes] | None = content  # type: ignore[assignment]
-            if isinstance(content, memoryview):
-                all_headers["Content-Length"] = str(content.nbytes)
-                body = _slices(content)
+            body: bytes | AsyncIterator[bytes] | None
+            if isinstance(content, tuple):
+                all_headers["Content-Length"] = str(sum(map(len, content)))
+                body = _pieces(content)
+            else:
+                body = content
             request = self.http.build_request(
                 method,
                 self.object_url(container, name),

@@ -98,7 +98,7 @@ class Objects:
     async def put(
         self,
         name: str,
-        content: bytes | memoryview,
+        content: bytes | tuple[bytes, ...],
         *,
         manifest: str | None = None,
         if_none_match: bool = False,

@@ -2,10 +2,11 @@
 
 A writer buffers up to one segment and uploads it while the next ones fill, up to
 ``SEGMENTS_IN_FLIGHT`` at once (so at most that many segments and one more of memory per
-writer). The segment buffers are anonymous mappings the writer reuses, and a segment is sent
-from its buffer in slices: each byte is copied once on its way in, into memory already
-paged in (a fresh ``bytes`` per segment, copied again into the socket's write buffer, cost
-more CPU than hashing the bytes). Each segment is created with ``If-None-Match: *``, so a
+writer). A segment is buffered as the pieces written, each copied once, and sent piece by
+piece: the HTTP stack passes a ``bytes`` piece to the socket as it is (one ``bytes`` per
+segment, sliced off a growing buffer and copied again into the socket's write buffer, cost
+more CPU than hashing the bytes, and a reused segment-sized buffer costs one more copy in the
+HTTP stack). Each segment is created with ``If-None-Match: *``, so a
 writer that is behind another on the same file fails instead of overwriting a segment (a
 retried create whose first answer was lost finds its own bytes there, by MD5). ``close``
 uploads what is buffered, as a shorter segment, and writes the manifest if the file has none
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import mmap
 from collections import deque
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -63,31 +63,11 @@ class Stored(ResumeState):
         return sum(segment.size for segment in self.segments)
 
 
-#: Segment buffers a process keeps for its next writers, per segment size.
-_SPARE_KEEP = SEGMENTS_IN_FLIGHT + 1
-_spare: dict[int, list[memoryview]] = {}
-
-
-def _take_buffer(size: int) -> memoryview:
-    # Untouched pages of an anonymous mapping cost nothing (a short file only touches the
-    # pages it fills), but touching one costs a fault, as dear as copying a page on a VM:
-    # buffers are kept for the next writer.
-    spare = _spare.get(size)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
-    return spare.pop() if spare else memoryview(mmap.mmap(-1, size, flags=flags))
-
-
-def _keep_buffers(buffers: list[memoryview], size: int) -> None:
-    spare = _spare.setdefault(size, [])
-    while buffers and len(spare) < _SPARE_KEEP:
-        buffer = buffers.pop()
-        mapping = buffer.obj
-        assert isinstance(mapping, mmap.mmap)
-        # The kernel may take the pages back under memory pressure; until then the next
-        # writer finds them in place.
-        mapping.madvise(mmap.MADV_FREE)
-        spare.append(buffer)
-    buffers.clear()
+def _md5(pieces: tuple[bytes, ...]) -> str:
+    md5 = hashlib.md5(usedforsecurity=False)
+    for piece in pieces:
+        md5.update(piece)
+    return md5.hexdigest()
 
 
 def _number(segments_path: str, name: str) -> int | None:
@@ -172,10 +152,9 @@ class SwiftWriter(FileWriter):
             self._has_manifest = True
         self._next = max((s.number for s in self._segments), default=0) + 1
         self._size = sum(segment.size for segment in self._segments)
-        self._filling: memoryview | None = None  # the next segment's buffer
+        self._pieces: list[bytes] = []  # the next segment
         self._filled = 0
-        self._spare: list[memoryview] = []  # buffers of stored segments, for the next ones
-        self._sending: deque[tuple[asyncio.Task[Segment], memoryview]] = deque()
+        self._sending: deque[asyncio.Task[Segment]] = deque()
         self._state = "open"  # -> closed | committed | cancelled
         self._broken = False
 
@@ -199,43 +178,38 @@ class SwiftWriter(FileWriter):
         self._size += view.nbytes
         position = 0
         while position < view.nbytes:
-            if self._filling is None:
-                self._filling = self._spare.pop() if self._spare else _take_buffer(self._chunk)
             step = min(view.nbytes - position, self._chunk - self._filled)
-            self._filling[self._filled : self._filled + step] = view[position : position + step]
+            self._pieces.append(bytes(view[position : position + step]))
             self._filled += step
             position += step
             if self._filled == self._chunk:
                 await self._send()
 
     async def _send(self) -> None:
-        """Start uploading the filled buffer as the next segment, once fewer than
+        """Start uploading the buffered pieces as the next segment, once fewer than
         ``SEGMENTS_IN_FLIGHT`` are being uploaded."""
-        assert self._filling is not None
-        buffer, size = self._filling, self._filled
-        self._filling, self._filled = None, 0
+        pieces = tuple(self._pieces)
+        self._pieces, self._filled = [], 0
         while len(self._sending) >= SEGMENTS_IN_FLIGHT:
             await self._settle_oldest()
         number = self._next
         self._next += 1
-        task = asyncio.get_running_loop().create_task(self._put(number, buffer[:size]))
-        self._sending.append((task, buffer))
+        self._sending.append(asyncio.get_running_loop().create_task(self._put(number, pieces)))
 
     async def _settle_oldest(self) -> None:
-        sending, buffer = self._sending.popleft()
+        sending = self._sending.popleft()
         try:
             self._segments.append(await sending)
         except BaseException:
             self._broken = True
             raise
-        self._spare.append(buffer)
 
     async def _settle(self) -> None:
         """Until every segment in flight is stored, in order."""
         while self._sending:
             await self._settle_oldest()
 
-    async def _put(self, number: int, chunk: memoryview) -> Segment:
+    async def _put(self, number: int, chunk: tuple[bytes, ...]) -> Segment:
         name = segment_name(self._segments_path, number)
         try:
             etag = await self._objects.put(name, chunk, if_none_match=True, path=self._path)
@@ -244,13 +218,13 @@ class SwiftWriter(FileWriter):
                 raise
             # There already: ours, when an earlier attempt's answer was lost.
             head = await self._objects.head(name, self._path)
-            md5 = await asyncio.to_thread(lambda: hashlib.md5(chunk, usedforsecurity=False))
-            if head is None or head.etag != md5.hexdigest():
+            md5 = await asyncio.to_thread(_md5, chunk)
+            if head is None or head.etag != md5:
                 raise DriverError(
                     f"another writer wrote segment {number} of {self._path}", path=self._path
                 ) from exc
             etag = head.etag
-        return Segment(number, len(chunk), etag)
+        return Segment(number, sum(map(len, chunk)), etag)
 
     async def _flush(self) -> None:
         try:
@@ -275,26 +249,17 @@ class SwiftWriter(FileWriter):
         finally:
             self._state = "closed"
             await self._abandon()
-            self._release_buffers()
 
     async def _abandon(self) -> None:
-        # Their buffers are dropped, not reused: a thread may still be reading one.
         while self._sending:
-            sending, _ = self._sending.popleft()
+            sending = self._sending.popleft()
             sending.cancel()
             with contextlib.suppress(BaseException):
                 await sending
 
-    def _release_buffers(self) -> None:
-        if self._filling is not None:
-            self._spare.append(self._filling)
-            self._filling, self._filled = None, 0
-        _keep_buffers(self._spare, self._chunk)
-
     async def commit(self) -> None:
         self._check_open()
         await self._flush()
-        self._release_buffers()
         stored = await list_segments(self._objects, self._segments_path)
         if [(s.number, s.size) for s in stored] != [
             (s.number, s.size) for s in self._segments
@@ -333,7 +298,7 @@ class SwiftWriter(FileWriter):
             return
         self._state = "cancelled"
         await self._abandon()
-        self._release_buffers()
+        self._pieces, self._filled = [], 0
         await self._objects.delete(self._name, self._path)
         names = [item.name for item in await self._objects.list_all(self._segments_path + "/")]
         await self._objects.delete_all(names)
