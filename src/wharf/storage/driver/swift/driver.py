@@ -187,13 +187,14 @@ class SwiftDriver(StorageDriver):
     async def move(self, source: str, destination: str) -> None:
         await self.ready()
         name = self.layout.name(source)
-        head = await self.objects.head(name, source)
+        target = self.layout.name(destination)
+        head, replaced = await asyncio.gather(
+            self.objects.head(name, source), self.objects.head(target, destination)
+        )
         if head is None:
             raise PathNotFound(source)
         if source == destination:
             return
-        target = self.layout.name(destination)
-        replaced = await self.objects.head(target, destination)
         if head.manifest:
             segments = manifest_segments(self.objects, head.manifest, source)
             await self.objects.put(target, b"", manifest=segments, path=destination)
@@ -288,8 +289,11 @@ class SwiftDriver(StorageDriver):
     async def delete(self, path: str) -> None:
         await self.ready()
         name = self.layout.name(path)
-        items = await self.objects.list_all(self.layout.directory(path))
-        head = await self.objects.head(name, path)
+        # Both at once: a path names a file or a directory, and either answer alone does not
+        # tell which.
+        items, head = await asyncio.gather(
+            self.objects.list_all(self.layout.directory(path)), self.objects.head(name, path)
+        )
         if head is None and not items:
             raise PathNotFound(path)
         segments = await self._manifests(items)

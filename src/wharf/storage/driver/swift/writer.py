@@ -260,7 +260,9 @@ class SwiftWriter(FileWriter):
     async def commit(self) -> None:
         self._check_open()
         await self._flush()
-        stored = await list_segments(self._objects, self._segments_path)
+        stored, served = await asyncio.gather(
+            list_segments(self._objects, self._segments_path), self._served()
+        )
         if [(s.number, s.size) for s in stored] != [
             (s.number, s.size) for s in self._segments
         ] or any(
@@ -269,8 +271,14 @@ class SwiftWriter(FileWriter):
         ):
             self._broken = True
             raise DriverError(f"segments of {self._path} changed under its writer", path=self._path)
-        await self._wait_until_served()
+        if not served:
+            await self._wait_until_served()
         self._state = "committed"
+
+    async def _served(self) -> bool:
+        """Whether Swift serves the whole size (asked beside the segments' listing)."""
+        head = await self._objects.head(self._name, self._path)
+        return head is not None and head.size == self._size
 
     async def _wait_until_served(self) -> None:
         """Until Swift serves the whole size: its listings, which DLOs read, may lag."""
@@ -278,6 +286,8 @@ class SwiftWriter(FileWriter):
         deadline = loop.time() + READ_AFTER_WRITE_TIMEOUT
         delay = 0.05
         while True:
+            await asyncio.sleep(delay)
+            delay *= 2
             head = await self._objects.head(self._name, self._path)
             if head is not None and head.size == self._size:
                 return
@@ -288,8 +298,6 @@ class SwiftWriter(FileWriter):
                     f"{self._size} bytes after {READ_AFTER_WRITE_TIMEOUT:.0f} s",
                     path=self._path,
                 )
-            await asyncio.sleep(delay)
-            delay *= 2
 
     async def cancel(self) -> None:
         if self._state == "committed":
