@@ -157,6 +157,25 @@ async def test_resume_in_another_driver(swift_native: SwiftNative, container: st
     await second.close()
 
 
+async def test_a_writer_keeps_copies_of_what_it_is_given(
+    swift_native: SwiftNative, container: str
+) -> None:
+    """The upload pipeline reuses its buffers once ``write`` returns: what a segment holds
+    must not change with them, wherever the pieces fall against segment ends."""
+    data = random_bytes(2 * MiB + 12345)
+    driver = make_driver(swift_native, container, chunksize=MiB)
+    writer = await driver.writer("/u/data")
+    reused = bytearray(300_001)
+    for start in range(0, len(data), len(reused)):
+        piece = data[start : start + len(reused)]
+        reused[: len(piece)] = piece
+        await writer.write(memoryview(reused)[: len(piece)])
+        reused[:] = bytes(len(reused))  # scribbled over, as the next batch would
+    await writer.commit()
+    assert await driver.get_content("/u/data") == data
+    await driver.close()
+
+
 async def test_a_resume_state_needs_no_listing(proxy: FaultProxy, proxied: StorageDriver) -> None:
     data = random_bytes(2 * MiB)
     writer = await proxied.writer("/u/data")
