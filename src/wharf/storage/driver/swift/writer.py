@@ -209,22 +209,22 @@ class SwiftWriter(FileWriter):
         while self._sending:
             await self._settle_oldest()
 
-    async def _put(self, number: int, chunk: tuple[bytes, ...]) -> Segment:
+    async def _put(self, number: int, pieces: tuple[bytes, ...]) -> Segment:
         name = segment_name(self._segments_path, number)
         try:
-            etag = await self._objects.put(name, chunk, if_none_match=True, path=self._path)
+            etag = await self._objects.put(name, pieces, if_none_match=True, path=self._path)
         except SwiftError as exc:
             if exc.status != 412:
                 raise
             # There already: ours, when an earlier attempt's answer was lost.
             head = await self._objects.head(name, self._path)
-            md5 = await asyncio.to_thread(_md5, chunk)
+            md5 = await asyncio.to_thread(_md5, pieces)
             if head is None or head.etag != md5:
                 raise DriverError(
                     f"another writer wrote segment {number} of {self._path}", path=self._path
                 ) from exc
             etag = head.etag
-        return Segment(number, sum(map(len, chunk)), etag)
+        return Segment(number, sum(map(len, pieces)), etag)
 
     async def _flush(self) -> None:
         try:
