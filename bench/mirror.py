@@ -6,7 +6,8 @@ docker-registry in its own proxy mode (the same section), each on a fresh data d
 round, so that the first pull of a round fetches every blob from the upstream and the second
 finds everything cached. The same round also pulls the image from the registry it was pushed
 to directly (the run's main registries, item 4's repository pushed again here): the warm pull
-through wharf's mirror must be no slower than that.
+through wharf's mirror must be no slower than that. And it pulls the image from the upstream
+itself: every byte of a cold pull passes through the upstream, so that is a cold pull's floor.
 """
 
 from __future__ import annotations
@@ -59,6 +60,12 @@ class MirrorPull(Item):
                 "mirror_warm_pull", f"Mirror: skopeo pull of the {image}, cached", "s", digits=2
             ),
             Metric(
+                "mirror_upstream_pull",
+                f"Mirror: skopeo pull of the {image} from the upstream itself (cold's floor)",
+                "s",
+                digits=2,
+            ),
+            Metric(
                 "mirror_direct_pull",
                 f"Mirror: skopeo pull of the {image} pushed to the registry itself",
                 "s",
@@ -106,11 +113,18 @@ class MirrorPull(Item):
             through = f"docker://{mirror.host}/{_UPSTREAM_REPOSITORY}:v1"
             cold = _pull(work / "cold", mirror, through)
             warm = _pull(work / "warm", mirror, through)
+        source = f"docker://{upstream.host}/{_UPSTREAM_REPOSITORY}:v1"
+        floor = _pull(work / "upstream", upstream, source)
         self._push_direct(target, work / "push")
         direct = f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1"
         pushed = _pull(work / "direct", target.server, direct)
         shutil.rmtree(work)
-        return {"mirror_cold_pull": cold, "mirror_warm_pull": warm, "mirror_direct_pull": pushed}
+        return {
+            "mirror_cold_pull": cold,
+            "mirror_warm_pull": warm,
+            "mirror_upstream_pull": floor,
+            "mirror_direct_pull": pushed,
+        }
 
     def close(self) -> None:
         self._stack.close()

@@ -18,6 +18,7 @@ import httpx
 from wharf import __version__
 from wharf.client.auth import Authenticator
 from wharf.client.credentials import Credentials
+from wharf.http_reads import use_large_reads
 
 __all__ = ["Session", "catalog_scope", "repository_scope"]
 
@@ -46,6 +47,7 @@ class Session:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.host = urllib.parse.urlsplit(self.base_url).netloc
+        use_large_reads()
         self.http = httpx.AsyncClient(
             base_url=self.base_url,
             verify=verify,

@@ -53,8 +53,6 @@ MANIFEST_ACCEPT = ", ".join(
         media.DOCKER_SCHEMA1,
     )
 )
-#: Bytes per piece of a blob read from the upstream.
-READ_CHUNK = 256 << 10
 #: A manifest larger than this is refused, as wharf refuses to store one.
 MAX_MANIFEST = 4 << 20
 
@@ -233,8 +231,10 @@ class Upstream:
 
 
 async def _pieces(response: httpx.Response) -> AsyncIterator[bytes]:
+    # Blobs are sent as they are; httpx's decoding layer costs a third of the receiving.
+    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
     try:
-        async for piece in response.aiter_bytes(READ_CHUNK):
+        async for piece in response.aiter_bytes() if encoded else response.aiter_raw():
             yield piece
     except httpx.HTTPError as error:
         raise Unavailable(message="the upstream registry stopped sending the blob") from error

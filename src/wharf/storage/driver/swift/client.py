@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 import httpx
 
+from wharf.http_reads import use_large_reads
 from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.retries import RetryPolicy
 from wharf.storage.driver.swift.params import SwiftParameters
@@ -56,6 +57,7 @@ class SwiftClient:
     ) -> None:
         self.params = params
         self.retry = retry or RetryPolicy()
+        use_large_reads()
         self.http = httpx.AsyncClient(
             verify=not params.insecureskipverify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
