@@ -20,11 +20,13 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Target:
-    """``ratio_min``/``ratio_max`` bound wharf / docker-registry; ``wharf_max`` bounds wharf."""
+    """``ratio_min``/``ratio_max`` bound wharf / docker-registry; ``wharf_max`` and
+    ``wharf_min`` bound wharf's own figure."""
 
     ratio_min: float | None = None
     ratio_max: float | None = None
     wharf_max: float | None = None
+    wharf_min: float | None = None
 
     def describe(self, unit: str) -> str:
         if self.ratio_min is not None:
@@ -33,11 +35,15 @@ class Target:
             return f"<= {self.ratio_max:g}x"
         if self.wharf_max is not None:
             return f"< {self.wharf_max:g} {unit}"
+        if self.wharf_min is not None:
+            return f">= {self.wharf_min:g} {unit}"
         return ""
 
     def holds(self, wharf: float, ratio: float | None) -> bool:
         if self.wharf_max is not None:
             return wharf < self.wharf_max
+        if self.wharf_min is not None:
+            return wharf >= self.wharf_min
         if ratio is None:
             return False
         if self.ratio_min is not None:

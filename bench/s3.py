@@ -5,22 +5,32 @@ SigV4 checked) in the run's temporary directory; each registry gets a bucket of 
 and runs beside the filesystem pair. Redirects are off for both, so the registries stream blob
 bytes themselves. Fewer bytes per sample than on the filesystem (one push per sample, two
 blobs per pull sample): Swift here moves about 200 MB/s.
+
+The chunked push is also set against the store's own floor for the same sequence of chunks:
+in each round, right after the registry's chunked push, boto3 alone uploads a blob of the
+same size in the same chunks as the parts of one multipart upload, one after the other as
+the PATCHes come, and completes it. Both registries' pushes are divided by it (the target is
+wharf's).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from typing import TYPE_CHECKING
 
 from bench.base import Environment, Item, Unavailable
 from bench.memory import children, command_line
 from bench.registries import REFERENCE, WHARF, S3Store, Target, start_reference, start_wharf
 from bench.report import Metric
+from bench.report import Target as Goal
 from bench.transfer import Pull, Push, SkopeoCopy
 
 if TYPE_CHECKING:
     from tests.support.s3servers import S3Server
+
+    from bench.blobs import BlobSource
 
 __all__ = ["S3Storage"]
 
@@ -44,7 +54,21 @@ class S3Storage(Item):
         self._targets: dict[str, Target] = {}
 
     def metrics(self) -> list[Metric]:
-        return [metric for part in self.parts for metric in part.metrics()]
+        floor = [
+            Metric(
+                f"{_PREFIX}push_chunked_floor",
+                f"{_SCOPE}The same chunks as one multipart upload, boto3 alone (the store's floor)",
+                "MB/s",
+            ),
+            Metric(
+                f"{_PREFIX}push_chunked_of_floor",
+                f"{_SCOPE}Chunked push / the store's floor, same round",
+                "x",
+                Goal(wharf_min=0.9),
+                digits=2,
+            ),
+        ]
+        return [metric for part in self.parts for metric in part.metrics()] + floor
 
     def unavailable(self) -> str | None:
         try:
@@ -89,6 +113,11 @@ class S3Storage(Item):
         out: dict[str, float] = {}
         for part in self.parts:
             out.update(part.measure(s3_target, round_number))
+        s = self.settings
+        server = self._start_server()
+        floor = multipart_rate(server, self.env.source, s.blob_bytes, s.chunk_bytes)
+        out[f"{_PREFIX}push_chunked_floor"] = floor
+        out[f"{_PREFIX}push_chunked_of_floor"] = out[f"{_PREFIX}push_chunked"] / floor
         return out
 
     def pids(self, target: Target) -> list[int]:
@@ -100,3 +129,29 @@ class S3Storage(Item):
 
     def close(self) -> None:
         self._stack.close()
+
+
+def multipart_rate(server: S3Server, source: BlobSource, size: int, chunk: int) -> float:
+    """MB/s of boto3 alone uploading ``size`` new bytes in ``chunk``-byte parts of one
+    multipart upload, one part after the other, then completing it; removed afterwards."""
+    client = server.client()
+    bucket = server.create_bucket()
+    key = "floor/data"
+    view, _ = source.next(size)
+    bodies = [bytes(view[offset : offset + chunk]) for offset in range(0, size, chunk)]
+    os.sync()
+    started = time.perf_counter()
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    parts = []
+    for number, body in enumerate(bodies, start=1):
+        answer = client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=body
+        )
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    client.complete_multipart_upload(
+        Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+    )
+    elapsed = time.perf_counter() - started
+    client.delete_object(Bucket=bucket, Key=key)
+    client.delete_bucket(Bucket=bucket)
+    return size / elapsed / 1e6
