@@ -5,6 +5,7 @@ token service that counts the tokens it issues)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import json
 import threading
@@ -45,6 +46,7 @@ class Script:
     status: int | None = None  # answered to every registry request when set
     retry_after: str | None = None
     trickle: float = 0.0  # seconds between the pieces of a blob
+    gzip_blobs: bool = False  # blob bodies sent with Content-Encoding: gzip
     token_required: bool = False
     tokens_issued: int = 0
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, auth
@@ -112,6 +114,12 @@ class ScriptedUpstream:
             return
         if kind.endswith("/blobs") and reference in script.blobs:
             blob = script.blobs[reference]
+            if script.gzip_blobs and request.command == "GET":
+                encoded = gzip.compress(blob)
+                request._send(
+                    200, encoded, Content_Encoding="gzip", Docker_Content_Digest=reference
+                )
+                return
             if request.command == "HEAD" or not script.trickle:
                 request._send(200, blob, Docker_Content_Digest=reference)
                 return
@@ -195,6 +203,19 @@ def test_the_first_client_gets_bytes_before_the_whole_blob_is_fetched(
     assert received == blob
     assert first_byte is not None
     assert first_byte < total / 2, (first_byte, total)
+
+
+def test_a_blob_sent_content_encoded_is_stored_as_the_blob(
+    mirror: tuple[WharfServer, ScriptedUpstream], script: Script
+) -> None:
+    server, _ = mirror
+    script.gzip_blobs = True  # as a CDN may compress what it sends
+    digest, blob = _layer(script)
+    for _ in range(2):  # fetched, then from the cache
+        response = httpx.get(f"{server.url}/v2/up/app/blobs/{digest}", timeout=30)
+        assert response.status_code == 200
+        assert response.content == blob
+        assert response.headers["docker-content-digest"] == digest
 
 
 @pytest.mark.parametrize(
