@@ -139,12 +139,17 @@ class S3Storage(Item):
         self._stack.close()
 
 
+S3_MIN_PART_BYTES = 5 * 1024 * 1024
+
+
 def multipart_rates(
     server: S3Server, source: BlobSource, size: int, chunk: int
 ) -> tuple[float, float]:
     """MB/s of boto3 alone uploading ``size`` new bytes in ``chunk``-byte parts of one
     multipart upload, one part after the other, then completing it; and MB/s of that plus a
-    copy of the object to another key. Both removed afterwards."""
+    copy of the object to another key. Both removed afterwards. Parts are never smaller than
+    S3's minimum part size, which the store refuses (and which wharf buffers up to too)."""
+    chunk = max(chunk, S3_MIN_PART_BYTES)
     client = server.client()
     bucket = server.create_bucket()
     key, blob = "upload/data", "blob/data"
