@@ -291,7 +291,10 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
                         self.command, self.path, skip_host=True, skip_accept_encoding=True
                     )
                     for name, value in self.headers.items():
-                        self.upstream.putheader(name, value)
+                        if name.lower() not in ("transfer-encoding", "content-length"):
+                            self.upstream.putheader(name, value)
+                    if body or self.command in ("PUT", "POST", "PATCH"):
+                        self.upstream.putheader("Content-Length", str(len(body)))
                     self.upstream.endheaders(body)
                     return self.upstream.getresponse()
                 except (ConnectionError, http.client.HTTPException):
@@ -302,10 +305,23 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
                         raise
             raise AssertionError("unreachable")
 
+        def _read_body(self) -> bytes:
+            """The request's body, whole, given by its length or chunked (which goes on
+            to the upstream with its length)."""
+            if "chunked" not in (self.headers.get("Transfer-Encoding") or "").lower():
+                length = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(length) if length else b""
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass  # trailers
+            return b"".join(chunks)
+
         def _handle(self) -> None:
             started = time.monotonic()
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            body = self._read_body()
             path, _, query = self.path.partition("?")
             path = urllib.parse.unquote(path)
             headers = {name.lower(): value for name, value in self.headers.items()}

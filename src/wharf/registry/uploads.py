@@ -421,21 +421,30 @@ class Uploads:
             raise
         size = session.size
         data = paths.upload_data(self.name, session.id)
-        stored = (await self.driver.stat(data)).size
-        if stored != size:
-            await self._remove(session.id, held)
-            raise BlobUploadInvalid(
-                {"received": size, "stored": stored},
-                message="the upload's stored data is not what was received",
-            )
         # Where leases exclude only this machine's processes, another machine may have
         # written beside an earlier request: then only the stored bytes tell what they are.
         trusted = session.hasher is not None and (
             self.driver.exclusive_leases or session.received_here
         )
         algorithm = digest.algorithm if digest is not None else _CANONICAL
+        known = None
         if trusted and session.hasher is not None and session.hasher.algorithm == algorithm:
-            actual = session.hasher.hexdigest()
+            known = session.hasher.hexdigest()
+        holds: bool | None = None
+        if digest is not None and known == digest.hex:
+            # Two independent reads, asked together: what storage holds of the upload, and
+            # whether the store has the blob already.
+            stat, holds = await asyncio.gather(self.driver.stat(data), self._holds(digest, size))
+        else:
+            stat = await self.driver.stat(data)
+        if stat.size != size:
+            await self._remove(session.id, held)
+            raise BlobUploadInvalid(
+                {"received": size, "stored": stat.size},
+                message="the upload's stored data is not what was received",
+            )
+        if known is not None:
+            actual = known
         else:
             rehash = new_hasher(algorithm)
             await self._hashes(session.id).hash_stored(rehash, 0, size)
@@ -443,7 +452,9 @@ class Uploads:
         if digest is None:
             digest = Digest.parse(f"{algorithm}:{actual}")
         await self._verify(session.id, held, digest, actual)
-        if not await self._holds(digest, size):
+        if holds is None:
+            holds = await self._holds(digest, size)
+        if not holds:
             held.lease.check()
             await self.driver.move(data, paths.blob_data(digest))
         return size, digest

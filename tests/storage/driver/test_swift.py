@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
@@ -174,6 +175,24 @@ async def test_a_writer_keeps_copies_of_what_it_is_given(
     await writer.commit()
     assert await driver.get_content("/u/data") == data
     await driver.close()
+
+
+async def test_a_segment_is_sent_while_it_fills(proxy: FaultProxy, proxied: StorageDriver) -> None:
+    """The upload of a segment starts with its first bytes (so Swift stores it while the
+    rest arrives), and one refused after all its bytes went out is sent again whole."""
+    data = random_bytes(MiB + MiB // 2)
+    proxy.fail("PUT segment", "status", status=503)
+    writer = await proxied.writer("/u/data")
+    await writer.write(data[: MiB // 4])
+    await asyncio.sleep(0.3)
+    filled_at = time.monotonic()
+    await writer.write(data[MiB // 4 :])
+    await writer.commit()
+    assert await proxied.get_content("/u/data") == data
+    segments = [record for record in proxy.recorded() if record.operation == "PUT segment"]
+    assert [record.status for record in segments] == [503, 201, 201]
+    assert segments[0].started < filled_at
+    assert all(fault.times == 0 for fault in proxy.faults)
 
 
 async def test_a_resume_state_needs_no_listing(proxy: FaultProxy, proxied: StorageDriver) -> None:

@@ -3,10 +3,12 @@
 Every request goes through :meth:`SwiftClient.request`, which authenticates on first use and
 again when a token is refused (401), and retries transient failures (connection errors,
 408, 429, 498, 5xx) with jittered exponential backoff: always for idempotent requests (GET,
-HEAD, PUT of a whole object, DELETE, COPY), never for others (POST). A body must then be
-in memory, sent again whole. A body of pieces goes out piece by piece, so that no copy of a
-whole segment is made on its way to the socket. Errors leave as :class:`SwiftError` (a
-DriverError carrying the HTTP status), so nothing of httpx crosses the driver's boundary.
+HEAD, PUT of a whole object, DELETE, COPY), never for others (POST). A body is then sent
+again whole: it is in memory, or a :class:`GrowingBody` (sent chunked as its pieces
+arrive), which a retry sends again from its first piece. Pieces go out one by one, so that
+no copy of a whole segment is made on its way to the socket. Errors leave as
+:class:`SwiftError` (a DriverError carrying the HTTP status), so nothing of httpx crosses
+the driver's boundary.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.retries import RetryPolicy
 from wharf.storage.driver.swift.params import SwiftParameters
 
-__all__ = ["RetryPolicy", "SwiftClient", "SwiftError"]
+__all__ = ["GrowingBody", "RetryPolicy", "SwiftClient", "SwiftError"]
 
 _RETRY_STATUS = frozenset({408, 429, 498, 500, 502, 503, 504})
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "COPY"})
@@ -33,6 +35,44 @@ _USER_AGENT = "wharf"
 async def _pieces(content: tuple[bytes, ...]) -> AsyncIterator[bytes]:
     for piece in content:
         yield piece
+
+
+class GrowingBody:
+    """A body still being written: pieces are appended until ``end``; every sending of it
+    starts from the first piece and waits for the next ones as they come."""
+
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
+        self.size = 0
+        self.ended = False
+        self._grown = asyncio.Event()
+
+    def append(self, piece: bytes) -> None:
+        self.pieces.append(piece)
+        self.size += len(piece)
+        self._grown.set()
+
+    def end(self) -> None:
+        self.ended = True
+        self._grown.set()
+
+    async def whole(self) -> tuple[bytes, ...]:
+        """The pieces, once the body has ended."""
+        while not self.ended:
+            self._grown.clear()
+            await self._grown.wait()
+        return tuple(self.pieces)
+
+    async def replay(self) -> AsyncIterator[bytes]:
+        sent = 0
+        while True:
+            while sent < len(self.pieces):
+                yield self.pieces[sent]
+                sent += 1
+            if self.ended:
+                return
+            self._grown.clear()
+            await self._grown.wait()
 
 
 class SwiftError(DriverError):
@@ -129,7 +169,7 @@ class SwiftClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        content: bytes | tuple[bytes, ...] | None = None,
+        content: bytes | tuple[bytes, ...] | GrowingBody | None = None,
         ok: tuple[int, ...] = (),
         path: str = "",
         idempotent: bool | None = None,
@@ -161,7 +201,7 @@ class SwiftClient:
         name: str,
         params: Mapping[str, str] | None,
         headers: Mapping[str, str] | None,
-        content: bytes | tuple[bytes, ...] | None,
+        content: bytes | tuple[bytes, ...] | GrowingBody | None,
         path: str,
         ok: tuple[int, ...],
         *,
@@ -182,6 +222,8 @@ class SwiftClient:
             if isinstance(content, tuple):
                 all_headers["Content-Length"] = str(sum(map(len, content)))
                 body = _pieces(content)
+            elif isinstance(content, GrowingBody):
+                body = content.replay()
             else:
                 body = content
             request = self.http.build_request(

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import httpx
 
-from wharf.storage.driver.swift.client import SwiftClient, SwiftError
+from wharf.storage.driver.swift.client import GrowingBody, SwiftClient, SwiftError
 
 __all__ = ["Listed", "ObjectHead", "Objects"]
 
@@ -98,7 +98,7 @@ class Objects:
     async def put(
         self,
         name: str,
-        content: bytes | tuple[bytes, ...],
+        content: bytes | tuple[bytes, ...] | GrowingBody,
         *,
         manifest: str | None = None,
         if_none_match: bool = False,

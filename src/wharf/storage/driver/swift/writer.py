@@ -1,20 +1,18 @@
 """Writers: files as Dynamic Large Objects, one segment per ``chunksize`` bytes.
 
-A writer buffers up to one segment and uploads it while the next ones fill, up to
-``SEGMENTS_IN_FLIGHT`` at once (so at most that many segments and one more of memory per
-writer). A segment is buffered as the pieces written, each copied once, and sent piece by
-piece: the HTTP stack passes a ``bytes`` piece to the socket as it is (one ``bytes`` per
-segment, sliced off a growing buffer and copied again into the socket's write buffer, cost
-more CPU than hashing the bytes, and a reused segment-sized buffer costs one more copy in the
-HTTP stack). Each segment is created with ``If-None-Match: *``, so a
-writer that is behind another on the same file fails instead of overwriting a segment (a
-retried create whose first answer was lost finds its own bytes there, by MD5). ``close``
-uploads what is buffered, as a shorter segment, and writes the manifest if the file has none
-yet, as Distribution's writer does: the file is then visible, and any process continues it
-(``load_stored`` lists its segments, and looks past the listing for segments it does not show
-yet, as listings may lag). ``commit`` checks that the segments under the file's segments path
-are exactly those this writer knows (names, sizes, MD5s: bytes another machine added beside
-them fail it) and waits until Swift serves the whole size.
+A segment's upload starts with its first bytes and streams the pieces written as they come
+(chunked), so Swift stores a segment while it fills and the last one is nearly stored when
+the body ends; up to ``SEGMENTS_IN_FLIGHT`` are unanswered at once (so at most that many
+segments of memory per writer). Each piece is copied once and handed to the socket as it is.
+Each segment is created with ``If-None-Match: *``, so a writer that is behind another on the
+same file fails instead of overwriting a segment (a retried create whose first answer was
+lost finds its own bytes there, by MD5; a retry sends the segment again from its first
+piece). ``close`` ends the segment being filled, as a shorter one, and writes the manifest if
+the file has none yet, as Distribution's writer does: the file is then visible, and any
+process continues it (``load_stored`` lists its segments, and looks past the listing for
+segments it does not show yet, as listings may lag). ``commit`` checks that the segments under
+the file's segments path are exactly those this writer knows (names, sizes, MD5s: bytes
+another machine added beside them fail it) and waits until Swift serves the whole size.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote
 
 from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
-from wharf.storage.driver.swift.client import SwiftError
+from wharf.storage.driver.swift.client import GrowingBody, SwiftError
 from wharf.storage.driver.swift.layout import Layout, segment_name
 from wharf.storage.driver.swift.objects import Objects
 
@@ -75,18 +73,32 @@ def _number(segments_path: str, name: str) -> int | None:
     return int(tail) if len(tail) == 16 and tail.isdigit() else None
 
 
-async def list_segments(objects: Objects, segments_path: str) -> list[Segment]:
+async def list_segments(
+    objects: Objects, segments_path: str, expected_end: int | None = None
+) -> list[Segment]:
     """The segments under ``segments_path``, in order; looks past the listing for
-    segments it does not show yet (each is written once, so a HEAD is reliable)."""
+    segments it does not show yet (each is written once, so a HEAD is reliable).
+    ``expected_end``: the number past the last segment the caller knows of, asked about
+    beside the listing (a writer's commit: one round trip fewer when nothing is amiss)."""
+    listing = objects.list_all(segments_path + "/")
+    if expected_end is None:
+        listed, ahead = await listing, None
+    else:
+        listed, ahead = await asyncio.gather(
+            listing, objects.head(segment_name(segments_path, expected_end))
+        )
     found = [
         Segment(number, item.size, item.etag)
-        for item in await objects.list_all(segments_path + "/")
+        for item in listed
         if (number := _number(segments_path, item.name)) is not None
     ]
     known = {segment.number for segment in found}
     following = max(known, default=0) + 1
     while following not in known:
-        head = await objects.head(segment_name(segments_path, following))
+        if following == expected_end:
+            head, expected_end = ahead, None
+        else:
+            head = await objects.head(segment_name(segments_path, following))
         if head is None:
             break
         found.append(Segment(following, head.size, head.etag))
@@ -152,8 +164,7 @@ class SwiftWriter(FileWriter):
             self._has_manifest = True
         self._next = max((s.number for s in self._segments), default=0) + 1
         self._size = sum(segment.size for segment in self._segments)
-        self._pieces: list[bytes] = []  # the next segment
-        self._filled = 0
+        self._filling: GrowingBody | None = None  # the segment being written and sent
         self._sending: deque[asyncio.Task[Segment]] = deque()
         self._state = "open"  # -> closed | committed | cancelled
         self._broken = False
@@ -178,23 +189,24 @@ class SwiftWriter(FileWriter):
         self._size += view.nbytes
         position = 0
         while position < view.nbytes:
-            step = min(view.nbytes - position, self._chunk - self._filled)
-            self._pieces.append(bytes(view[position : position + step]))
-            self._filled += step
+            segment = self._filling or await self._start_segment()
+            step = min(view.nbytes - position, self._chunk - segment.size)
+            segment.append(bytes(view[position : position + step]))
             position += step
-            if self._filled == self._chunk:
-                await self._send()
+            if segment.size == self._chunk:
+                segment.end()
+                self._filling = None
 
-    async def _send(self) -> None:
-        """Start uploading the buffered pieces as the next segment, once fewer than
-        ``SEGMENTS_IN_FLIGHT`` are being uploaded."""
-        pieces = tuple(self._pieces)
-        self._pieces, self._filled = [], 0
+    async def _start_segment(self) -> GrowingBody:
+        """Start uploading the next segment, once fewer than ``SEGMENTS_IN_FLIGHT`` are
+        unanswered; its bytes follow as they are written."""
         while len(self._sending) >= SEGMENTS_IN_FLIGHT:
             await self._settle_oldest()
         number = self._next
         self._next += 1
-        self._sending.append(asyncio.get_running_loop().create_task(self._put(number, pieces)))
+        segment = self._filling = GrowingBody()
+        self._sending.append(asyncio.get_running_loop().create_task(self._put(number, segment)))
+        return segment
 
     async def _settle_oldest(self) -> None:
         sending = self._sending.popleft()
@@ -209,14 +221,15 @@ class SwiftWriter(FileWriter):
         while self._sending:
             await self._settle_oldest()
 
-    async def _put(self, number: int, pieces: tuple[bytes, ...]) -> Segment:
+    async def _put(self, number: int, body: GrowingBody) -> Segment:
         name = segment_name(self._segments_path, number)
         try:
-            etag = await self._objects.put(name, pieces, if_none_match=True, path=self._path)
+            etag = await self._objects.put(name, body, if_none_match=True, path=self._path)
         except SwiftError as exc:
             if exc.status != 412:
                 raise
             # There already: ours, when an earlier attempt's answer was lost.
+            pieces = await body.whole()
             head = await self._objects.head(name, self._path)
             md5 = await asyncio.to_thread(_md5, pieces)
             if head is None or head.etag != md5:
@@ -224,12 +237,14 @@ class SwiftWriter(FileWriter):
                     f"another writer wrote segment {number} of {self._path}", path=self._path
                 ) from exc
             etag = head.etag
-        return Segment(number, sum(map(len, pieces)), etag)
+        await body.whole()
+        return Segment(number, body.size, etag)
 
     async def _flush(self) -> None:
         try:
-            if self._filled:
-                await self._send()
+            if self._filling is not None:
+                self._filling.end()
+                self._filling = None
             await self._settle()
             if not self._has_manifest:
                 await self._objects.put(
@@ -261,7 +276,7 @@ class SwiftWriter(FileWriter):
         self._check_open()
         await self._flush()
         stored, served = await asyncio.gather(
-            list_segments(self._objects, self._segments_path), self._served()
+            list_segments(self._objects, self._segments_path, self._next), self._served()
         )
         if [(s.number, s.size) for s in stored] != [
             (s.number, s.size) for s in self._segments
@@ -306,7 +321,7 @@ class SwiftWriter(FileWriter):
             return
         self._state = "cancelled"
         await self._abandon()
-        self._pieces, self._filled = [], 0
+        self._filling = None
         await self._objects.delete(self._name, self._path)
         names = [item.name for item in await self._objects.list_all(self._segments_path + "/")]
         await self._objects.delete_all(names)
