@@ -54,6 +54,11 @@ class Store:
     #: Seconds the store alone takes for what a push's commit asks of it (on emulators that
     #: copy bytes there), measured after each floor push; None where that costs nothing.
     commit_floor: Callable[[], float] | None = None
+    #: The same transfers made by a plain HTTP client written for the store's API alone,
+    #: where that is faster than the SDK: reported beside the SDK's floor, as the limit no
+    #: client of this store gets past here.
+    plain: Floor | None = None
+    plain_name: str = ""
 
 
 def _pieces(data: bytes) -> Iterator[bytes]:
@@ -106,7 +111,7 @@ def run(store: Store, args: argparse.Namespace) -> str:
     size = args.mib * MIB
     times: dict[str, list[float]] = {
         "wharf push": [], "wharf patch": [], "wharf pull": [], "sdk push": [], "sdk pull": [],
-        "sdk push and commit": [],
+        "sdk push and commit": [], "plain push": [], "plain pull": [],
     }  # fmt: skip
     storage = {**store.storage, "redirect": {"disable": True}}
     with (
@@ -128,6 +133,10 @@ def run(store: Store, args: argparse.Namespace) -> str:
             times["sdk pull"].append(pulled)
             if store.commit_floor is not None:
                 times["sdk push and commit"].append(pushed + store.commit_floor())
+            if store.plain is not None:
+                pushed, pulled = store.plain(data)
+                times["plain push"].append(pushed)
+                times["plain pull"].append(pulled)
             rates = ", ".join(f"{k} {size / v[-1] / 1e6:.0f} MB/s" for k, v in times.items() if v)
             print(f"{store.title}, round {number + 1}: {rates}", file=sys.stderr, flush=True)
     rate = {key: size / statistics.median(value) / 1e6 for key, value in times.items() if value}
@@ -143,11 +152,17 @@ def run(store: Store, args: argparse.Namespace) -> str:
     ]
     for verb in ("push", "pull"):
         wharf_rate, floor = rate[f"wharf {verb}"], rate[f"sdk {verb}"]
+        plain = rate.get(f"plain {verb}")
         verdict = "holds" if wharf_rate / floor >= 0.8 else "**misses**"
         lines.append(
             f"| {verb} | {wharf_rate:.0f} MB/s | {floor:.0f} MB/s | {wharf_rate / floor:.2f}x "
             f"| >= 0.8x | {verdict} |"
         )
+        if plain is not None:
+            lines.append(
+                f"| {verb}, next to {store.plain_name} | {wharf_rate:.0f} MB/s | {plain:.0f} MB/s "
+                f"| {wharf_rate / plain:.2f}x | | |"
+            )
         if verb == "push":
             patch = rate["wharf patch"]
             lines.append(

@@ -3,10 +3,13 @@
     python -m bench.swift [--mib 256] [--rounds 3] [--out bench/STORES.md]
 
 One Swift (from PyPI, with tempauth and memcached: tests/support/s3servers.py starts it), wharf
-with ``storage.swift`` on a container of its own, and a plain HTTP client alone (httpx) on
-another: the blob as 20 MiB segments (Distribution's and wharf's default ``chunksize``), 4 at
-a time, under a DLO manifest, and one GET of the manifest, which Swift serves by joining the
-segments as it does wharf's: see ``bench.stores``.
+with ``storage.swift`` on a container of its own, and the store's SDK alone on another: the
+floor is python-swiftclient (OpenStack's client library) uploading the blob from a file as a
+Dynamic Large Object of 20 MiB segments (Distribution's and wharf's default ``chunksize``,
+its default segment threads), and downloading it with ``get_object``: Swift serves it by
+joining the segments as it does wharf's. Beside it, a plain HTTP client (httpx) making the
+same transfers from memory, 4 segments at a time: the most any client gets from this store
+here. See ``bench.stores``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from swiftclient.client import Connection
+from swiftclient.service import SwiftService, SwiftUploadObject
 from tests.support.s3servers import start_swift
 from tests.support.swift import SwiftNative
 
@@ -37,7 +42,40 @@ def main() -> int:
         token = swift.request("HEAD", "").request.headers["X-Auth-Token"]
         base = f"{swift.storage_url}/{floor_container}"
 
-        def floor(data: bytes) -> tuple[float, float]:
+        sdk_container = swift.create_container()
+        options = {
+            "auth": swift.auth_url, "user": server.access_key, "key": server.secret_key,
+            "auth_version": "1.0", "segment_size": _SEGMENT, "use_slo": False,
+            "segment_container": sdk_container,
+        }  # fmt: skip
+        source = Path(workdir) / "blob"
+
+        def sdk(data: bytes) -> tuple[float, float]:
+            name = f"floor/{time.time_ns()}"
+            source.write_bytes(data)
+            with SwiftService(options=options) as service:
+                started = time.perf_counter()
+                upload = SwiftUploadObject(str(source), object_name=name)
+                results = list(service.upload(sdk_container, [upload], options=options))
+                pushed = time.perf_counter() - started
+            failed = [result for result in results if not result["success"]]
+            assert not failed, failed[0]
+            connection = Connection(
+                authurl=swift.auth_url,
+                user=server.access_key,
+                key=server.secret_key,
+                auth_version="1",
+            )
+            started = time.perf_counter()
+            headers, body = connection.get_object(sdk_container, name, resp_chunk_size=1 << 20)
+            received = sum(len(part) for part in body)
+            pulled = time.perf_counter() - started
+            connection.close()
+            assert "x-object-manifest" in headers
+            assert received == len(data)
+            return pushed, pulled
+
+        def plain(data: bytes) -> tuple[float, float]:
             name = f"floor/{time.time_ns()}"
             view = memoryview(data)
             headers = {"X-Auth-Token": token}
@@ -68,8 +106,11 @@ def main() -> int:
         store = Store(
             "swift on OpenStack Swift",
             {"swift": swift.parameters(swift.create_container())},
-            floor,
-            "httpx alone: 20 MiB segments 4 at a time under a DLO manifest, one GET",
+            sdk,
+            "python-swiftclient, a DLO of 20 MiB segments uploaded from a file (its default "
+            "threads), get_object",
+            plain=plain,
+            plain_name="a plain client (httpx, from memory, 4 segments at a time)",
         )
         run(store, args)
     return 0

@@ -263,6 +263,9 @@ class FaultProxy:
 def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: without this, the second waits for the
+        # client's delayed acknowledgement of the first (some 40 ms per answer).
+        disable_nagle_algorithm = True
         upstream: http.client.HTTPConnection | None = None
 
         def log_message(self, format: str, *args: object) -> None:

@@ -200,14 +200,19 @@ class Uploads:
         return size
 
     @overload
-    async def _open_writer(self, upload_id: str) -> FileWriter: ...
+    async def _open_writer(self, upload_id: str, *, exists: bool = False) -> FileWriter: ...
 
     @overload
-    async def _open_writer(self, upload_id: str, *, create: bool) -> FileWriter | None: ...
+    async def _open_writer(
+        self, upload_id: str, *, create: bool, exists: bool = False
+    ) -> FileWriter | None: ...
 
-    async def _open_writer(self, upload_id: str, *, create: bool = True) -> FileWriter | None:
+    async def _open_writer(
+        self, upload_id: str, *, create: bool = True, exists: bool = False
+    ) -> FileWriter | None:
         """A writer appending to the session's data (None when there is none and not
-        ``create``); BlobUploadUnknown for an unknown session.
+        ``create``); BlobUploadUnknown for an unknown session. ``exists``: the caller knows
+        the session exists (a lease taken without a hint looked).
 
         Uncommitted data is visible only through a writer (an S3 multipart upload has no
         object yet), so the size of a session is always asked of one. Opening one to append
@@ -217,7 +222,8 @@ class Uploads:
         data_path = paths.upload_data(self.name, upload_id)
         appending = asyncio.ensure_future(self.driver.writer(data_path, append=True))
         try:
-            await self.driver.stat(paths.upload_started_at(self.name, upload_id))
+            if not exists:
+                await self.driver.stat(paths.upload_started_at(self.name, upload_id))
         except BaseException as error:
             with contextlib.suppress(Exception):
                 await (await appending).close()
@@ -305,7 +311,8 @@ class Uploads:
         hashes = self._hashes(upload_id)
         state = asyncio.ensure_future(hashes.load(expected)) if expected else None
         try:
-            writer = await self._open_writer(upload_id)
+            # A lease taken without the hint of a turn looked for the session's file.
+            writer = await self._open_writer(upload_id, exists=held.memo is None)
         except BaseException:
             _discard(state)
             raise
@@ -411,36 +418,44 @@ class Uploads:
     ) -> tuple[int, Digest]:
         """Commit the session's data, verify it against ``digest`` (None: take the digest of
         the bytes) and move it into the store; its size and digest."""
+        holding: asyncio.Future[bool] | None = None
         try:
             if body is not None:
                 await self._pump(session, body)
+            size = session.size
+            # Where leases exclude only this machine's processes, another machine may have
+            # written beside an earlier request: then only the stored bytes tell what they
+            # are.
+            trusted = session.hasher is not None and (
+                self.driver.exclusive_leases or session.received_here
+            )
+            algorithm = digest.algorithm if digest is not None else _CANONICAL
+            known = None
+            if trusted and session.hasher is not None and session.hasher.algorithm == algorithm:
+                known = session.hasher.hexdigest()
+            if digest is not None and known == digest.hex:
+                # Verified already: whether the store has the blob is asked while the data
+                # is committed (a read, moot if the commit fails).
+                holding = asyncio.ensure_future(self._holds(digest, size))
             held.lease.check()
             await session.writer.commit()
         except BaseException:
+            _discard(holding)
             await session.writer.close()
             raise
-        size = session.size
         data = paths.upload_data(self.name, session.id)
-        # Where leases exclude only this machine's processes, another machine may have
-        # written beside an earlier request: then only the stored bytes tell what they are.
-        trusted = session.hasher is not None and (
-            self.driver.exclusive_leases or session.received_here
-        )
-        algorithm = digest.algorithm if digest is not None else _CANONICAL
-        known = None
-        if trusted and session.hasher is not None and session.hasher.algorithm == algorithm:
-            known = session.hasher.hexdigest()
-        holds: bool | None = None
-        if digest is not None and known == digest.hex:
-            # Two independent reads, asked together: what storage holds of the upload, and
-            # whether the store has the blob already.
-            stat, holds = await asyncio.gather(self.driver.stat(data), self._holds(digest, size))
-        else:
-            stat = await self.driver.stat(data)
-        if stat.size != size:
+        stored = session.writer.served_size
+        if stored is None:
+            try:
+                stored = (await self.driver.stat(data)).size
+            except BaseException:
+                _discard(holding)
+                raise
+        if stored != size:
+            _discard(holding)
             await self._remove(session.id, held)
             raise BlobUploadInvalid(
-                {"received": size, "stored": stat.size},
+                {"received": size, "stored": stored},
                 message="the upload's stored data is not what was received",
             )
         if known is not None:
@@ -452,8 +467,7 @@ class Uploads:
         if digest is None:
             digest = Digest.parse(f"{algorithm}:{actual}")
         await self._verify(session.id, held, digest, actual)
-        if holds is None:
-            holds = await self._holds(digest, size)
+        holds = await (holding if holding is not None else self._holds(digest, size))
         if not holds:
             held.lease.check()
             await self.driver.move(data, paths.blob_data(digest))
@@ -577,7 +591,7 @@ class _Held:
         return turn is None or (memo.turn is not None and turn == memo.turn + 1)
 
 
-def _discard(future: Awaitable[Hasher | None] | None) -> None:
+def _discard(future: Awaitable[object] | None) -> None:
     """Drop a read that is no longer wanted; what it finds or fails with is moot."""
     if isinstance(future, asyncio.Future):
         future.cancel()

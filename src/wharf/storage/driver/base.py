@@ -184,6 +184,13 @@ class FileWriter(ABC):
     async def commit(self) -> None:
         """Make the written bytes durable and final; no write may follow."""
 
+    @property
+    def served_size(self) -> int | None:
+        """After ``commit``: the size the commit itself saw storage serve at the path,
+        where it looks (reads that may lag a write); None elsewhere, and then ``stat`` is
+        the way to know."""
+        return None
+
     def resume_state(self) -> ResumeState | None:
         """After ``close``: what this writer knows of what storage holds for the file, for
         ``StorageDriver.resume_writer`` to continue without reading storage again. None

@@ -238,5 +238,9 @@ class _CheckedWriter(FileWriter):
         with _Translate(self._driver, "commit", self._path, self._observe):
             await self._inner.commit()
 
+    @property
+    def served_size(self) -> int | None:
+        return self._inner.served_size
+
     def resume_state(self) -> ResumeState | None:
         return self._inner.resume_state()

@@ -290,6 +290,10 @@ class SwiftWriter(FileWriter):
             await self._wait_until_served()
         self._state = "committed"
 
+    @property
+    def served_size(self) -> int | None:
+        return self._size if self._state == "committed" else None
+
     async def _served(self) -> bool:
         """Whether Swift serves the whole size (asked beside the segments' listing)."""
         head = await self._objects.head(self._name, self._path)
