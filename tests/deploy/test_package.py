@@ -64,6 +64,7 @@ def test_the_metadata_names_the_license_extras_and_urls(dist: Dist) -> None:
         "cryptography",
         "joserfc",
         "httpx",
+        "httpcore",
     ]
     for package, extra in [
         ("boto3", "s3"),

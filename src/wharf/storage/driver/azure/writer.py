@@ -12,12 +12,13 @@ thus end the chain or stay off it: the next writer finds a consistent prefix of 
 written, never a hole, never bytes twice, and its own blocks supersede the leftovers. Staging
 a block again under the same id replaces it, so a retried PutBlock is safe.
 
-Writing: bytes are buffered; each ``block_size`` becomes a block staged in the background, up
-to ``PARALLEL_BLOCKS`` at a time (the next write waits for a free slot, which bounds memory).
-``close`` stages the rest as one more block: one request, no copy, whatever the chunk sizes.
-``commit`` stages the rest and commits the chain (PutBlockList), which also discards every
-other staged block; a file with no block is put empty. ``cancel`` discards the staged blocks
-where nothing committed is there (Azure drops them after 7 days where something is).
+Writing: bytes are buffered (as the pieces written, see ``piece_buffer``); each
+``block_size`` becomes a block staged in the background, up to ``PARALLEL_BLOCKS`` at a time
+(the next write waits for a free slot, which bounds memory). ``close`` stages the rest as
+one more block: one request, no copy, whatever the chunk sizes. ``commit`` stages the rest
+and commits the chain (PutBlockList), which also discards every other staged block; a file
+with no block is put empty. ``cancel`` discards the staged blocks where nothing committed is
+there (Azure drops them after 7 days where something is).
 
 Continuing a committed file (``append=True`` on a file that exists) first stages its bytes as
 the new chain's first blocks, read back in ranges. A committed *append* blob, which is how
@@ -39,6 +40,7 @@ from wharf.storage.driver.azure.blobs import Blobs, ObjectInfo
 from wharf.storage.driver.azure.client import AzureError, error_status, is_retryable, translate
 from wharf.storage.driver.azure.layout import block_id, parse_block_id
 from wharf.storage.driver.base import FileWriter, ResumeState
+from wharf.storage.driver.piece_buffer import PieceBuffer
 from wharf.storage.driver.writer_steps import WriterSteps
 
 __all__ = ["APPEND_LIMIT", "BLOCK_SIZE", "PARALLEL_BLOCKS", "AzureWriter", "Stored", "load_stored"]
@@ -134,10 +136,7 @@ class AzureWriter(WriterSteps, FileWriter):
         self._appending = self._base is not None and self._base.kind == "AppendBlob"
         self._staged = sum(size for _, size in self._blocks)  # bytes handed to blocks
         self._size = stored.size
-        # The next block, as the pieces written (each copied once: the caller may reuse its
-        # buffer), joined when it is sent.
-        self._pieces: list[bytes] = []
-        self._buffered = 0
+        self._buffer = PieceBuffer()  # the next block
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(PARALLEL_BLOCKS)
         self._error: BaseException | None = None
@@ -158,14 +157,9 @@ class AzureWriter(WriterSteps, FileWriter):
             self._raise_failure()  # a block sent in the background failed
             self._size += view.nbytes
             limit = APPEND_LIMIT if self._appending else self._block_size
-            position = 0
-            while position < view.nbytes:
-                step = min(view.nbytes - position, limit - self._buffered)
-                self._pieces.append(bytes(view[position : position + step]))
-                self._buffered += step
-                position += step
-                if self._buffered == limit:
-                    await self._send()
+            self._buffer.append(view)  # a copy: the caller may reuse its buffer
+            while len(self._buffer) >= limit:
+                await self._send(limit)
 
     async def close(self) -> None:
         if self._state == "failed":
@@ -204,7 +198,7 @@ class AzureWriter(WriterSteps, FileWriter):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._pieces, self._buffered = [], 0
+        self._buffer.clear()
         with self._errors():
             await self._blobs.discard_staged(self._name)
 
@@ -212,18 +206,16 @@ class AzureWriter(WriterSteps, FileWriter):
 
     async def _flush(self) -> None:
         self._raise_failure()
-        if self._buffered:
-            await self._send()
+        if self._buffer:
+            await self._send(len(self._buffer))
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         self._raise_failure()
         # Blocks land in any order; the chain is in offset order.
         self._blocks.sort(key=lambda block: (parse_block_id(block[0]) or (0, 0))[1])
 
-    async def _send(self) -> None:
-        """Send what is buffered as the next block."""
-        data = b"".join(self._pieces)
-        self._pieces, self._buffered = [], 0
+    async def _send(self, size: int) -> None:
+        data = self._buffer.take(size)
         if self._appending:
             await self._append(data)
             return

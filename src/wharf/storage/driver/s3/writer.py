@@ -16,12 +16,13 @@ off the chain (replaced by a consolidated one). So every step can be interrupted
 process, and the next writer finds a consistent prefix of what was written — never a hole,
 never bytes twice. Nothing is visible at ``key`` before ``commit``.
 
-Writing: bytes are buffered; each ``chunksize`` of pending plus buffered bytes becomes a
-part, uploaded in the background, up to ``PARALLEL_PARTS`` at a time (the next write waits
-for a free slot, which bounds memory). ``close`` sends a tail of 5 MiB or more as a part,
-and stores a smaller one as one more pending object: one PutObject of the new bytes only,
-no copy and no CompleteMultipartUpload, whatever the chunk sizes. Once a file has
-``MAX_PENDING`` pending objects, the next close merges them into one.
+Writing: bytes are buffered (as the pieces written, see ``piece_buffer``); each
+``chunksize`` of pending plus buffered bytes becomes a part, uploaded in the background, up
+to ``PARALLEL_PARTS`` at a time (the next write waits for a free slot, which bounds memory).
+``close`` sends a tail of 5 MiB or more as a part, and stores a smaller one as one more
+pending object: one PutObject of the new bytes only, no copy and no CompleteMultipartUpload,
+whatever the chunk sizes. Once a file has ``MAX_PENDING`` pending objects, the next close
+merges them into one.
 
 ``commit`` sends the pending bytes and the buffer as the last part and completes the upload,
 or, when no part was ever sent, puts the whole file with one PutObject (also for 0 bytes);
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from wharf.storage.driver.base import DriverError, FileWriter, ResumeState
+from wharf.storage.driver.piece_buffer import PieceBuffer
 from wharf.storage.driver.s3.bucket import Bucket, ObjectInfo, Part
 from wharf.storage.driver.s3.client import S3Error, is_not_found, translate
 from wharf.storage.driver.s3.layout import KeyLayout
@@ -159,7 +161,7 @@ class S3Writer(WriterSteps, FileWriter):
         self._garbage = list(stored.garbage)
         self._other_uploads = list(stored.other_uploads)
         self._base = stored.base if stored.base is not None and stored.base.size else None
-        self._buffer = bytearray()
+        self._buffer = PieceBuffer()  # bytes not yet in a part or pending object
         self._size = stored.size
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(PARALLEL_PARTS)
@@ -179,7 +181,7 @@ class S3Writer(WriterSteps, FileWriter):
             return
         with self._errors():
             self._raise_failure()  # a part sent in the background failed
-            self._buffer += view  # a copy: the caller may reuse its buffer
+            self._buffer.append(view)  # a copy: the caller may reuse its buffer
             self._size += view.nbytes
             while self._pending_size + len(self._buffer) >= self._chunk:
                 await self._send_part(self._chunk)
@@ -235,7 +237,7 @@ class S3Writer(WriterSteps, FileWriter):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._buffer = bytearray()
+        self._buffer.clear()
         with self._errors():
             await self._discard(drop_upload=True)
 
@@ -247,7 +249,7 @@ class S3Writer(WriterSteps, FileWriter):
         if self._base is not None:
             base, self._base = self._base, None
             if base.size < MIN_CHUNK_SIZE:
-                self._buffer[:0] = await self._bucket.get(base.key)
+                self._buffer.prepend(await self._bucket.get(base.key))
             else:
                 await self._ensure_upload()
                 assert self._upload_id is not None
@@ -296,8 +298,7 @@ class S3Writer(WriterSteps, FileWriter):
             self._garbage += [o.key for o in self._pending]
             self._pending, self._pending_size = [], 0
         taken = size - len(head)
-        data = head + bytes(self._buffer[:taken])
-        del self._buffer[:taken]
+        data = head + self._buffer.take(taken)
         return data
 
     async def _send_part(self, size: int) -> None:
@@ -344,8 +345,7 @@ class S3Writer(WriterSteps, FileWriter):
             data = await self._take(self._pending_size + len(self._buffer))
         else:
             offset += self._pending_size
-            data = bytes(self._buffer)
-            self._buffer.clear()
+            data = self._buffer.take(len(self._buffer))
         key = self._layout.pending_key(self._key, offset)
         etag = await self._bucket.put(key, data, pending=True)
         self._garbage = [k for k in self._garbage if k != key]
