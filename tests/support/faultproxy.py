@@ -12,7 +12,8 @@ method, the query and the headers as S3 defines them. ``fail`` makes chosen requ
 Actions: ``status`` answers ``status`` with an S3 error body without forwarding; ``drop``
 closes the connection before forwarding; ``lose`` forwards, then closes the connection
 without answering (the request took effect, the client cannot know); ``cut`` forwards and
-closes the connection halfway through the response body.
+closes the connection halfway through the response body; ``corrupt`` forwards the request
+with one byte of its body changed (what a signature or a checksum must catch).
 
 In front of Azure (Azurite), pass ``classify=azure_operation``: requests are then recorded
 with the Blob service's operation names (``PutBlock``, ``PutBlockList``, ``GetBlob``, ...).
@@ -36,7 +37,7 @@ from types import TracebackType
 
 __all__ = ["Fault", "FaultProxy", "Recorded", "azure_operation", "gcs_operation", "s3_operation"]
 
-_ACTIONS = ("status", "drop", "lose", "cut")
+_ACTIONS = ("status", "drop", "lose", "cut", "corrupt")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "te", "trailer"}
 _ERROR_CODES = {500: "InternalError", 503: "SlowDown", 429: "SlowDown"}
 
@@ -325,6 +326,11 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             started = time.monotonic()
             body = self._read_body()
+            declared = self.headers.get("Content-Length")
+            if declared is not None and len(body) < int(declared):
+                # The client gave the request up mid-body: nothing to forward.
+                self.close_connection = True
+                return
             path, _, query = self.path.partition("?")
             path = urllib.parse.unquote(path)
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -351,6 +357,9 @@ def _handler(proxy: FaultProxy) -> type[http.server.BaseHTTPRequestHandler]:
                     if self.command != "HEAD":
                         self.wfile.write(error)
                     return
+                if fault is not None and fault.action == "corrupt" and body:
+                    middle = len(body) // 2
+                    body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
                 response = self._forward(body)
                 content = response.read()
                 if fault is not None and fault.action == "lose":

@@ -156,7 +156,13 @@ async def patch_upload(ctx: AppContext, request: Request, name: str, upload_id: 
                 },
                 message="Content-Range does not match Content-Length",
             )
-    size = await repository.uploads.append(upload_id, request.stream(), start=start, length=length)
+    size = await repository.uploads.append(
+        upload_id,
+        request.stream(),
+        start=start,
+        length=length,
+        size_hint=request.content_length,
+    )
     now = UploadState(name, upload_id, size, state.started_at)
     return Response(202, headers=await _session_headers(ctx, now))
 

@@ -357,10 +357,15 @@ class Uploads:
         *,
         start: int,
         length: int | None = None,
+        size_hint: int | None = None,
     ) -> int:
-        """Append a request body to a session holding ``start`` bytes; its new size."""
+        """Append a request body to a session holding ``start`` bytes; its new size.
+        ``length``: the body's size, enforced; ``size_hint``: what it is said to be."""
         async with self._leased(upload_id) as held:
             session = await self._open(upload_id, held, start)
+            announced = length if length is not None else size_hint
+            if announced:
+                session.writer.announce(announced)
             try:
                 received = await self._pump(session, body)
                 if length is not None and received != length:

@@ -184,6 +184,11 @@ class FileWriter(ABC):
     async def commit(self) -> None:
         """Make the written bytes durable and final; no write may follow."""
 
+    def announce(self, size: int) -> None:  # noqa: B027 - a hint most writers do not need
+        """The next ``size`` bytes written arrive now, as one stream (a request body of known
+        length): a writer may start storing them before they are all there. A hint only:
+        writing fewer or more bytes than announced stays correct."""
+
     @property
     def served_size(self) -> int | None:
         """After ``commit``: the size the commit itself saw storage serve at the path,

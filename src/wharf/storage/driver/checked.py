@@ -222,6 +222,9 @@ class _CheckedWriter(FileWriter):
     def size(self) -> int:
         return self._inner.size
 
+    def announce(self, size: int) -> None:
+        self._inner.announce(size)
+
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         with _Translate(self._driver, "write", self._path, self._observe):
             await self._inner.write(data)

@@ -32,11 +32,12 @@ class PieceBuffer:
             self._pieces.append(piece)
             self._size += len(piece)
 
-    def prepend(self, data: bytes) -> None:
-        """Put ``data`` before the bytes held."""
-        if data:
-            self._pieces.appendleft(data)
-            self._size += len(data)
+    def prepend(self, *pieces: bytes) -> None:
+        """Put ``pieces``, in their order, before the bytes held."""
+        for piece in reversed(pieces):
+            if piece:
+                self._pieces.appendleft(piece)
+                self._size += len(piece)
 
     def take(self, size: int) -> bytes:
         """Remove and return the first ``size`` bytes (all of them when fewer are held)."""

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import HTTPClientError
+
 from wharf.storage.driver.base import DriverError
 from wharf.storage.driver.s3.client import (
     S3Client,
@@ -27,10 +29,17 @@ from wharf.storage.driver.s3.client import (
     is_retryable,
 )
 from wharf.storage.driver.s3.params import MIN_CHUNK_SIZE, S3Parameters
+from wharf.storage.driver.s3.part_stream import PartAborted, PartStream
 
-__all__ = ["Bucket", "Fetched", "ObjectInfo", "Part", "Upload", "copy_ranges"]
+__all__ = ["Bucket", "CorruptPart", "Fetched", "ObjectInfo", "Part", "Upload", "copy_ranges"]
 
 _CONTENT_TYPE = "application/octet-stream"
+
+
+class CorruptPart(HTTPClientError):
+    """A streamed part's ETag is not the MD5 of the bytes sent."""
+
+    fmt = "part {number} of {key}: ETag {etag} is not the MD5 of the bytes sent ({md5})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +106,14 @@ class Bucket:
             self.object_args["ACL"] = params.objectacl
         if params.storageclass != "NONE":
             self.object_args["StorageClass"] = params.storageclass
+        # A streamed part goes unsigned: over TLS the transport protects it, over plain HTTP
+        # its ETag must be its MD5, which KMS-encrypted objects' ETags are not.
+        self.streamed_parts_md5 = not self.s3.meta.endpoint_url.startswith("https")
+        self.streams_parts = not (self.streamed_parts_md5 and params.keyid)
+        # Each streamed part holds a thread while it waits for its bytes: a quarter of the
+        # pool at most, so that slow clients cannot starve everyone's other calls.
+        self.max_streams = max(1, client.max_threads // 4)
+        self.active_streams = 0
 
     # -- objects ----------------------------------------------------------------------------
 
@@ -308,6 +325,34 @@ class Bucket:
             ),
         )
         return Part(number, len(data), response["ETag"])
+
+    async def upload_streamed_part(self, key: str, upload_id: str, stream: PartStream) -> Part:
+        """Upload ``stream`` as part ``stream.number``, sending its bytes as they are fed."""
+
+        def upload() -> Part:
+            reader = stream.reader(md5=self.streamed_parts_md5)
+            try:
+                response = self.client.streaming().upload_part(
+                    Bucket=self.name,
+                    Key=key,
+                    UploadId=upload_id,
+                    PartNumber=stream.number,
+                    Body=reader,  # type: ignore[arg-type]
+                    ContentLength=stream.size,
+                )
+            except S3Error:
+                if stream.aborted:
+                    raise PartAborted(f"part {stream.number} of {key} ended early") from None
+                raise
+            etag = response["ETag"]
+            md5 = reader.md5_hex()
+            if md5 is not None and etag.strip('"') != md5:
+                # The store holds other bytes than those sent: retried, as a dropped
+                # connection is (the part is sent again whole).
+                raise CorruptPart(number=stream.number, key=key, etag=etag, md5=md5)
+            return Part(stream.number, stream.size, etag)
+
+        return await self.client.call("UploadPart", upload)
 
     async def copy_part(
         self, source: str, etag: str, key: str, upload_id: str, number: int, first: int, last: int

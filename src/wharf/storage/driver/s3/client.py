@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
@@ -39,6 +40,7 @@ from wharf.storage.driver.retries import RetryPolicy, call_in_thread
 from wharf.storage.driver.s3.params import S3Parameters
 
 if TYPE_CHECKING:
+    from botocore.config import _S3Dict
     from types_boto3_s3.client import S3Client as Boto3S3
 
 __all__ = [
@@ -139,8 +141,17 @@ def _endpoint_url(params: S3Parameters, endpoint: str) -> str | None:
     return ("https://" if params.secure else "http://") + endpoint
 
 
-def build_client(params: S3Parameters, endpoint: str, max_connections: int) -> Boto3S3:
-    """A botocore S3 client for ``endpoint`` (AWS's when empty) configured from ``params``."""
+def build_client(
+    params: S3Parameters, endpoint: str, max_connections: int, *, sign_payload: bool = True
+) -> Boto3S3:
+    """A botocore S3 client for ``endpoint`` (AWS's when empty) configured from ``params``;
+    ``sign_payload=False`` for bodies sent as they arrive, which cannot be hashed first."""
+    s3_options: _S3Dict = {
+        "addressing_style": "path" if params.forcepathstyle else "auto",
+        "use_accelerate_endpoint": params.accelerate,
+    }
+    if not sign_payload:
+        s3_options["payload_signing_enabled"] = False
     config = botocore.config.Config(
         region_name=params.region,
         signature_version="s3v4" if params.v4auth else "s3",
@@ -149,10 +160,7 @@ def build_client(params: S3Parameters, endpoint: str, max_connections: int) -> B
         read_timeout=60,
         max_pool_connections=max_connections,
         retries={"total_max_attempts": 1, "mode": "standard"},
-        s3={
-            "addressing_style": "path" if params.forcepathstyle else "auto",
-            "use_accelerate_endpoint": params.accelerate,
-        },
+        s3=s3_options,
         use_dualstack_endpoint=params.usedualstack,
         use_fips_endpoint=params.usefipsendpoint,
         # Checksums only where S3 demands them (DeleteObjects): S3-compatible stores reject
@@ -211,7 +219,19 @@ class S3Client:
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         _configure_logging(params.loglevel)
         self._executor = ThreadPoolExecutor(max_threads, thread_name_prefix="wharf-s3")
+        self._streaming: Boto3S3 | None = None
+        self._streaming_lock = threading.Lock()
         self._closed = False
+
+    def streaming(self) -> Boto3S3:
+        """The client for bodies sent as they arrive (unsigned payloads), made on first use;
+        called in a worker thread."""
+        with self._streaming_lock:
+            if self._streaming is None:
+                self._streaming = build_client(
+                    self.params, self.params.regionendpoint, self.max_threads, sign_payload=False
+                )
+            return self._streaming
 
     async def call(
         self, operation: str, function: Callable[[], _T], *, idempotent: bool = True
@@ -243,5 +263,7 @@ class S3Client:
         # Joining the threads waits for calls in flight, so wait off the event loop.
         await asyncio.to_thread(self._executor.shutdown, wait=True)
         self.s3.close()
+        if self._streaming is not None:
+            self._streaming.close()
         if self.presigner is not self.s3:
             self.presigner.close()
