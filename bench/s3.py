@@ -47,7 +47,8 @@ class S3Storage(Item):
         super().__init__(env)
         s = self.settings
         self.parts: list[Item] = [
-            Push(env, prefix=_PREFIX, scope=_SCOPE, goal=3, pushes=1),
+            # The chunked push's target is the store's floor (its own row), not docker-registry.
+            Push(env, prefix=_PREFIX, scope=_SCOPE, goal=3, pushes=1, chunked_goal=False),
             Pull(env, prefix=_PREFIX, scope=_SCOPE, goal=1, pull_bytes=2 * s.blob_bytes),
             SkopeoCopy(env, prefix=_PREFIX, scope=_SCOPE, goal=None),
         ]

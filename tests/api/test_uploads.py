@@ -11,6 +11,7 @@ import pytest
 
 from tests.api.conftest import AppFactory
 from tests.api.helpers import error_codes, push_blob, sha256
+from tests.support.faultproxy import FaultProxy
 from tests.support.s3servers import S3Server
 from tests.support.urls import with_query
 from wharf.api.app import WharfApp
@@ -313,6 +314,45 @@ async def test_resume_from_an_older_hash_state(make_app: AppFactory, with_range:
         done = await c.put(with_query(response.headers["Location"], digest=sha256(data)))
         assert done.status_code == 201, done.text
         assert (await c.get(f"/v2/older/blobs/{sha256(data)}")).content == data
+
+
+async def test_a_patch_whose_bytes_are_not_stored_leaves_no_hash_state(
+    make_app: AppFactory, driver_name: str, storage_parameters: dict[str, Any]
+) -> None:
+    """The state is saved while the last bytes are stored; if they are not, it goes: a later
+    request at that size must not find a state of bytes that storage does not hold."""
+    if not driver_name.startswith("s3-"):
+        pytest.skip("faults are injected between wharf and an S3 server")
+    server = storage_parameters["regionendpoint"]
+    first, lost, second = os.urandom(6 * MiB), os.urandom(6 * MiB), os.urandom(6 * MiB)
+    with FaultProxy(server) as proxy:
+        storage_parameters["regionendpoint"] = proxy.endpoint
+        app = make_app()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://w") as c:
+            start = await _start(c, "lost")
+            upload_id, location = start.headers["Docker-Upload-UUID"], start.headers["Location"]
+            location = (await c.patch(location, content=first)).headers["Location"]
+            proxy.fail("UploadPart", "drop", times=100)
+            response = await c.patch(
+                location,
+                content=lost,
+                headers={"Content-Range": f"{len(first)}-{2 * len(first) - 1}"},
+            )
+            assert response.status_code >= 500, response.text
+            proxy.clear()
+            states = await _hash_state_offsets(app, "lost", upload_id)
+            assert states == [len(first)]
+            status = await c.get(location)
+            assert status.headers["Range"] == f"0-{len(first) - 1}"
+            response = await c.patch(location, content=second)
+            assert response.status_code == 202, response.text
+            done = await c.put(
+                with_query(response.headers["Location"], digest=sha256(first + second))
+            )
+            assert done.status_code == 201, done.text
+            blob = await c.get(f"/v2/lost/blobs/{sha256(first + second)}")
+            assert blob.content == first + second
 
 
 async def test_patch_to_unknown_session_stores_nothing(make_app: AppFactory) -> None:

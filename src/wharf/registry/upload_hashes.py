@@ -2,23 +2,29 @@
 
 Each request saves the hash state at the size it leaves (``hashstates/sha256/<offset>``, in
 Go's binary form, so that Distribution can continue wharf's sessions and the other way round),
-so the next request, in any process, reads one small file instead of the data. States stay
-until the session ends: deleting one is a listing and a delete on S3, which the request would
-wait for, and a state is never read again once a later one is saved.
+so the next request, in any process, reads one small file instead of the data. A request
+saves its state while its writer stores the last bytes, and deletes it if either fails.
+States stay until the session ends: deleting one is a listing and a delete on S3, which the
+request would wait for, and a state is never read again once a later one is saved.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
 from concurrent.futures import Executor
 
 from wharf.hashing import Hasher, new_hasher, restore_hasher
 from wharf.reference import RepositoryName
 from wharf.registry.upload_pipeline import BATCH_SIZE
 from wharf.storage import paths
-from wharf.storage.driver import InvalidOffset, Lease, PathNotFound, StorageDriver
+from wharf.storage.driver import DriverError, InvalidOffset, Lease, PathNotFound, StorageDriver
 
 __all__ = ["CANONICAL", "SessionHashes"]
+
+log = logging.getLogger("wharf.uploads")
 
 #: The algorithm whose state sessions keep (the one nearly every digest uses).
 CANONICAL = "sha256"
@@ -101,6 +107,21 @@ class SessionHashes:
         path = paths.upload_hash_state(self.name, self.upload_id, CANONICAL, size)
         await self.driver.put_content(path, state)
         return state
+
+    async def withdraw(self, saving: Awaitable[bytes | None], size: int) -> None:
+        """Once ``saving`` (the state at ``size``) is done, delete that state: the request
+        that saved it failed."""
+        with contextlib.suppress(Exception):  # whatever became of it, it must not stay
+            await saving
+        path = paths.upload_hash_state(self.name, self.upload_id, CANONICAL, size)
+        try:
+            await self.driver.delete(path)
+        except PathNotFound:
+            pass
+        except DriverError as error:
+            # The request fails either way: said, since a later request that finds the
+            # session's data at this size would read the state.
+            log.warning("could not delete the hash state %s: %s", path, error)
 
 
 def _basename(path: str) -> str:

@@ -377,8 +377,18 @@ class Uploads:
             except BaseException:
                 await session.writer.close()
                 raise
-            await session.writer.close()
-            state = await self._hashes(upload_id).save(session.hasher, session.size, held.lease)
+            # The hash state is saved while the writer stores its last bytes (the request
+            # would otherwise wait for both in turn). If either fails, the state at this size
+            # is deleted: no state may name bytes that storage does not hold, or that the
+            # state does not hash.
+            hashes = self._hashes(upload_id)
+            saving = asyncio.ensure_future(hashes.save(session.hasher, session.size, held.lease))
+            try:
+                await session.writer.close()
+                state = await saving
+            except BaseException:
+                await hashes.withdraw(saving, session.size)
+                raise
         self._remember(session, state, held.lease)
         return session.size
 
@@ -399,8 +409,9 @@ class Uploads:
             else:
                 session = await self._open(upload_id, held, start, digest.algorithm)
                 size, _ = await self._store_session(session, held, digest, body)
-            await self.blobs.link(digest)  # which announces the change
-            await self._remove(upload_id, held)
+            # The session is of no use once its bytes are the blob's: removed beside the
+            # link (which announces the change).
+            await _together(self.blobs.link(digest), self._remove(upload_id, held))
         return BlobInfo(digest, size)
 
     async def publish(self, upload_id: str, *, start: int) -> BlobInfo:
@@ -594,6 +605,14 @@ class _Held:
         the driver counts none, the caller compares sizes)."""
         turn = self.lease.turn
         return turn is None or (memo.turn is not None and turn == memo.turn + 1)
+
+
+async def _together(*steps: Awaitable[object]) -> None:
+    """Run ``steps`` at once, each to its end; the first failure is raised."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _discard(future: Awaitable[object] | None) -> None:

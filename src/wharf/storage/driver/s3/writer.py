@@ -262,6 +262,12 @@ class S3Writer(WriterSteps, FileWriter):
             await self._commit()
         self._state = "committed"
 
+    @property
+    def served_size(self) -> int | None:
+        # What a completion makes is exactly the parts it names (S3 checks each one's ETag),
+        # and a PutObject exactly its body: the sizes this writer sent or listed.
+        return self._size if self._state == "committed" else None
+
     def resume_state(self) -> StoredFile | None:
         """What storage holds once this writer closed: its upload, parts and pending objects,
         for ``S3Driver.resume_writer`` to continue without listing them again."""
