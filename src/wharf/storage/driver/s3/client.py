@@ -34,6 +34,7 @@ from botocore.exceptions import (
     HTTPClientError,
     IncompleteReadError,
 )
+from botocore.handlers import add_expect_header
 
 from wharf.storage.driver.base import DriverError, PathNotFound
 from wharf.storage.driver.retries import RetryPolicy, call_in_thread
@@ -228,9 +229,14 @@ class S3Client:
         called in a worker thread."""
         with self._streaming_lock:
             if self._streaming is None:
-                self._streaming = build_client(
+                client = build_client(
                     self.params, self.params.regionendpoint, self.max_threads, sign_payload=False
                 )
+                # No "Expect: 100-continue": it holds the first bytes back for a round trip
+                # through the store, to spare sending a body the store would refuse; these
+                # bodies are coming anyway, and a refused one is sent once.
+                client.meta.events.unregister("before-call.s3", add_expect_header)
+                self._streaming = client
             return self._streaming
 
     async def call(
