@@ -79,7 +79,7 @@ class ScaleSettings:
     rounds: int = 3
     stores: tuple[str, ...] = ("filesystem", "s3")
     swift_workers: int = 0
-    #: Offline garbage collection on the filesystem, each registry on a tree of its own.
+    #: Offline garbage collection on each store, each registry on a tree of its own.
     gc: bool = True
 
 
@@ -187,7 +187,7 @@ class StoreResult:
     fill_seconds: float = 0.0
     files: int = 0
     index_seconds: float = 0.0
-    #: Offline garbage collection of each registry (filesystem only), seconds.
+    #: Offline garbage collection of each registry, seconds.
     gc: dict[str, float] = field(default_factory=dict)
     samples: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
@@ -343,7 +343,7 @@ def measure_store(
     return result
 
 
-def _gc_config(root: Path, directory: Path) -> Path:
+def _gc_config(storage: dict[str, Any], directory: Path) -> Path:
     import yaml
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -351,31 +351,87 @@ def _gc_config(root: Path, directory: Path) -> Path:
     document = {
         "version": 0.1,
         "log": {"level": "warn"},
-        "storage": {"filesystem": {"rootdirectory": str(root)}, "delete": {"enabled": True}},
+        "storage": {**storage, "delete": {"enabled": True}},
         "http": {"addr": "127.0.0.1:0", "secret": "scale-bench"},
     }
     config.write_text(yaml.safe_dump(document))
     return config
 
 
-def measure_gc(image: SmallImage, repositories: int, workdir: Path) -> dict[str, float]:
-    """Offline ``garbage-collect`` of each registry on a tree of its own: ``repositories``
-    of one image, and 1% as many blobs that nothing references."""
+class _GcTree:
+    """A tree of one registry's own for its collection: filled, then read back."""
+
+    def fill(self, image: SmallImage, repositories: int) -> None:
+        raise NotImplementedError
+
+    def put(self, path: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        raise NotImplementedError
+
+    def storage(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass
+class _FilesystemGcTree(_GcTree):
+    root: Path
+
+    def fill(self, image: SmallImage, repositories: int) -> None:
+        fill(self.root, image, repository_names(repositories), ["latest"])
+
+    def put(self, path: str, data: bytes) -> None:
+        target = self.root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    def exists(self, path: str) -> bool:
+        return (self.root / path.lstrip("/")).exists()
+
+    def storage(self) -> dict[str, Any]:
+        return {"filesystem": {"rootdirectory": str(self.root)}}
+
+
+@dataclass
+class _S3GcTree(_GcTree):
+    store: _S3
+
+    def fill(self, image: SmallImage, repositories: int) -> None:
+        self.store.fill(image, repositories, 0)
+
+    def put(self, path: str, data: bytes) -> None:
+        self.store.server.client().put_object(
+            Bucket=self.store.bucket, Key=path.lstrip("/"), Body=data
+        )
+
+    def exists(self, path: str) -> bool:
+        return self.store.read(path) is not None
+
+    def storage(self) -> dict[str, Any]:
+        return self.store.driver()
+
+
+def measure_gc(
+    image: SmallImage, repositories: int, workdir: Path, trees: dict[str, _GcTree]
+) -> dict[str, float]:
+    """Offline ``garbage-collect`` of each registry on a tree of its own (``trees``, by
+    registry): ``repositories`` of one image, and 1% as many blobs that nothing
+    references."""
     from tests.support.reference_registry import docker_registry_binary
 
     seconds: dict[str, float] = {}
     for registry in (WHARF, REFERENCE):
-        root = workdir / f"gc-{registry}"
-        fill(root, image, repository_names(repositories), ["latest"])
+        tree = trees[registry]
+        tree.fill(image, repositories)
         orphans = []
         for number in range(max(1, repositories // 100)):
             data = f"unreferenced {number}".encode() * 32
-            digest = Digest.parse(sha256_digest(data))
-            target = root / paths.blob_data(digest).lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            orphans.append(target)
-        config = _gc_config(root, workdir / f"gc-{registry}-config")
+            orphan = paths.blob_data(Digest.parse(sha256_digest(data)))
+            tree.put(orphan, data)
+            orphans.append(orphan)
+        kind = next(iter(tree.storage()))
+        config = _gc_config(tree.storage(), workdir / f"gc-{kind}-{registry}-config")
         if registry == WHARF:
             command = [sys.executable, "-m", "wharf", "garbage-collect", str(config)]
         else:
@@ -386,11 +442,14 @@ def measure_gc(image: SmallImage, repositories: int, workdir: Path) -> dict[str,
         seconds[registry] = time.perf_counter() - started
         if done.returncode != 0:
             raise BenchError(f"{registry} garbage-collect: {done.stderr[-2000:]}")
-        _expect(not any(o.exists() for o in orphans), f"{registry}: unreferenced blobs left")
+        _expect(not any(tree.exists(o) for o in orphans), f"{registry}: unreferenced blobs left")
         for digest in [image.digest, *image.blobs]:
-            kept = root / paths.blob_data(Digest.parse(digest)).lstrip("/")
-            _expect(kept.exists(), f"{registry}: collected a referenced blob")
-        log(f"garbage-collect {registry}: {seconds[registry]:.1f} s, {len(orphans)} removed")
+            kept = paths.blob_data(Digest.parse(digest))
+            _expect(tree.exists(kept), f"{registry}: collected a referenced blob")
+        log(
+            f"garbage-collect {registry} on {kind}: {seconds[registry]:.1f} s, "
+            f"{len(orphans)} removed"
+        )
     return seconds
 
 
@@ -424,15 +483,19 @@ def _gc_rows(results: list[StoreResult]) -> list[str]:
         "above, one image each, and 1% as many blobs nothing references; docker-registry's "
         "`garbage-collect`, wharf's `python -m wharf garbage-collect`), seconds:",
         "",
-        "| Storage | wharf | docker-registry | wharf / docker-registry |",
-        "|---|---:|---:|---:|",
+        "| Storage | wharf | docker-registry | wharf / docker-registry | Target |",
+        "|---|---:|---:|---:|---|",
     ]
     for r in rows:
         ours, theirs = r.gc.get(WHARF), r.gc.get(REFERENCE)
         ratio = f"{ours / theirs:.2f}x" if ours and theirs else "-"
+        # The issue's target is on S3, where a collection's cost is its requests.
+        target = ""
+        if r.kind == "s3" and ours and theirs:
+            target = "<= 0.1x: " + ("holds" if ours / theirs <= 0.1 else "**misses**")
         lines.append(
             f"| {r.kind}, {r.repositories:,} repositories | {ours or 0:.1f} | "
-            f"{theirs or 0:.1f} | {ratio} |"
+            f"{theirs or 0:.1f} | {ratio} | {target} |"
         )
     return [*lines, ""]
 
@@ -514,7 +577,11 @@ def run(settings: ScaleSettings, workdir: Path) -> tuple[list[StoreResult], floa
                 _Filesystem(root), image, settings, settings.repositories, settings.tags
             )
             if settings.gc:
-                fs_result.gc = measure_gc(image, settings.repositories, workdir)
+                trees: dict[str, _GcTree] = {
+                    registry: _FilesystemGcTree(workdir / f"gc-{registry}")
+                    for registry in (WHARF, REFERENCE)
+                }
+                fs_result.gc = measure_gc(image, settings.repositories, workdir, trees)
             results.append(fs_result)
         elif kind == "s3":
             from tests.support.s3servers import start_swift
@@ -523,11 +590,16 @@ def run(settings: ScaleSettings, workdir: Path) -> tuple[list[StoreResult], floa
             swift_dir.mkdir()
             with start_swift(swift_dir, settings.swift_workers) as server:
                 store = _S3(server, server.create_bucket())
-                results.append(
-                    measure_store(
-                        store, image, settings, settings.s3_repositories, settings.s3_tags
-                    )
+                s3_result = measure_store(
+                    store, image, settings, settings.s3_repositories, settings.s3_tags
                 )
+                if settings.gc:
+                    s3_trees: dict[str, _GcTree] = {
+                        registry: _S3GcTree(_S3(server, server.create_bucket()))
+                        for registry in (WHARF, REFERENCE)
+                    }
+                    s3_result.gc = measure_gc(image, settings.s3_repositories, workdir, s3_trees)
+                results.append(s3_result)
         else:
             raise SystemExit(f"unknown store {kind!r}")
     return results, time.perf_counter() - started
@@ -566,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     add("--output", help="file whose scale section to write (default bench/RESULTS.md)")
     add("--workdir", help="where the trees go (default: a temporary directory)")
     add("--json", help="write every sample here as JSON")
-    add("--no-gc", action="store_true", help="skip the garbage collection on the filesystem")
+    add("--no-gc", action="store_true", help="skip the garbage collections")
     add("--from-json", nargs="+", help="only render the report of these --json files")
     args = parser.parse_args(argv)
     if args.from_json:

@@ -103,6 +103,25 @@ def test_collect_removes_and_reports_what_was_freed(
     assert tree.blob(sha256(b"base")).exists()
 
 
+def test_offline_removes_garbage_dated_ahead_of_its_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No registry serves an offline run: a store clock ahead of this one's (or Swift's
+    Last-Modified, rounded up) keeps nothing; an explicit --grace keeps what is recent."""
+    config = write_config(tmp_path)
+    pushed = populate(config)
+    tree = Tree(tmp_path / "data")
+    tree.age(-5)
+
+    assert main(["garbage-collect", "--grace", "0s", str(config)]) == 0
+    out, _ = capsys.readouterr()
+    assert "removed: 0 manifests, 0 blobs (0 bytes)" in out
+    assert main(["garbage-collect", str(config)]) == 0
+    out, _ = capsys.readouterr()
+    assert "removed: 0 manifests, 1 blob (6 bytes), 1 layer link" in out
+    assert not tree.blob(pushed["orphan"]).exists()
+
+
 def test_online_keeps_what_is_younger_than_the_grace_period(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -117,6 +117,7 @@ def _options(args: argparse.Namespace, config: Config) -> GcOptions:
             args.delete_untagged or (online and config.storage.gc.delete_untagged)
         ),
         grace=grace or timedelta(0),
+        offline=not online and grace is None,
     )
 
 

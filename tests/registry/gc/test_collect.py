@@ -178,6 +178,24 @@ async def test_grace_period_keeps_recent_blobs_and_manifests(
     assert result.sweep.manifests_removed == [f"app@{child.digest}"]
 
 
+async def test_an_offline_collection_keeps_nothing_for_being_recent(
+    pusher: Pusher, tree: Tree, gc: Collect
+) -> None:
+    """A store whose clock runs ahead, or that rounds times up (Swift's Last-Modified),
+    dates what was written just before a collection after its start: a collection beside a
+    serving registry keeps it, one with no registry serving does not."""
+    orphan = await pusher.blob("app", b"written the moment before")
+    tree.age(-5)  # every file dated 5 s ahead
+
+    result = await gc()
+    assert tree.blob(orphan).exists()
+    assert result.sweep.recent == 1
+
+    result = await gc(offline=True)
+    assert not tree.blob(orphan).exists()
+    assert [str(d) for d in result.sweep.blobs_removed] == [orphan]
+
+
 async def test_a_recent_layer_link_keeps_an_old_blob(
     pusher: Pusher, client: httpx.AsyncClient, tree: Tree, gc: Collect
 ) -> None:

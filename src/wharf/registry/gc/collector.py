@@ -27,6 +27,10 @@ class GcOptions:
     delete_untagged: bool = False
     #: Blobs and links younger than this are kept (0: the registry is stopped or read-only).
     grace: timedelta = timedelta(0)
+    #: No registry serves the storage (an offline run, which stops if one starts): nothing
+    #: is kept for being recent, which a store's clock or its rounding of times (Swift
+    #: rounds Last-Modified up) would otherwise decide for what was written just before.
+    offline: bool = False
     #: Seconds to wait for manifest PUTs that started before the collection.
     drain_timeout: float = 300.0
 
@@ -109,7 +113,7 @@ async def collect(
             progress.phase("waiting for manifest pushes that started before")
             await lease.drain_writers(options.drain_timeout)
             progress.done()
-        freshness = Freshness(datetime.now(UTC) - options.grace)
+        freshness = Freshness(None if options.offline else datetime.now(UTC) - options.grace)
         result.mark = await mark(driver, freshness, options.delete_untagged, progress)
         result.sweep = await sweep(driver, result.mark, freshness, lease, progress)
         if result.changed and generations is not None:

@@ -68,11 +68,14 @@ __all__ = ["Freshness", "PendingUploads", "read_pending_uploads"]
 
 @dataclass(frozen=True, slots=True)
 class Freshness:
-    """Whether something was written after ``cutoff`` (the mark's start less the grace)."""
+    """Whether something was written after ``cutoff`` (the mark's start less the grace);
+    nothing is, without a cutoff (no registry serves the storage)."""
 
-    cutoff: datetime
+    cutoff: datetime | None
 
     def recent(self, modified: datetime | None) -> bool:
+        if self.cutoff is None:
+            return False
         # A driver that cannot tell when something was written gets the benefit of the doubt.
         return modified is None or modified >= self.cutoff
 
