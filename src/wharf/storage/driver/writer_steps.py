@@ -9,9 +9,10 @@ call that waits for it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import ClassVar
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, ClassVar
 
 from wharf.storage.driver.base import DriverError
 
@@ -19,7 +20,8 @@ __all__ = ["WriterSteps"]
 
 
 class WriterSteps:
-    """Mixed into a store's writer, which sets ``_state``, ``_path`` and ``_error``."""
+    """Mixed into a store's writer, which sets ``_state``, ``_path`` and ``_error``, and
+    ``_slots`` (the uploads allowed in flight) and ``_tasks`` (those running)."""
 
     #: The store's own error types, translated at the driver boundary.
     store_error: ClassVar[type[BaseException] | tuple[type[BaseException], ...]]
@@ -31,6 +33,8 @@ class WriterSteps:
     _state: str
     _path: str
     _error: BaseException | None
+    _slots: asyncio.Semaphore
+    _tasks: set[asyncio.Task[None]]
 
     def _check(self, *states: str) -> None:
         if self._state not in states:
@@ -56,3 +60,20 @@ class WriterSteps:
             raise type(self).translate(error, self._path) from error
         message = f"{self.upload_unit} upload failed: {self._path}"
         raise DriverError(message, path=self._path) from error
+
+    async def _take_slot(self) -> None:
+        """Wait until fewer uploads are in flight than allowed; a background upload's
+        failure is raised instead. The upload started next releases the slot."""
+        await self._slots.acquire()
+        if self._error is not None:
+            self._slots.release()
+            self._raise_failure()
+
+    def _in_background(self, upload: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(upload)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _wait_uploads(self) -> None:
+        """Until every background upload has ended, however it ended."""
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -165,7 +165,7 @@ class AzureWriter(WriterSteps, FileWriter):
         if self._state == "failed":
             # Raised to the caller already; storage keeps a consistent prefix.
             self._state = "abandoned"
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._wait_uploads()
             return
         if self._state != "open":
             return
@@ -197,7 +197,7 @@ class AzureWriter(WriterSteps, FileWriter):
         self._state = "cancelled"
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wait_uploads()
         self._buffer.clear()
         with self._errors():
             await self._blobs.discard_staged(self._name)
@@ -209,7 +209,7 @@ class AzureWriter(WriterSteps, FileWriter):
         if self._buffer:
             await self._send(len(self._buffer))
         if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self._wait_uploads()
         self._raise_failure()
         # Blocks land in any order; the chain is in offset order.
         self._blocks.sort(key=lambda block: (parse_block_id(block[0]) or (0, 0))[1])
@@ -220,15 +220,10 @@ class AzureWriter(WriterSteps, FileWriter):
             await self._append(data)
             return
         await self._prepare()
-        await self._slots.acquire()
-        if self._error is not None:
-            self._slots.release()
-            self._raise_failure()
+        await self._take_slot()
         block = block_id(self._generation, self._staged)
         self._staged += len(data)
-        task = asyncio.create_task(self._stage(block, data))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._stage(block, data))
 
     async def _stage(self, block: str, data: bytes) -> None:
         try:

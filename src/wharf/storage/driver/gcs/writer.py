@@ -171,7 +171,7 @@ class GCSWriter(WriterSteps, FileWriter):
         if self._state == "failed":
             # Raised to the caller already; storage keeps a consistent prefix.
             self._state = "abandoned"
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._wait_uploads()
             return
         if self._state != "open":
             return
@@ -206,7 +206,7 @@ class GCSWriter(WriterSteps, FileWriter):
         self._state = "cancelled"
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wait_uploads()
         self._buffer = bytearray()
         with self._errors():
             # The chain it continued, and its own parts (some may have landed unrecorded).
@@ -226,7 +226,7 @@ class GCSWriter(WriterSteps, FileWriter):
         elif self._base is not None:
             await self._prepare()  # the chain holds the base from now on
         if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self._wait_uploads()
         self._raise_failure()
         # Parts land in any order; the chain is in offset order.
         self._parts.sort(key=lambda part: (parse_part(part.name[len(self._key) :]) or (0, 0))[1])
@@ -235,15 +235,10 @@ class GCSWriter(WriterSteps, FileWriter):
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
         await self._prepare()
-        await self._slots.acquire()
-        if self._error is not None:
-            self._slots.release()
-            self._raise_failure()
+        await self._take_slot()
         name = KeyLayout.part(self._key, self._generation, self._sent)
         self._sent += len(data)
-        task = asyncio.create_task(self._upload(name, data))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._upload(name, data))
 
     async def _upload(self, name: str, data: bytes) -> None:
         try:

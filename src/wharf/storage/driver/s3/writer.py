@@ -233,7 +233,7 @@ class S3Writer(WriterSteps, FileWriter):
             # which this writer no longer knows.
             self._state = "abandoned"
             self._abort_stream()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._wait_uploads()
             return
         if self._state != "open":
             return
@@ -287,7 +287,7 @@ class S3Writer(WriterSteps, FileWriter):
         self._abort_stream()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._wait_uploads()
         self._buffer.clear()
         with self._errors():
             await self._discard(drop_upload=True)
@@ -355,19 +355,14 @@ class S3Writer(WriterSteps, FileWriter):
     async def _send_part(self, size: int) -> None:
         await self._prepare()
         await self._ensure_upload()
-        await self._slots.acquire()
-        if self._error is not None:
-            self._slots.release()
-            self._raise_failure()
+        await self._take_slot()
         try:
             data = await self._take(min(size, self._pending_size + len(self._buffer)))
         except BaseException:
             self._slots.release()
             raise
         number, self._next_part = self._next_part, self._next_part + 1
-        task = asyncio.create_task(self._upload(number, data))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._upload(number, data))
 
     async def _upload(self, number: int, data: bytes) -> None:
         assert self._upload_id is not None
@@ -391,16 +386,11 @@ class S3Writer(WriterSteps, FileWriter):
         if self._buffer or self._pending or self._bucket.active_streams >= self._bucket.max_streams:
             return
         await self._ensure_upload()
-        await self._slots.acquire()
-        if self._error is not None:
-            self._slots.release()
-            self._raise_failure()
+        await self._take_slot()
         number, self._next_part = self._next_part, self._next_part + 1
         stream = self._stream = PartStream(size, number)
         self._bucket.active_streams += 1
-        task = asyncio.create_task(self._upload_stream(stream))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._in_background(self._upload_stream(stream))
 
     async def _upload_stream(self, stream: PartStream) -> None:
         assert self._upload_id is not None
@@ -425,7 +415,7 @@ class S3Writer(WriterSteps, FileWriter):
         if stream is None:
             return
         pieces = stream.abort()
-        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._wait_uploads()
         self._buffer.prepend(*pieces)
         self._next_part = stream.number
 
@@ -437,7 +427,7 @@ class S3Writer(WriterSteps, FileWriter):
     async def _settle(self) -> None:
         """Wait for the part uploads in flight; the first failure is raised."""
         if self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            await self._wait_uploads()
         self._raise_failure()
 
     async def _store_pending(self) -> None:
