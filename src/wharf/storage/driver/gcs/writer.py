@@ -11,17 +11,18 @@ end the chain or stay off it: the next writer finds a consistent prefix of what 
 written, never a hole, never bytes twice. Uploading a part again under its name replaces
 it, so a retried upload is safe.
 
-Writing: bytes are buffered; each ``chunksize`` becomes a part uploaded in the background,
-up to ``PARALLEL_PARTS`` at a time (the next write waits for a free slot, which bounds
-memory). ``close`` uploads the rest as one more part, whatever its size: one request.
-``commit`` uploads the rest and composes the chain into ``name`` (GCS composes up to 32
-objects per call, so longer chains go through intermediate objects), then deletes the parts
-it composed and its intermediates; a file that never needed a part is uploaded in one
-request. Parts another writer left (one that died, or one writing the same file at the same
-time, which stays independent: ``write_in_place``) are older than the committed file, which
-is all a later writer continues; purging deletes them. ``cancel`` deletes the chain it
-continued and its own parts. A committed file being continued (``append=True``) is first
-composed into the chain's part at offset 0, server-side, without moving its bytes.
+Writing: bytes are buffered (as the pieces written, see ``piece_buffer``); each
+``chunksize`` becomes a part uploaded in the background, up to ``PARALLEL_PARTS`` at a time
+(the next write waits for a free slot, which bounds memory). ``close`` uploads the rest as
+one more part, whatever its size: one request. ``commit`` uploads the rest and composes the
+chain into ``name`` (GCS composes up to 32 objects per call, so longer chains go through
+intermediate objects), then deletes the parts it composed and its intermediates; a file that
+never needed a part is uploaded in one request. Parts another writer left (one that died, or
+one writing the same file at the same time, which stays independent: ``write_in_place``) are
+older than the committed file, which is all a later writer continues; purging deletes them.
+``cancel`` deletes the chain it continued and its own parts. A committed file being
+continued (``append=True``) is first composed into the chain's part at offset 0,
+server-side, without moving its bytes.
 
 Why parts and not a resumable upload session (Distribution's way): a session takes only
 multiples of 256 KiB until its last request, so each request's tail must be kept elsewhere
@@ -42,6 +43,7 @@ from wharf.storage.driver.base import FileWriter, ResumeState
 from wharf.storage.driver.gcs.client import GCSError, translate
 from wharf.storage.driver.gcs.layout import KeyLayout, parse_part
 from wharf.storage.driver.gcs.objects import ObjectInfo, Objects
+from wharf.storage.driver.piece_buffer import PieceBuffer
 from wharf.storage.driver.writer_steps import WriterSteps
 
 __all__ = ["COMPOSE_LIMIT", "PARALLEL_PARTS", "GCSWriter", "Stored", "chain", "load_stored"]
@@ -143,7 +145,7 @@ class GCSWriter(WriterSteps, FileWriter):
         self._base = stored.base if stored.base is not None and stored.base.size else None
         self._sent = stored.size  # bytes handed to parts (or in the base)
         self._size = stored.size
-        self._buffer = bytearray()
+        self._buffer = PieceBuffer()  # bytes not yet in a part
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(PARALLEL_PARTS)
         self._error: BaseException | None = None
@@ -162,7 +164,7 @@ class GCSWriter(WriterSteps, FileWriter):
             return
         with self._errors():
             self._raise_failure()  # a part sent in the background failed
-            self._buffer += view  # a copy: the caller may reuse its buffer
+            self._buffer.append(view)  # a copy: the caller may reuse its buffer
             self._size += view.nbytes
             while len(self._buffer) >= self._chunk_size:
                 await self._send(self._chunk_size)
@@ -184,7 +186,7 @@ class GCSWriter(WriterSteps, FileWriter):
         with self._errors():
             if self._fresh and not self._parts and not self._tasks:
                 # Nothing uploaded yet: the file in one request.
-                data, self._buffer = bytes(self._buffer), bytearray()
+                data = self._buffer.take(len(self._buffer))
                 await self._objects.put(self._key, data)
             elif self._base is not None and not self._buffer and not self._tasks:
                 pass  # the committed file is the file
@@ -207,7 +209,7 @@ class GCSWriter(WriterSteps, FileWriter):
         for task in self._tasks:
             task.cancel()
         await self._wait_uploads()
-        self._buffer = bytearray()
+        self._buffer.clear()
         with self._errors():
             # The chain it continued, and its own parts (some may have landed unrecorded).
             found = await self._objects.list_all(KeyLayout.parts_prefix(self._key))
@@ -232,8 +234,7 @@ class GCSWriter(WriterSteps, FileWriter):
         self._parts.sort(key=lambda part: (parse_part(part.name[len(self._key) :]) or (0, 0))[1])
 
     async def _send(self, size: int) -> None:
-        data = bytes(self._buffer[:size])
-        del self._buffer[:size]
+        data = self._buffer.take(size)
         await self._prepare()
         await self._take_slot()
         name = KeyLayout.part(self._key, self._generation, self._sent)
