@@ -588,7 +588,8 @@ def run(settings: ScaleSettings, workdir: Path) -> tuple[list[StoreResult], floa
 
             swift_dir = workdir / "swift"
             swift_dir.mkdir()
-            with start_swift(swift_dir, settings.swift_workers) as server:
+            # Swift's own listing size (1,000 keys), not the tests' small one.
+            with start_swift(swift_dir, settings.swift_workers, listing=1000) as server:
                 store = _S3(server, server.create_bucket())
                 s3_result = measure_store(
                     store, image, settings, settings.s3_repositories, settings.s3_tags

@@ -286,6 +286,39 @@ async def test_each_patch_saves_its_hash_state(make_app: AppFactory) -> None:
         assert await _hash_state_offsets(app, "states", upload_id) == []
 
 
+async def test_a_completed_session_is_removed_only_after_its_link(
+    app: WharfApp, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collection must see a completing upload as its session or as its link (safety
+    rule 4 of ``wharf.registry.gc.safety``): on a store slow to write the link, the session's
+    directory still waits for it."""
+    driver = app.registry.driver
+    events: list[str] = []
+    put_content, delete = driver.put_content, driver.delete
+
+    async def slow_link(path: str, content: bytes) -> None:
+        if "/_layers/" in path:
+            await asyncio.sleep(0.3)
+            events.append("link written")
+        await put_content(path, content)
+
+    async def recorded_delete(path: str) -> None:
+        if path.endswith(f"/_uploads/{upload_id}"):
+            events.append("session removed")
+        await delete(path)
+
+    monkeypatch.setattr(driver, "put_content", slow_link)
+    monkeypatch.setattr(driver, "delete", recorded_delete)
+    data = os.urandom(50_000)
+    start = await _start(client, "ordered")
+    upload_id = start.headers["Docker-Upload-UUID"]
+    patched = await client.patch(start.headers["Location"], content=data)
+    assert patched.status_code == 202, patched.text
+    done = await client.put(with_query(patched.headers["Location"], digest=sha256(data)))
+    assert done.status_code == 201, done.text
+    assert events == ["link written", "session removed"]
+
+
 @pytest.mark.parametrize("with_range", [False, True], ids=["streamed", "content-range"])
 async def test_resume_from_an_older_hash_state(make_app: AppFactory, with_range: bool) -> None:
     """Without a state at the session's size, the newest older one is caught up from the

@@ -259,7 +259,7 @@ allow_account_management = true
 [filter:s3api]
 use = egg:swift#s3api
 location = us-east-1
-max_bucket_listing = 100
+max_bucket_listing = {listing}
 max_parts_listing = 10
 
 [filter:tempauth]
@@ -298,10 +298,11 @@ def _supports_xattrs(directory: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
+def start_swift(workdir: Path, workers: int = 0, listing: int = 100) -> Iterator[S3Server]:
     """Swift's daemons as one process each by default (quickest to start), or each with
     ``workers`` forked processes, as Swift is deployed (workers drop privileges to ``user``,
-    which here is whoever runs the tests)."""
+    which here is whoever runs the tests). ``listing``: keys an s3api listing answers at
+    most; small for tests (pagination), Swift's own default 1,000 for a benchmark."""
     if importlib.util.find_spec("swift") is None:
         pytest.skip("OpenStack Swift is not installed (pip install swift)")
     if (reason := _supports_xattrs(workdir)) is not None:
@@ -328,7 +329,7 @@ def start_swift(workdir: Path, workers: int = 0) -> Iterator[S3Server]:
     (workdir / "proxy-server.conf").write_text(
         _COMMON.format(port=ports["proxy"], dir=workdir, workers=workers, user=user)
         + "\n"
-        + _PROXY.format(secret=secret, memcache=f"127.0.0.1:{memcache_port}")
+        + _PROXY.format(secret=secret, memcache=f"127.0.0.1:{memcache_port}", listing=listing)
         + filters
     )
     processes = _Processes(workdir / "swift.log")

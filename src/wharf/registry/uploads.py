@@ -409,9 +409,12 @@ class Uploads:
             else:
                 session = await self._open(upload_id, held, start, digest.algorithm)
                 size, _ = await self._store_session(session, held, digest, body)
-            # The session is of no use once its bytes are the blob's: removed beside the
-            # link (which announces the change).
-            await _together(self.blobs.link(digest), self._remove(upload_id, held))
+            # The session is of no use once its bytes are the blob's. Nobody can take it
+            # once ``startedat`` is gone, which may go beside the link (which announces the
+            # change); the rest only after it: a collection must see the session or the link
+            # (safety rule 4 in ``wharf.registry.gc.safety``).
+            await _together(self.blobs.link(digest), self._close_session(upload_id, held))
+            await self._remove(upload_id, held)
         return BlobInfo(digest, size)
 
     async def publish(self, upload_id: str, *, start: int) -> BlobInfo:
@@ -571,12 +574,17 @@ class Uploads:
         async with self._leased(upload_id) as held:
             await self._remove(upload_id, held)
 
-    async def _remove(self, upload_id: str, held: _Held) -> None:
-        """Delete the session, ``startedat`` first: nobody can lease it from then on."""
+    async def _close_session(self, upload_id: str, held: _Held) -> None:
+        """Delete ``startedat``: nobody can lease the session from then on."""
         self._forget(upload_id)
         held.deleted = True
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_started_at(self.name, upload_id))
+
+    async def _remove(self, upload_id: str, held: _Held) -> None:
+        """Delete the session, ``startedat`` first (if still there)."""
+        if not held.deleted:
+            await self._close_session(upload_id, held)
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_dir(self.name, upload_id))
 

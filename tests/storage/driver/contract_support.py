@@ -85,3 +85,6 @@ class ContractSettings:
     #: Bytes per writer in the ``write_in_place`` tests: more than an S3 part of the
     #: default 10 MiB ``chunksize``, so that the writers' multipart uploads overlap.
     in_place_size: int = 12 * MiB
+    #: Whether ``walk`` gives each file written by ``put_content`` an ``etag``, the hex MD5 of
+    #: its content (what garbage collection uses to resolve tags without reading them).
+    walk_etags: bool = False

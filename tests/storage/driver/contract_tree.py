@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 
 import pytest
@@ -101,6 +102,22 @@ class TreeContract(ContractSettings):
             assert info.size == files.get(info.path, 0)
         assert [info.path async for info in driver.walk("/nonexistent")] == []
         assert [info.path async for info in driver.walk("/")][:2] == ["/r", "/r/a"]
+
+    async def test_walk_etags(self, driver: StorageDriver) -> None:
+        """Where a driver gives ETags, a file written in one request has its content's MD5:
+        a caller may confirm content it expects by it (never, elsewhere, learn it)."""
+        files = {"/e/a": b"sha256:" + b"0" * 64, "/e/b/c": b"", "/e/b/d": random_bytes(100)}
+        for path, content in files.items():
+            await driver.put_content(path, content)
+        walked = {info.path: info.etag async for info in driver.walk("/e") if not info.is_dir}
+        for path, content in files.items():
+            etag = walked[path]
+            if self.walk_etags or etag is not None:
+                assert etag == hashlib.md5(content).hexdigest(), path
+        await driver.put_content("/e/a", b"sha256:" + b"1" * 64)
+        rewritten = {info.path: info.etag async for info in driver.walk("/e")}
+        if self.walk_etags:
+            assert rewritten["/e/a"] == hashlib.md5(b"sha256:" + b"1" * 64).hexdigest()
 
     async def test_walk_branching(self, driver: StorageDriver) -> None:
         root = "/" + random_name(8)

@@ -52,6 +52,7 @@ async def driver(s3_server: S3Server) -> AsyncIterator[StorageDriver]:
 @pytest.mark.s3
 class TestS3Contract(DriverContract):
     mtime_resolution = 1.1  # Last-Modified has whole seconds
+    walk_etags = True
 
 
 # -- helpers ------------------------------------------------------------------------------------

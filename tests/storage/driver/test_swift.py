@@ -41,6 +41,7 @@ async def driver(swift_native: SwiftNative) -> AsyncIterator[StorageDriver]:
 
 class TestSwiftContract(DriverContract):
     mtime_resolution = 0.05  # X-Timestamp has microseconds
+    walk_etags = True
 
 
 # -- helpers ------------------------------------------------------------------------------------

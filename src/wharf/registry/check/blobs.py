@@ -26,7 +26,7 @@ from wharf.errors import RegistryError
 from wharf.reference import Digest
 from wharf.registry.check.checker import Checker, Finding, LeftAlone, Look, Suspects
 from wharf.registry.check.report import Kind
-from wharf.registry.check.tasks import for_each
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 

@@ -16,7 +16,7 @@ from wharf.errors import RegistryError
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.check.checker import BlobState, Checker, Finding, Look
 from wharf.registry.check.report import Kind
-from wharf.registry.check.tasks import for_each
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 

@@ -18,9 +18,9 @@ from wharf.reference import Digest
 from wharf.registry.check.checker import Checker, Finding, Look, Repair
 from wharf.registry.check.report import Kind
 from wharf.registry.check.revisions import ManifestReader, RepositoryState
-from wharf.registry.check.tasks import for_each
 from wharf.registry.manifest_parse import ParsedManifest
 from wharf.registry.referrers import Referrers
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 

@@ -18,8 +18,8 @@ from wharf.registry.check.referrers import check_referrers
 from wharf.registry.check.report import Kind
 from wharf.registry.check.revisions import ManifestReader, RepositoryState, check_revisions
 from wharf.registry.check.tags import check_tags
-from wharf.registry.check.tasks import for_each
 from wharf.registry.repository_walk import find_repositories
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound
 

@@ -35,10 +35,10 @@ from wharf.registry.check.links import (
     read_link,
 )
 from wharf.registry.check.report import Kind
-from wharf.registry.check.tasks import for_each
 from wharf.registry.completeness import required_references
 from wharf.registry.gc.references import read_refs
 from wharf.registry.manifest_parse import ParsedManifest, parse_manifest
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound
 

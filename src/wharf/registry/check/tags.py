@@ -20,7 +20,7 @@ from wharf.registry.check.checker import Checker, Finding, LeftAlone, Look, Repa
 from wharf.registry.check.links import LinkFile, link_files, read_link, shown
 from wharf.registry.check.report import Kind
 from wharf.registry.check.revisions import RepositoryState
-from wharf.registry.check.tasks import for_each
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound
 

@@ -1,32 +1,42 @@
 """Read what the collector needs from storage: repositories, their links, tags and sessions.
 
-Everything is read through :mod:`wharf.storage.paths` and ``walk``, which lists a directory
-with each entry's size and modification time in one pass where the driver can (one
-``scandir`` per directory on the filesystem, one listing per page on S3). Whatever cannot be
-understood (a name that is not a digest or a tag, a link that cannot be read) makes the
-repository *uncertain*: the collector then removes no manifest from it.
+Every repository is read from one walk of ``repositories/``: a store that lists many keys a
+request (S3, Swift, GCS, Azure: a thousand) then answers the whole tree in a request per
+thousand files, where reading each repository in turn cost about six requests a repository;
+a filesystem reads whole subtrees a thread call. Only what a listing cannot tell is read
+afterwards: a tag's current link, unless its ETag is the MD5 of a revision of its repository
+(a link holds the digest's string), and a session's newest hash state.
+
+While a registry serves the storage, sessions are read in a walk of their own before the
+links (safety rule 4, :mod:`~wharf.registry.gc.safety`); offline nothing moves, and one walk
+reads both.
+
+Whatever cannot be understood (a name that is not a digest or a tag, a link that cannot be
+read) makes the repository *uncertain*: the collector then removes no manifest from it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from wharf.errors import RegistryError
 from wharf.reference import Digest, RepositoryName, Tag
-from wharf.registry.gc.safety import PendingUploads, read_pending_uploads
-from wharf.registry.repository_walk import find_repositories
+from wharf.registry.gc.progress import Progress
+from wharf.registry.gc.safety import PendingUploads, Session, pending_uploads
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
-from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+from wharf.storage.driver import DriverError, FileInfo, PathNotFound, StorageDriver
 
-__all__ = ["BlobEntry", "RepositoryInventory", "read_repository", "walk_blobs", "walk_repositories"]
+__all__ = ["BlobEntry", "RepositoryInventory", "read_inventories", "walk_blobs"]
 
 #: Directories that make a directory a repository. Distribution lists one once it has
 #: ``_layers``; ``_uploads`` counts here so that the sessions of a first push are seen.
 _MARKERS = ("_layers", "_manifests", "_uploads")
+#: Links and hash states read at once.
 _CONCURRENCY = 32
 
 
@@ -53,64 +63,139 @@ class BlobEntry:
     modified: datetime | None
 
 
-async def walk_repositories(driver: StorageDriver) -> list[RepositoryName]:
-    """Every repository, read from storage now, in name order (as the walk finds them)."""
-    found: list[RepositoryName] = []
-    for directory in await find_repositories(driver, _MARKERS):
-        with contextlib.suppress(RegistryError):
-            found.append(RepositoryName(directory))
-    return found
+@dataclass(slots=True)
+class _Found:
+    """One repository as the walk finds it, before what the walk cannot tell is read."""
+
+    inventory: RepositoryInventory
+    tag_dirs: set[str] = field(default_factory=set)
+    #: Tag -> its current link's listing entry.
+    current_links: dict[str, FileInfo] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
 
 
-async def read_repository(driver: StorageDriver, name: RepositoryName) -> RepositoryInventory:
-    inventory = RepositoryInventory(name)
-    # Sessions before layer links: an upload completing meanwhile is then seen either as a
-    # session or as a link (safety rule 4).
-    inventory.pending = await read_pending_uploads(driver, name)
-    async for digest, modified in _digest_links(driver, paths.layers_dir(name), inventory):
-        inventory.layers[digest] = modified
-    async for digest, modified in _digest_links(
-        driver, paths.manifest_revisions_dir(name), inventory
-    ):
-        inventory.revisions[digest] = modified
-    await _read_tags(driver, inventory)
-    return inventory
+class _Tree:
+    """The repositories of ``repositories/``, filled from walks of it."""
+
+    def __init__(self) -> None:
+        self.root = paths.repositories_dir()
+        self.found: dict[str, _Found | None] = {}  # None: not a repository name
+
+    def entry(self, info: FileInfo) -> tuple[_Found, str, list[str]] | None:
+        """The repository a path lies in, the marker directory below it and what follows."""
+        parts = info.path[len(self.root) + 1 :].split("/")
+        marker = next((i for i, part in enumerate(parts) if part.startswith("_")), 0)
+        if marker == 0 or parts[marker] not in _MARKERS:
+            return None  # not in a repository, or in a directory of some other writer's
+        directory = "/".join(parts[:marker])
+        if directory not in self.found:
+            try:
+                self.found[directory] = _Found(RepositoryInventory(RepositoryName(directory)))
+            except RegistryError:
+                self.found[directory] = None
+        found = self.found[directory]
+        return None if found is None else (found, parts[marker], parts[marker + 1 :])
+
+    async def read(self, driver: StorageDriver, *, sessions: bool, links: bool) -> None:
+        async for info in _walk(driver, self.root):
+            located = self.entry(info)
+            if located is None or info.is_dir:
+                continue
+            found, marker, rest = located
+            if marker == "_uploads":
+                if sessions:
+                    _add_session(found, rest, info)
+            elif links:
+                _add_link(found, marker, rest, info)
 
 
-async def _digest_links(
-    driver: StorageDriver, base: str, inventory: RepositoryInventory
-) -> AsyncIterator[tuple[Digest, datetime | None]]:
-    """``<base>/<alg>/<hex>/link`` files, as digests with their link's modification time."""
-    async for info in driver.walk(base):
-        if info.is_dir:
-            continue
-        parts = info.path[len(base) + 1 :].split("/")
-        if len(parts) != 3 or parts[2] != "link":
-            continue  # not a link (Distribution writes nothing else here)
-        try:
-            yield Digest(parts[0], parts[1]), info.modified
-        except RegistryError:
-            inventory.uncertain.append(f"not a digest: {info.path}")
+async def read_inventories(
+    driver: StorageDriver, progress: Progress, *, sessions_first: bool
+) -> list[RepositoryInventory]:
+    """Every repository of the storage, read now, in name order."""
+    tree = _Tree()
+    progress.phase("listing repositories")
+    if sessions_first:
+        await tree.read(driver, sessions=True, links=False)
+    await tree.read(driver, sessions=not sessions_first, links=True)
+    found = [f for _, f in sorted(tree.found.items()) if f is not None]
+    progress.phase("reading tags and sessions", len(found))
+
+    async def complete(repository: _Found) -> None:
+        await _resolve_tags(driver, repository)
+        repository.inventory.pending = await pending_uploads(
+            driver, repository.inventory.name, repository.sessions.values()
+        )
+        progress.advance()
+
+    await for_each(found, complete, _CONCURRENCY)
+    return [f.inventory for f in found]
 
 
-async def _read_tags(driver: StorageDriver, inventory: RepositoryInventory) -> None:
-    name = inventory.name
-    try:
-        children = await driver.list(paths.tags_dir(name))
-    except PathNotFound:
+def _add_session(found: _Found, rest: list[str], info: FileInfo) -> None:
+    if not rest:
         return
-    inventory.tag_names = sorted(child.rpartition("/")[2] for child in children)
+    session = found.sessions.setdefault(rest[0], Session(rest[0]))
+    if rest[1:] == ["data"]:
+        session.size = info.size
+    elif len(rest) == 4 and rest[1] == "hashstates":
+        session.states.setdefault(rest[2], []).append(rest[3])
 
-    async def current(tag_name: str) -> None:
+
+def _add_link(found: _Found, marker: str, rest: list[str], info: FileInfo) -> None:
+    inventory = found.inventory
+    if marker == "_layers":
+        if (digest := _link_digest(rest, info, inventory)) is not None:
+            inventory.layers[digest] = info.modified
+    elif marker == "_manifests" and rest[:1] == ["revisions"]:
+        if (digest := _link_digest(rest[1:], info, inventory)) is not None:
+            inventory.revisions[digest] = info.modified
+    elif marker == "_manifests" and rest[:1] == ["tags"] and len(rest) >= 2:
+        found.tag_dirs.add(rest[1])
+        if rest[2:] == ["current", "link"]:
+            found.current_links[rest[1]] = info
+
+
+def _link_digest(rest: list[str], info: FileInfo, inventory: RepositoryInventory) -> Digest | None:
+    """The digest of ``<alg>/<hex>/link``; None for anything else (Distribution writes
+    nothing else there), or for a name that is not a digest, which makes the repository
+    uncertain."""
+    if len(rest) != 3 or rest[2] != "link":
+        return None
+    try:
+        return Digest(rest[0], rest[1])
+    except RegistryError:
+        inventory.uncertain.append(f"not a digest: {info.path}")
+        return None
+
+
+async def _resolve_tags(driver: StorageDriver, found: _Found) -> None:
+    inventory = found.inventory
+    inventory.tag_names = sorted(found.tag_dirs)
+    # An ETag equal to the MD5 of a revision's link is that link's content (whatever else a
+    # store puts in its ETags cannot equal one by chance): read only the others.
+    by_md5 = {hashlib.md5(paths.link_content(d)).hexdigest(): d for d in inventory.revisions}
+    unread: list[tuple[str, FileInfo]] = []
+    for tag_name in inventory.tag_names:
         try:
-            tag = Tag(tag_name)
+            Tag(tag_name)
         except RegistryError:
             inventory.uncertain.append(f"not a tag: {tag_name!r}")
-            return
+            continue
+        link = found.current_links.get(tag_name)
+        if link is None:
+            continue  # a tag being deleted, or its directory left behind by a driver
+        if link.etag is not None and (digest := by_md5.get(link.etag)) is not None:
+            inventory.tags[tag_name] = digest
+        else:
+            unread.append((tag_name, link))
+
+    async def read(item: tuple[str, FileInfo]) -> None:
+        tag_name, link = item
         try:
-            content = await driver.get_content(paths.tag_current_link(name, tag))
+            content = await driver.get_content(link.path)
         except PathNotFound:
-            return  # a tag being deleted, or its directory left behind by a driver
+            return  # deleted since the walk
         except DriverError as error:
             inventory.uncertain.append(f"tag {tag_name}: {error}")
             return
@@ -119,13 +204,13 @@ async def _read_tags(driver: StorageDriver, inventory: RepositoryInventory) -> N
         except RegistryError:
             inventory.uncertain.append(f"tag {tag_name}: not a link")
 
-    semaphore = asyncio.Semaphore(_CONCURRENCY)
+    await for_each(unread, read, _CONCURRENCY)
 
-    async def bounded(tag_name: str) -> None:
-        async with semaphore:
-            await current(tag_name)
 
-    await asyncio.gather(*(bounded(t) for t in inventory.tag_names))
+async def _walk(driver: StorageDriver, base: str) -> AsyncIterator[FileInfo]:
+    with contextlib.suppress(PathNotFound):
+        async for info in driver.walk(base):
+            yield info
 
 
 async def walk_blobs(driver: StorageDriver) -> AsyncIterator[BlobEntry]:

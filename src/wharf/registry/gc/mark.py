@@ -16,17 +16,17 @@ As Distribution's ``MarkAndSweep``, every manifest revision is kept, and with
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from wharf.reference import Digest, RepositoryName
-from wharf.registry.gc.inventory import RepositoryInventory, read_repository, walk_repositories
+from wharf.registry.gc.inventory import RepositoryInventory, read_inventories
 from wharf.registry.gc.progress import Progress
 from wharf.registry.gc.references import ManifestRefs, read_refs
 from wharf.registry.gc.safety import Freshness, PendingUploads
+from wharf.registry.tasks import for_each
 from wharf.storage import paths
 from wharf.storage.driver import DriverError, StorageDriver
 
@@ -34,9 +34,8 @@ __all__ = ["DoomedManifest", "MarkResult", "kept_manifests", "mark"]
 
 log = logging.getLogger("wharf.gc")
 
+#: Manifests read at once.
 _CONCURRENCY = 32
-#: Repositories read at once; each also reads its manifests concurrently.
-_REPOSITORY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,30 +105,29 @@ async def mark(
     driver: StorageDriver, freshness: Freshness, delete_untagged: bool, progress: Progress
 ) -> MarkResult:
     result = MarkResult()
-    names = await walk_repositories(driver)
-    result.repositories = len(names)
-    progress.phase("marking repositories", len(names))
+    # Offline (no cutoff) nothing is written meanwhile: sessions need no walk of their own.
+    inventories = await read_inventories(
+        driver, progress, sessions_first=freshness.cutoff is not None
+    )
+    result.repositories = len(inventories)
+    manifests = {digest for inventory in inventories for digest in inventory.revisions}
+    progress.phase("reading manifests", len(manifests))
     refs: dict[Digest, ManifestRefs | None] = {}
-    manifest_slots = asyncio.Semaphore(_CONCURRENCY)
-    repository_slots = asyncio.Semaphore(_REPOSITORY_CONCURRENCY)
 
     async def load(digest: Digest) -> None:
-        async with manifest_slots:
-            try:
-                body = await driver.get_content(paths.blob_data(digest))
-            except DriverError:
-                refs[digest] = None
-                return
-        refs[digest] = read_refs(body)
-
-    async def visit(name: RepositoryName) -> None:
-        async with repository_slots:
-            inventory = await read_repository(driver, name)
-            await asyncio.gather(*(load(d) for d in inventory.revisions if d not in refs))
-        _mark_repository(result, inventory, refs, freshness, delete_untagged)
+        try:
+            body = await driver.get_content(paths.blob_data(digest))
+        except DriverError:
+            refs[digest] = None
+        else:
+            refs[digest] = read_refs(body)
         progress.advance()
 
-    await asyncio.gather(*(visit(name) for name in names))
+    await for_each(manifests, load, _CONCURRENCY)
+    progress.phase("marking repositories", len(inventories))
+    for inventory in inventories:
+        _mark_repository(result, inventory, refs, freshness, delete_untagged)
+        progress.advance()
     progress.done()
     return result
 

@@ -54,6 +54,7 @@ the registry-wide epoch of its workers' caches directly.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -61,9 +62,9 @@ from wharf.errors import RegistryError
 from wharf.hashing import restore_hasher
 from wharf.reference import SUPPORTED_ALGORITHMS, Digest, RepositoryName
 from wharf.storage import paths
-from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+from wharf.storage.driver import DriverError, StorageDriver
 
-__all__ = ["Freshness", "PendingUploads", "read_pending_uploads"]
+__all__ = ["Freshness", "PendingUploads", "Session", "pending_uploads"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,49 +97,45 @@ class PendingUploads:
         self.sizes |= other.sizes
 
 
-async def read_pending_uploads(driver: StorageDriver, name: RepositoryName) -> PendingUploads:
+@dataclass(slots=True)
+class Session:
+    """An upload session as a listing of its directory shows it."""
+
+    upload_id: str
+    #: Size of its data; None when it has none yet, or the driver holds it until commit.
+    size: int | None = None
+    #: Algorithm -> the names in its hash state directory (offsets, where well formed).
+    states: dict[str, list[str]] = field(default_factory=dict)
+
+
+async def pending_uploads(
+    driver: StorageDriver, name: RepositoryName, sessions: Iterable[Session]
+) -> PendingUploads:
     pending = PendingUploads()
-    for session in await _list(driver, paths.uploads_dir(name)):
-        upload_id = session.rpartition("/")[2]
-        try:
-            size = (await driver.stat(paths.upload_data(name, upload_id))).size
-        except PathNotFound:
-            size = None  # no data yet, or held by the driver until commit
-        except DriverError:
-            continue
-        digest = await _saved_digest(driver, name, upload_id, size)
+    for session in sessions:
+        digest = await _saved_digest(driver, name, session)
         if digest is not None:
             pending.digests.add(digest)
-        elif size:
-            pending.sizes.add(size)
+        elif session.size:
+            pending.sizes.add(session.size)
     return pending
 
 
 async def _saved_digest(
-    driver: StorageDriver, name: RepositoryName, upload_id: str, size: int | None
+    driver: StorageDriver, name: RepositoryName, session: Session
 ) -> Digest | None:
     """The digest of the session's data as its newest hash state has it, when that state
     covers all the data there is."""
     for algorithm in SUPPORTED_ALGORITHMS:
-        states = await _list(driver, paths.upload_hash_states_dir(name, upload_id, algorithm))
-        offsets = sorted(
-            (int(p.rpartition("/")[2]) for p in states if p.rpartition("/")[2].isdigit()),
-            reverse=True,
-        )
-        if not offsets or (size is not None and offsets[0] != size):
+        states = session.states.get(algorithm, [])
+        offsets = sorted((int(s) for s in states if s.isdigit()), reverse=True)
+        if not offsets or (session.size is not None and offsets[0] != session.size):
             continue
         with contextlib.suppress(DriverError, RegistryError, ValueError):
             state = await driver.get_content(
-                paths.upload_hash_state(name, upload_id, algorithm, offsets[0])
+                paths.upload_hash_state(name, session.upload_id, algorithm, offsets[0])
             )
             hasher = restore_hasher(algorithm, state)
             if hasher is not None and hasher.size == offsets[0]:
                 return Digest(algorithm, hasher.hexdigest())
     return None
-
-
-async def _list(driver: StorageDriver, path: str) -> list[str]:
-    try:
-        return await driver.list(path)
-    except PathNotFound:
-        return []

@@ -287,7 +287,7 @@ class S3Driver(StorageDriver):
                     for directory in above[common:]:
                         yield FileInfo(directory, 0, None, True)
                     opened = above
-                    yield FileInfo(file, obj.size, obj.modified, False)
+                    yield FileInfo(file, obj.size, obj.modified, False, obj.etag.strip('"') or None)
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

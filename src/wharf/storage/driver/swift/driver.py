@@ -255,7 +255,8 @@ class SwiftDriver(StorageDriver):
                 for directory in above[common:]:
                     yield FileInfo(directory, 0, None, True)
                 opened = above
-                yield FileInfo(file, sizes.get(item.name, item.size), item.modified, False)
+                size = sizes.get(item.name, item.size)
+                yield FileInfo(file, size, item.modified, False, item.etag.strip('"') or None)
 
     async def _sizes(self, page: Sequence[Listed]) -> dict[str, int]:
         """The sizes of the DLOs among ``page``, whose listing shows 0."""
