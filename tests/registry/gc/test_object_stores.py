@@ -1,7 +1,8 @@
 """Collections on object stores, where the mark reads every repository from one listing of
-the tree and resolves tags from the listing's ETags: on S3 (moto, Swift's s3api) and on
-Swift's native API. What is kept and removed is the same as on the filesystem; a tag link
-whose content is not exactly a digest (a trailing newline, garbage) is read, not guessed."""
+the tree and resolves tags from the MD5s the listing gives: on S3 (moto, Swift's s3api),
+Swift's native API, GCS (fake-gcs-server) and Azure (Azurite). What is kept and removed is
+the same as on the filesystem; a tag link whose content is not exactly a digest (a trailing
+newline, garbage) is read, not guessed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import pytest
 
 from tests.registry.gc.support import Pusher
 from tests.support.s3servers import S3Server
-from tests.support.swift import SwiftNative
 from wharf.api.app import WharfApp, create_app
 from wharf.config import Config, HTTPConfig, StorageConfig
 from wharf.reference import Digest, RepositoryName, Tag
@@ -38,13 +38,23 @@ class _CountingReads(Middleware):
         return await super().get_content(path)
 
 
-@pytest.fixture(params=["moto", "swift-s3api", "swift"])
+@pytest.fixture(
+    params=[
+        pytest.param("moto", marks=pytest.mark.s3),
+        pytest.param("swift-s3api", marks=pytest.mark.s3),
+        pytest.param("swift", marks=pytest.mark.swift),
+        pytest.param("gcs", marks=pytest.mark.gcs),
+        pytest.param("azure", marks=pytest.mark.azure),
+    ]
+)
 def store(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    if request.param in ("moto", "swift-s3api"):
-        server: S3Server = request.getfixturevalue(f"{request.param.partition('-')[0]}_server")
+    """A driver's name and parameters on fresh storage of one of the servers."""
+    kind = str(request.param)
+    if kind in ("moto", "swift-s3api"):
+        server: S3Server = request.getfixturevalue(f"{kind.partition('-')[0]}_server")
         return "s3", server.fresh_parameters()
-    native: SwiftNative = request.getfixturevalue("swift_native")
-    return "swift", native.fresh_parameters()
+    fixture = {"swift": "swift_native", "gcs": "gcs_server", "azure": "azurite_server"}[kind]
+    return kind, request.getfixturevalue(fixture).fresh_parameters()
 
 
 @pytest.fixture
@@ -76,8 +86,6 @@ async def _collect(app: WharfApp, driver: StorageDriver, **options: Any) -> GcRe
         await coordination.close()
 
 
-@pytest.mark.s3
-@pytest.mark.swift
 async def test_untagged_collection_resolves_tags_from_the_listing(
     app: WharfApp, pusher: Pusher
 ) -> None:
@@ -98,8 +106,6 @@ async def test_untagged_collection_resolves_tags_from_the_listing(
         await pusher.pulls(image, tag)
 
 
-@pytest.mark.s3
-@pytest.mark.swift
 async def test_tag_links_unlike_wharfs_own_are_read(app: WharfApp, pusher: Pusher) -> None:
     """A link ending in a newline (as a hand-edited tree or another tool may write it) is
     read, and its image kept; a link that names no digest makes its repository uncertain,
@@ -131,8 +137,6 @@ async def test_tag_links_unlike_wharfs_own_are_read(app: WharfApp, pusher: Pushe
     await pusher.pulls(guarded)
 
 
-@pytest.mark.s3
-@pytest.mark.swift
 async def test_an_idle_session_keeps_the_blob_it_would_become(
     app: WharfApp, pusher: Pusher
 ) -> None:

@@ -37,6 +37,7 @@ async def driver(azurite_server: AzuriteServer) -> AsyncIterator[StorageDriver]:
 
 
 class TestAzureContract(DriverContract):
+    walk_etags = True
     mtime_resolution = 1.1  # Last-Modified has whole seconds
 
 

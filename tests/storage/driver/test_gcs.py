@@ -40,6 +40,7 @@ async def driver(gcs_server: GCSServer) -> AsyncIterator[StorageDriver]:
 
 
 class TestGCSContract(DriverContract):
+    walk_etags = True
     mtime_resolution = 0.01  # updated has microseconds
 
 

@@ -109,9 +109,10 @@ class FileInfo:
     size: int
     modified: datetime | None
     is_dir: bool
-    #: The store's entity tag as a listing gives it, unquoted, where it has one. On S3 and
-    #: Swift that is the hex MD5 of a file written in one request, but not of a multipart or
-    #: encrypted one: fit to confirm content one expects, never to learn it.
+    #: The store's entity tag as a listing gives it, unquoted, or the content's hex MD5
+    #: where the listing has that instead (GCS, Azure). On S3 and Swift the ETag is the hex
+    #: MD5 of a file written in one request, but not of a multipart or encrypted one: fit to
+    #: confirm content one expects, never to learn it.
     etag: str | None = None
 
 

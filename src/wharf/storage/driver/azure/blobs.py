@@ -45,6 +45,8 @@ class ObjectInfo:
     etag: str = ""
     #: "BlockBlob", "AppendBlob" or "PageBlob".
     kind: str = "BlockBlob"
+    #: Hex Content-MD5, where the service keeps one (a blob put in one request).
+    md5: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,7 @@ class Blobs:
                     item.last_modified,
                     item.etag or "",
                     _kind(item.blob_type),
+                    _hex_md5(item),
                 )
                 for item in items
                 if not isinstance(item, BlobPrefix)
@@ -285,3 +288,9 @@ class Blobs:
             attempt += 1
         if status not in ("success", "None", ""):
             raise DriverError(f"copy of {source} to {destination} ended {status}")
+
+
+def _hex_md5(item: Any) -> str:
+    settings = getattr(item, "content_settings", None)
+    md5 = getattr(settings, "content_md5", None)
+    return bytes(md5).hex() if md5 else ""

@@ -207,7 +207,7 @@ class AzureDriver(StorageDriver):
                     for directory in above[common:]:
                         yield FileInfo(directory, 0, None, True)
                     opened = above
-                    yield FileInfo(file, blob.size, blob.modified, False)
+                    yield FileInfo(file, blob.size, blob.modified, False, blob.md5 or None)
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

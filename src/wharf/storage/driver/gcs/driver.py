@@ -167,7 +167,7 @@ class GCSDriver(StorageDriver):
                     for directory in above[common:]:
                         yield FileInfo(directory, 0, None, True)
                     opened = above
-                    yield FileInfo(file, item.size, item.modified, False)
+                    yield FileInfo(file, item.size, item.modified, False, item.md5 or None)
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from wharf.storage.driver.gcs.client import GCSClient, GCSError, quote_name
 
 __all__ = ["UPLOAD_SESSION_TYPE", "ObjectInfo", "Objects"]
 
-_FIELDS = "name,size,updated,generation,metadata,contentType"
+_FIELDS = "name,size,updated,generation,metadata,contentType,md5Hash"
 _BOUNDARY = "wharf-7b1f0c4e9d2a"
 _MEDIA = "application/octet-stream"
 #: The content type of the object where Distribution keeps an upload in progress (its
@@ -31,6 +32,8 @@ class ObjectInfo:
     generation: int = 0
     metadata: Mapping[str, str] = field(default_factory=dict)
     content_type: str = ""
+    #: Hex MD5 of the content; empty for composite objects, which have none.
+    md5: str = ""
 
     @classmethod
     def parse(cls, item: Mapping[str, Any]) -> ObjectInfo:
@@ -42,11 +45,19 @@ class ObjectInfo:
             generation=int(item.get("generation") or 0),
             metadata=dict(item.get("metadata") or {}),
             content_type=str(item.get("contentType") or ""),
+            md5=_hex_md5(item.get("md5Hash")),
         )
 
     @property
     def is_file(self) -> bool:
         return self.content_type != UPLOAD_SESSION_TYPE
+
+
+def _hex_md5(encoded: Any) -> str:
+    try:
+        return base64.b64decode(encoded, validate=True).hex() if encoded else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 def server_time(response: httpx.Response) -> datetime | None:
