@@ -7,7 +7,7 @@ newline, garbage) is read, not guessed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +36,10 @@ class _CountingReads(Middleware):
         if path.endswith("/current/link"):
             self.tag_links_read.append(path)
         return await super().get_content(path)
+
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        self.tag_links_read += [path for path in paths if path.endswith("/current/link")]
+        return await super().get_many(paths)
 
 
 @pytest.fixture(

@@ -93,6 +93,7 @@ class DriverContract(TreeContract, LeaseContract):
         calls: list[Callable[[], Awaitable[object]]] = [
             lambda: driver.put_content(path, b"x"),
             lambda: driver.get_content(path),
+            lambda: driver.get_many(["/valid", path]),
             lambda: driver.reader(path),
             lambda: driver.writer(path),
             lambda: driver.move(path, "/valid"),

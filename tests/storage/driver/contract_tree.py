@@ -63,6 +63,21 @@ class TreeContract(ContractSettings):
         ]
         assert await driver.list_many([]) == []
 
+    async def test_get_many(self, driver: StorageDriver) -> None:
+        contents = {"/g/a": b"sha256:" + b"a" * 64, "/g/b/c": b"", "/g/d": random_bytes(3000)}
+        for path, content in contents.items():
+            await driver.put_content(path, content)
+        paths = ["/g/d", "/g/missing", "/g/a", "/g/b", "/g/b/c", "/g/a"]
+        assert await driver.get_many(paths) == [
+            contents["/g/d"],
+            None,
+            contents["/g/a"],
+            None,  # a directory, where ``get_content`` finds nothing
+            b"",
+            contents["/g/a"],
+        ]
+        assert await driver.get_many([]) == []
+
     async def test_list_page(self, driver: StorageDriver) -> None:
         # Names where one is another followed by "-" or ".", in files and directories.
         names = ["a", "a-b", "a.c", "ab", "b", "b-1", "c0", "c9"]

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,6 +125,35 @@ async def test_walk_reads_subtrees_in_few_calls_in_order(
         "/w/b/c/d/e",
         "/w/b/c/f",
     ]
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1024])
+async def test_walk_reads_many_small_siblings_together(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    """Past the budget, the unread directories of a level are read several a thread call
+    (a directory of many small repositories), still depth first by name."""
+    from wharf.storage.driver.filesystem import driver as module
+
+    monkeypatch.setattr(module, "_WALK_BUDGET", 40)
+    monkeypatch.setattr(module, "_WALK_BATCH", batch)
+    calls: list[int] = []
+    scan_trees = module._scan_trees
+
+    def counted(fulls: list[str]) -> list[list[Any]]:
+        calls.append(len(fulls))
+        return scan_trees(fulls)
+
+    monkeypatch.setattr(module, "_scan_trees", counted)
+    files = [f"/s/r{n:03}/_layers/{m}/link" for n in range(100) for m in ("a", "b")]
+    for path in files:
+        await driver.put_content(path, b"x")
+    walked = [info.path async for info in driver.walk("/s")]
+    expected = sorted({"/".join(f.split("/")[:i]) for f in files for i in range(3, 7)})
+    assert walked == expected
+    assert max(calls) <= batch
+    if batch == 1024:  # 600 entries, 40 a call
+        assert len(calls) <= 600 // 40 + 2
 
 
 async def test_root_missing_lists_empty(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,8 +36,10 @@ __all__ = ["BlobEntry", "RepositoryInventory", "read_inventories", "walk_blobs"]
 #: Directories that make a directory a repository. Distribution lists one once it has
 #: ``_layers``; ``_uploads`` counts here so that the sessions of a first push are seen.
 _MARKERS = ("_layers", "_manifests", "_uploads")
-#: Links and hash states read at once.
+#: Repositories whose sessions are read at once.
 _CONCURRENCY = 32
+#: Tag links read in one ``get_many``.
+_TAGS_A_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -83,21 +85,25 @@ class _Tree:
 
     def entry(self, info: FileInfo) -> tuple[_Found, str, list[str]] | None:
         """The repository a path lies in, the marker directory below it and what follows."""
-        parts = info.path[len(self.root) + 1 :].split("/")
-        marker = next((i for i, part in enumerate(parts) if part.startswith("_")), 0)
-        if marker == 0 or parts[marker] not in _MARKERS:
-            return None  # not in a repository, or in a directory of some other writer's
-        directory = "/".join(parts[:marker])
+        relative = info.path[len(self.root) + 1 :]
+        cut = relative.find("/_")  # components of repository names never start with "_"
+        if cut <= 0:
+            return None  # above every repository, or not in one
+        marker, _, below = relative[cut + 1 :].partition("/")
+        if marker not in _MARKERS:
+            return None  # a directory of some other writer's
+        directory = relative[:cut]
         if directory not in self.found:
             try:
                 self.found[directory] = _Found(RepositoryInventory(RepositoryName(directory)))
             except RegistryError:
                 self.found[directory] = None
-        found = self.found[directory]
-        return None if found is None else (found, parts[marker], parts[marker + 1 :])
+        if (found := self.found[directory]) is None:
+            return None
+        return found, marker, below.split("/") if below else []
 
     async def read(self, driver: StorageDriver, *, sessions: bool, links: bool) -> None:
-        async for info in _walk(driver, self.root):
+        async for info in driver.walk(self.root):
             located = self.entry(info)
             if located is None or info.is_dir:
                 continue
@@ -119,16 +125,19 @@ async def read_inventories(
         await tree.read(driver, sessions=True, links=False)
     await tree.read(driver, sessions=not sessions_first, links=True)
     found = [f for _, f in sorted(tree.found.items()) if f is not None]
-    progress.phase("reading tags and sessions", len(found))
+    unread = [link for repository in found for link in _resolve_tags(repository)]
+    progress.phase("reading tags", len(unread))
+    await for_each(_batches(unread), lambda batch: _read_tags(driver, batch, progress), 2)
+    sessions = [f for f in found if f.sessions]
+    progress.phase("reading upload sessions", len(sessions))
 
-    async def complete(repository: _Found) -> None:
-        await _resolve_tags(driver, repository)
+    async def read_sessions(repository: _Found) -> None:
         repository.inventory.pending = await pending_uploads(
             driver, repository.inventory.name, repository.sessions.values()
         )
         progress.advance()
 
-    await for_each(found, complete, _CONCURRENCY)
+    await for_each(sessions, read_sessions, _CONCURRENCY)
     return [f.inventory for f in found]
 
 
@@ -169,13 +178,21 @@ def _link_digest(rest: list[str], info: FileInfo, inventory: RepositoryInventory
         return None
 
 
-async def _resolve_tags(driver: StorageDriver, found: _Found) -> None:
+@dataclass(frozen=True, slots=True)
+class _UnreadTag:
+    inventory: RepositoryInventory
+    tag_name: str
+    path: str
+
+
+def _resolve_tags(found: _Found) -> list[_UnreadTag]:
+    """Tags whose link's listing entry shows its content; the others, to be read."""
     inventory = found.inventory
     inventory.tag_names = sorted(found.tag_dirs)
     # An ETag equal to the MD5 of a revision's link is that link's content (whatever else a
     # store puts in its ETags cannot equal one by chance): read only the others.
     by_md5 = {hashlib.md5(paths.link_content(d)).hexdigest(): d for d in inventory.revisions}
-    unread: list[tuple[str, FileInfo]] = []
+    unread: list[_UnreadTag] = []
     for tag_name in inventory.tag_names:
         try:
             Tag(tag_name)
@@ -188,29 +205,40 @@ async def _resolve_tags(driver: StorageDriver, found: _Found) -> None:
         if link.etag is not None and (digest := by_md5.get(link.etag)) is not None:
             inventory.tags[tag_name] = digest
         else:
-            unread.append((tag_name, link))
-
-    async def read(item: tuple[str, FileInfo]) -> None:
-        tag_name, link = item
-        try:
-            content = await driver.get_content(link.path)
-        except PathNotFound:
-            return  # deleted since the walk
-        except DriverError as error:
-            inventory.uncertain.append(f"tag {tag_name}: {error}")
-            return
-        try:
-            inventory.tags[tag_name] = paths.parse_link(content)
-        except RegistryError:
-            inventory.uncertain.append(f"tag {tag_name}: not a link")
-
-    await for_each(unread, read, _CONCURRENCY)
+            unread.append(_UnreadTag(inventory, tag_name, link.path))
+    return unread
 
 
-async def _walk(driver: StorageDriver, base: str) -> AsyncIterator[FileInfo]:
-    with contextlib.suppress(PathNotFound):
-        async for info in driver.walk(base):
-            yield info
+def _batches(unread: list[_UnreadTag]) -> Iterator[list[_UnreadTag]]:
+    for start in range(0, len(unread), _TAGS_A_BATCH):
+        yield unread[start : start + _TAGS_A_BATCH]
+
+
+async def _read_tags(driver: StorageDriver, batch: list[_UnreadTag], progress: Progress) -> None:
+    contents: list[bytes | DriverError | None]
+    try:
+        contents = list(await driver.get_many([tag.path for tag in batch]))
+    except DriverError:
+        contents = [await _read_one(driver, tag) for tag in batch]
+    for tag, content in zip(batch, contents, strict=True):
+        if isinstance(content, DriverError):
+            tag.inventory.uncertain.append(f"tag {tag.tag_name}: {content}")
+        elif content is not None:  # None: deleted since the walk
+            try:
+                tag.inventory.tags[tag.tag_name] = paths.parse_link(content)
+            except RegistryError:
+                tag.inventory.uncertain.append(f"tag {tag.tag_name}: not a link")
+    progress.advance(len(batch))
+
+
+async def _read_one(driver: StorageDriver, tag: _UnreadTag) -> bytes | DriverError | None:
+    """One link of a batch that failed, read alone: the error is only its repository's."""
+    try:
+        return await driver.get_content(tag.path)
+    except PathNotFound:
+        return None
+    except DriverError as error:
+        return error
 
 
 async def walk_blobs(driver: StorageDriver) -> AsyncIterator[BlobEntry]:

@@ -51,6 +51,8 @@ _PATH_RE = re.compile(r"(?:/[A-Za-z0-9._-]+)+")
 _CONCATENATE_CHUNK = 1 << 20
 #: Directories the default ``list_many`` lists at once.
 _LIST_MANY_AT_ONCE = 8
+#: Files the default ``get_many`` reads at once.
+_GET_MANY_AT_ONCE = 16
 #: ``list_many``'s answer: each directory's children, or None where there are none.
 Listings = list[list[str] | None]
 
@@ -294,6 +296,21 @@ class StorageDriver(ABC):
     @abstractmethod
     async def list(self, path: str) -> list[str]:
         """Full paths of the direct children of a directory; PathNotFound when empty."""
+
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        """``get_content`` of each small file, in order, None where there is none. Drivers
+        whose reads are blocking calls read the whole batch in one call; here a few at a
+        time, as ``list_many`` lists."""
+        slots = asyncio.Semaphore(_GET_MANY_AT_ONCE)
+
+        async def one(path: str) -> bytes | None:
+            async with slots:
+                try:
+                    return await self.get_content(path)
+                except PathNotFound:
+                    return None
+
+        return list(await asyncio.gather(*(one(path) for path in paths)))
 
     async def list_many(self, directories: Sequence[str]) -> Listings:
         """``list`` of each directory, in order, None where ``list`` finds nothing. Drivers

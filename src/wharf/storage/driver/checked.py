@@ -150,6 +150,13 @@ class CheckedDriver(StorageDriver):
         with _Translate(self.name, "list_many", where, self.observe):
             return await self.inner.list_many(directories)
 
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        for path in paths:
+            self._check(path)
+        where = paths[0] if len(paths) == 1 else f"{len(paths)} files"
+        with _Translate(self.name, "get_many", where, self.observe):
+            return await self.inner.get_many(paths)
+
     async def move(self, source: str, destination: str) -> None:
         self._check(source)
         self._check(destination)

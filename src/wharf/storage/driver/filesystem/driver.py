@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import builtins
+import itertools
 import os
 import re
 import stat as stat_module
@@ -59,6 +60,16 @@ def _get(full: str) -> bytes:
         raise FileNotFoundError(full) from exc
 
 
+def _get_each(fulls: list[str]) -> list[bytes | None]:
+    found: list[bytes | None] = []
+    for full in fulls:
+        try:
+            found.append(_get(full))
+        except MISSING:
+            found.append(None)
+    return found
+
+
 def _stat(full: str) -> os.stat_result:
     return os.stat(full)
 
@@ -87,15 +98,18 @@ def _scan(full: str) -> list[tuple[str, bool, int, datetime]]:
 #: repository's, at once); a directory left unread past it is read by a call of its own.
 _WALK_BUDGET = 4096
 
+#: Unread directories of one level offered to one thread call.
+_WALK_BATCH = 1024
+
 #: (path relative to the walked directory, is_dir, size, mtime, whether read below).
 _WalkEntry = tuple[str, bool, int, datetime, bool]
 
 
-def _scan_tree(full: str) -> list[_WalkEntry]:
-    """The entries below ``full`` depth first, by name, until about ``_WALK_BUDGET`` are
-    read: directories past that are marked unread."""
+def _scan_tree(full: str, budget: int | None = None) -> list[_WalkEntry]:
+    """The entries below ``full`` depth first, by name, until about ``budget`` (default
+    ``_WALK_BUDGET``) are read: directories past that are marked unread."""
     found: list[_WalkEntry] = []
-    budget = _WALK_BUDGET
+    budget = _WALK_BUDGET if budget is None else budget
 
     def visit(directory: str, relative: str) -> None:
         for name, is_dir, size, modified in _scan(directory):
@@ -107,6 +121,32 @@ def _scan_tree(full: str) -> list[_WalkEntry]:
 
     visit(full, "")
     return found
+
+
+def _scan_trees(fulls: list[str]) -> list[list[_WalkEntry]]:
+    """``_scan_tree`` of the first of ``fulls`` and of as many after it as fit in one
+    ``_WALK_BUDGET`` together: siblings a walk reaches one after another, read in one
+    thread call (a directory of 20,000 repositories is otherwise a call per repository)."""
+    trees: list[list[_WalkEntry]] = []
+    budget = _WALK_BUDGET
+    for full in fulls:
+        if trees and budget <= 0:
+            break
+        tree = _scan_tree(full, budget)
+        trees.append(tree)
+        budget -= len(tree)
+    return trees
+
+
+def _unread_from(entries: list[_WalkEntry], index: int, prefix: str) -> list[str]:
+    """Up to ``_WALK_BATCH`` directories left unread in ``entries`` from ``index`` on."""
+    unread: list[str] = []
+    for relative, is_dir, _, _, read in itertools.islice(entries, index, None):
+        if is_dir and not read:
+            unread.append(prefix + relative)
+            if len(unread) == _WALK_BATCH:
+                break
+    return unread
 
 
 def _names(full: str) -> list[str]:
@@ -200,6 +240,9 @@ class FilesystemDriver(StorageDriver):
         except MISSING as exc:
             raise PathNotFound(path) from exc
 
+    async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
+        return await self._run(_get_each, [self.full_path(path) for path in paths])
+
     async def put_content(self, path: str, content: bytes) -> None:
         await self._run(tree.put, self.full_path(path), content, self.root)
 
@@ -287,22 +330,28 @@ class FilesystemDriver(StorageDriver):
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
         # Whole subtrees of up to _WALK_BUDGET entries in one thread call (a thread hand-off
-        # per directory cost more than reading it: a repository is a dozen directories); an
-        # explicit stack keeps each yield one generator deep however deep the tree.
+        # per directory cost more than reading it: a repository is a dozen directories), the
+        # unread directories a level holds read several at once; an explicit stack keeps
+        # each yield one generator deep however deep the tree.
         prefix = "/" if path == "/" else path + "/"
-        stack = [(prefix, iter(await self._run(_scan_tree, self.full_path(path))))]
+        stack = [(prefix, await self._run(_scan_tree, self.full_path(path)), 0)]
+        ahead: dict[str, list[_WalkEntry]] = {}  # unread directories already read
         while stack:
-            prefix, entries = stack[-1]
-            entry = next(entries, None)
-            if entry is None:
+            prefix, entries, index = stack[-1]
+            if index == len(entries):
                 stack.pop()
                 continue
-            relative, is_dir, size, modified, read = entry
+            stack[-1] = (prefix, entries, index + 1)
+            relative, is_dir, size, modified, read = entries[index]
             child = prefix + relative
             yield FileInfo(child, size, modified, is_dir)
-            if not read:
-                below = await self._run(_scan_tree, self.full_path(child))
-                stack.append((child + "/", iter(below)))
+            if read:
+                continue
+            if child not in ahead:
+                unread = _unread_from(entries, index, prefix)
+                fulls = [self.full_path(d) for d in unread]
+                ahead.update(zip(unread, await self._run(_scan_trees, fulls), strict=False))
+            stack.append((child + "/", ahead.pop(child), 0))
 
     async def close(self) -> None:
         if self._closed:

@@ -75,6 +75,9 @@ class Middleware(StorageDriver):
     async def list_many(self, directories: Sequence[str]) -> Listings:
         return await self.inner.list_many(directories)
 
+    async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
+        return await self.inner.get_many(paths)
+
     async def list_page(
         self, path: str, after: str | None, limit: int
     ) -> tuple[builtins.list[str], bool]:
