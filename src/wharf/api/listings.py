@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from wharf.api.context import AppContext
 from wharf.api.http import Request, Response
+from wharf.api.response_cache import CachedResponse
 from wharf.errors import PaginationNumberInvalid
 from wharf.reference import Digest
 from wharf.registry import media
@@ -42,12 +43,19 @@ def _link(ctx: AppContext, path: str, limit: int, last: str) -> str:
 
 
 async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Response:
-    # Not kept by change tokens: another writer of the storage may have added a tag.
+    # Not kept by change tokens: another writer of the storage may have added a tag. Kept
+    # under the storage's own version of the tag names where it has one (the filesystem's
+    # directory time), read before the answer is made: a change meanwhile leaves it unused.
     n, last = request.query_value("n"), request.query_value("last")
     repository = ctx.repository(name)
+    mirrored = ctx.registry.mirrored(name)
+    version = None if mirrored else await repository.tags.listing_version()
+    key = (name, n, last)
+    if version is not None and (kept := ctx.responses.tag_lists.get(key, version)) is not None:
+        return kept
     limit = _page_size(n, max(ctx.config.catalog.max_entries, 10_000))
     next_last: str | None
-    if limit is None or ctx.registry.mirrored(name):
+    if limit is None or mirrored:
         # A mirror lists its upstream's tags.
         chunk, next_last = _paginate(await repository.tags.all(), limit, last)
     else:
@@ -59,7 +67,11 @@ async def list_tags(ctx: AppContext, request: Request, name: str, _: str) -> Res
     if next_last is not None and limit is not None:
         headers["Link"] = _link(ctx, f"/v2/{name}/tags/list", limit, next_last)
     body = json.dumps({"name": name, "tags": chunk}, separators=(",", ":")).encode()
-    return Response(200, body, headers)
+    if version is None:
+        return Response(200, body, headers)
+    answer = CachedResponse(200, body, headers)
+    ctx.responses.tag_lists.put(key, version, answer, answer.size + len(name))
+    return answer
 
 
 async def get_catalog(ctx: AppContext, request: Request, _name: str, _ref: str) -> Response:

@@ -2,7 +2,9 @@
 
 Tag lists are read from storage on every request (one listing, or one page of it where the
 driver lists from a name: ``StorageDriver.list_page``), never from a cache kept by wharf's
-change tokens, so a tag another writer (Distribution on the same storage) stored is listed.
+change tokens, so a tag another writer (Distribution on the same storage) stored is listed;
+where the driver tells a version of a directory's names that any writer changes (the
+filesystem), an answer may be kept under it (``listing_version``).
 
 Which tags point at a manifest is kept beside the repository, ``_digesttags/<alg>/<hex>/tags/
 <tag>``, written before the tag's link and removed after it; a manifest delete reads that and
@@ -114,6 +116,11 @@ class Tags:
         if not children:
             await self._exists()
         return [child.rpartition("/")[2] for child in children], more
+
+    async def listing_version(self) -> tuple[int, int] | None:
+        """What changes whenever a tag is added or removed, by any writer, where the driver
+        can tell (``StorageDriver.listing_version``); None otherwise."""
+        return await self.driver.listing_version(paths.tags_dir(self.name))
 
     async def _exists(self) -> None:
         try:

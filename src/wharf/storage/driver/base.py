@@ -297,6 +297,13 @@ class StorageDriver(ABC):
     async def list(self, path: str) -> list[str]:
         """Full paths of the direct children of a directory; PathNotFound when empty."""
 
+    async def listing_version(self, path: str) -> tuple[int, int] | None:
+        """A value that stays the same while the names directly below ``path`` do, and
+        changes when one is added or removed; None when the driver cannot tell without
+        listing (most stores), or not yet (a change may be too recent to show). Lets a
+        caller keep what it made of a listing, and still see another writer's changes."""
+        return None
+
     async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
         """``get_content`` of each small file, in order, None where there is none. Drivers
         whose reads are blocking calls read the whole batch in one call; here a few at a

@@ -150,6 +150,11 @@ class CheckedDriver(StorageDriver):
         with _Translate(self.name, "list_many", where, self.observe):
             return await self.inner.list_many(directories)
 
+    async def listing_version(self, path: str) -> tuple[int, int] | None:
+        self._check(path, allow_root=True)
+        with _Translate(self.name, "listing_version", path, self.observe):
+            return await self.inner.listing_version(path)
+
     async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
         for path in paths:
             self._check(path)

@@ -177,6 +177,22 @@ _SETTLED_WHOLE_SECONDS_NS = 2_000_000_000
 _Listing = tuple[tuple[int, int], list[str]]
 
 
+def _settled(st: os.stat_result) -> bool:
+    """Whether a directory last changed long enough ago that a change now would show in its
+    modification time (a clock tick, or two seconds where times are whole seconds)."""
+    whole = st.st_mtime_ns % 1_000_000_000 == 0
+    window = _SETTLED_WHOLE_SECONDS_NS if whole else _SETTLED_NS
+    return time.time_ns() - st.st_mtime_ns > window
+
+
+def _listing_version(full: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(full)
+    except MISSING:
+        return None
+    return (st.st_ino, st.st_mtime_ns) if _settled(st) else None
+
+
 def _page_of(
     full: str, after: str | None, limit: int, kept: OrderedDict[str, _Listing]
 ) -> tuple[list[str], bool] | None:
@@ -191,10 +207,7 @@ def _page_of(
             names = hit[1]
         else:
             names = _names(full)
-            whole = st.st_mtime_ns % 1_000_000_000 == 0
-            window = _SETTLED_WHOLE_SECONDS_NS if whole else _SETTLED_NS
-            settled = time.time_ns() - st.st_mtime_ns > window
-            if len(names) >= _LISTING_WORTH_KEEPING and settled:
+            if len(names) >= _LISTING_WORTH_KEEPING and _settled(st):
                 kept[full] = (key, names)
                 while len(kept) > _LISTINGS_KEPT:
                     kept.popitem(last=False)
@@ -296,6 +309,10 @@ class FilesystemDriver(StorageDriver):
             elif directory == "/":
                 listed[index] = []  # a registry that has stored nothing yet
         return listed
+
+    async def listing_version(self, path: str) -> tuple[int, int] | None:
+        """Its inode and modification time: adding or removing an entry changes the time."""
+        return await self._run(_listing_version, self.full_path(path))
 
     async def list_page(
         self, path: str, after: str | None, limit: int

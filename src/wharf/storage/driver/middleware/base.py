@@ -78,6 +78,9 @@ class Middleware(StorageDriver):
     async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
         return await self.inner.get_many(paths)
 
+    async def listing_version(self, path: str) -> tuple[int, int] | None:
+        return await self.inner.listing_version(path)
+
     async def list_page(
         self, path: str, after: str | None, limit: int
     ) -> tuple[builtins.list[str], bool]:
