@@ -88,3 +88,5 @@ class ContractSettings:
     #: Whether ``walk`` gives each file written by ``put_content`` an ``etag``, the hex MD5 of
     #: its content (what garbage collection uses to resolve tags without reading them).
     walk_etags: bool = False
+    #: Whether ``listing_version`` tells a directory's version (else it is always None).
+    listing_versions: bool = False

@@ -63,6 +63,29 @@ class TreeContract(ContractSettings):
         ]
         assert await driver.list_many([]) == []
 
+    async def test_listing_version(self, driver: StorageDriver) -> None:
+        """None, or a value no added or removed name leaves as it was."""
+
+        async def settled_version() -> tuple[int, int] | None:
+            for _ in range(30):  # a change shows once it is older than the clock's tick
+                await asyncio.sleep(0.1)
+                if (version := await driver.listing_version("/v")) is not None:
+                    return version
+            return None
+
+        await driver.put_content("/v/a", b"x")
+        if not self.listing_versions:
+            assert await driver.listing_version("/v") is None  # callers list every time
+            return
+        first = await settled_version()
+        assert first is not None
+        assert await driver.listing_version("/v") == first
+        await driver.put_content("/v/b", b"x")
+        added = await settled_version()
+        assert added not in (None, first)
+        await driver.delete("/v/b")
+        assert await settled_version() not in (None, added)
+
     async def test_get_many(self, driver: StorageDriver) -> None:
         contents = {"/g/a": b"sha256:" + b"a" * 64, "/g/b/c": b"", "/g/d": random_bytes(3000)}
         for path, content in contents.items():

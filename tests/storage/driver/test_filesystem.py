@@ -39,7 +39,7 @@ def root(tmp_path: Path) -> Path:
 
 
 class TestFilesystemContract(DriverContract):
-    pass
+    listing_versions = True
 
 
 def _file_names(root: Path) -> list[str]:

@@ -298,10 +298,11 @@ class StorageDriver(ABC):
         """Full paths of the direct children of a directory; PathNotFound when empty."""
 
     async def listing_version(self, path: str) -> tuple[int, int] | None:
-        """A value that stays the same while the names directly below ``path`` do, and
-        changes when one is added or removed; None when the driver cannot tell without
-        listing (most stores), or not yet (a change may be too recent to show). Lets a
-        caller keep what it made of a listing, and still see another writer's changes."""
+        """A value that changes whenever a name directly below ``path`` is added or removed
+        (and may change for other reasons, never staying through such a change); None when
+        the driver cannot tell without listing (most stores), or not yet (a change may be too
+        recent to show). Lets a caller keep what it made of a listing, and still see another
+        writer's changes."""
         return None
 
     async def get_many(self, paths: Sequence[str]) -> builtins.list[bytes | None]:
