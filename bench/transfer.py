@@ -223,9 +223,13 @@ class SkopeoCopy(Item):
             skopeo.copy(reference, f"oci:{work / 'image'}:v1")
             pulled = time.perf_counter() - started
         shutil.rmtree(work)
-        # The next round pushes the same blobs to a new repository: make them new again.
-        for digest in image.blob_digests:
-            target.store.remove_blob(digest)
+        # The next round pushes the same blobs to a new repository: make them new again,
+        # unlinked here first (skopeo's blob cache, system-wide when it runs as root, offers
+        # this repository as a source to mount from) and then gone from storage.
+        with self.env.client(target) as client:
+            for digest in image.blob_digests:
+                client.delete_blob(f"bench/skopeo-{round_number}", digest)
+                target.store.remove_blob(digest)
         p = self.prefix
         return {
             f"{p}skopeo_push": pushed,
