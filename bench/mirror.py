@@ -26,6 +26,7 @@ from bench.base import Environment, Item
 from bench.registries import REFERENCE, WHARF, Target
 from bench.report import Metric
 from bench.report import Target as Goal
+from bench.transfer import forget_image
 
 if TYPE_CHECKING:
     from tests.support.clients import Registry
@@ -90,8 +91,8 @@ class MirrorPull(Item):
         self._start_upstream()
 
     def _push_direct(self, target: Target, work: Path) -> None:
-        """The image pushed to the registry itself, again each round: item 4 removes the
-        image's blob files after each of its rounds."""
+        """The image pushed to the registry itself, again each round (item 4 and this item
+        make its blobs new to the registry after each round)."""
         image = self.env.image
         assert image is not None
         with Skopeo(work, target.server) as skopeo:
@@ -119,6 +120,7 @@ class MirrorPull(Item):
         direct = f"docker://{target.host}/{_DIRECT_REPOSITORY}:v1"
         pushed = _pull(work / "direct", target.server, direct)
         shutil.rmtree(work)
+        forget_image(self.env, target, _DIRECT_REPOSITORY)  # item 4 pushes them anew
         return {
             "mirror_cold_pull": cold,
             "mirror_warm_pull": warm,

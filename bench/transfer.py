@@ -181,6 +181,19 @@ class Pull(Item):
         return out
 
 
+def forget_image(env: Environment, target: Target, repository: str) -> None:
+    """Make the bench image's blobs new to ``target`` again: unlinked from ``repository``
+    first (skopeo's blob cache, system-wide when it runs as root, offers every repository it
+    pushed them to as a source to mount from), then gone from storage."""
+    image = env.image
+    if image is None:
+        return
+    with env.client(target) as client:
+        for digest in image.blob_digests:
+            client.delete_blob(repository, digest)
+            target.store.remove_blob(digest)
+
+
 class SkopeoCopy(Item):
     """Item 4: skopeo copy of a multi-layer image to the registry and back."""
 
@@ -223,13 +236,8 @@ class SkopeoCopy(Item):
             skopeo.copy(reference, f"oci:{work / 'image'}:v1")
             pulled = time.perf_counter() - started
         shutil.rmtree(work)
-        # The next round pushes the same blobs to a new repository: make them new again,
-        # unlinked here first (skopeo's blob cache, system-wide when it runs as root, offers
-        # this repository as a source to mount from) and then gone from storage.
-        with self.env.client(target) as client:
-            for digest in image.blob_digests:
-                client.delete_blob(f"bench/skopeo-{round_number}", digest)
-                target.store.remove_blob(digest)
+        # The next round pushes the same blobs to a new repository: make them new again.
+        forget_image(self.env, target, f"bench/skopeo-{round_number}")
         p = self.prefix
         return {
             f"{p}skopeo_push": pushed,
