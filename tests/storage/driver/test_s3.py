@@ -412,7 +412,9 @@ async def test_delete_batches_follow_the_page_size(s3_server: S3Server, proxy: F
     proxy.clear()
     await driver.delete("/d")
     assert proxy.count("DeleteObjects") == 5
-    assert proxy.count("ListObjectsV2") == 5
+    # Swift updates its container listings after the deletes answer: a page may still end
+    # as truncated while the last deletes land, and one more listing finds nothing left.
+    assert proxy.count("ListObjectsV2") in ((5,) if s3_server.kind == "moto" else (5, 6))
     await driver.close()
 
 
