@@ -22,9 +22,10 @@ import builtins
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 __all__ = [
     "DriverError",
@@ -55,6 +56,25 @@ _LIST_MANY_AT_ONCE = 8
 _GET_MANY_AT_ONCE = 16
 #: ``list_many``'s answer: each directory's children, or None where there are none.
 Listings = list[list[str] | None]
+
+_T = TypeVar("_T")
+
+
+async def _each_at_most(
+    at_once: int, call: Callable[[str], Awaitable[_T]], paths: Sequence[str]
+) -> list[_T | None]:
+    """``call`` of each path, in order, ``at_once`` running at a time (so that a batch does
+    not take every connection of a network store); None where it finds nothing."""
+    slots = asyncio.Semaphore(at_once)
+
+    async def one(path: str) -> _T | None:
+        async with slots:
+            try:
+                return await call(path)
+            except PathNotFound:
+                return None
+
+    return list(await asyncio.gather(*(one(path) for path in paths)))
 
 
 class DriverError(Exception):
@@ -309,31 +329,13 @@ class StorageDriver(ABC):
         """``get_content`` of each small file, in order, None where there is none. Drivers
         whose reads are blocking calls read the whole batch in one call; here a few at a
         time, as ``list_many`` lists."""
-        slots = asyncio.Semaphore(_GET_MANY_AT_ONCE)
-
-        async def one(path: str) -> bytes | None:
-            async with slots:
-                try:
-                    return await self.get_content(path)
-                except PathNotFound:
-                    return None
-
-        return list(await asyncio.gather(*(one(path) for path in paths)))
+        return await _each_at_most(_GET_MANY_AT_ONCE, self.get_content, paths)
 
     async def list_many(self, directories: Sequence[str]) -> Listings:
         """``list`` of each directory, in order, None where ``list`` finds nothing. Drivers
         whose ``list`` is a blocking call list the whole batch in one call; here a few at a
         time, so that a batch does not take every connection of a network store."""
-        slots = asyncio.Semaphore(_LIST_MANY_AT_ONCE)
-
-        async def one(directory: str) -> list[str] | None:
-            async with slots:
-                try:
-                    return await self.list(directory)
-                except PathNotFound:
-                    return None
-
-        return list(await asyncio.gather(*(one(directory) for directory in directories)))
+        return await _each_at_most(_LIST_MANY_AT_ONCE, self.list, directories)
 
     async def list_page(
         self, path: str, after: str | None, limit: int

@@ -60,11 +60,12 @@ def _get(full: str) -> bytes:
         raise FileNotFoundError(full) from exc
 
 
-def _get_each(fulls: list[str]) -> list[bytes | None]:
-    found: list[bytes | None] = []
+def _each(call: Callable[[str], _T], fulls: list[str]) -> list[_T | None]:
+    """``call`` of each path in one thread call, None where there is nothing."""
+    found: list[_T | None] = []
     for full in fulls:
         try:
-            found.append(_get(full))
+            found.append(call(full))
         except MISSING:
             found.append(None)
     return found
@@ -152,16 +153,6 @@ def _unread_from(entries: list[_WalkEntry], index: int, prefix: str) -> list[str
 def _names(full: str) -> list[str]:
     with os.scandir(full) as iterator:
         return sorted(entry.name for entry in iterator if _NAME_RE.fullmatch(entry.name))
-
-
-def _names_of_each(fulls: list[str]) -> Listings:
-    listed: list[list[str] | None] = []
-    for full in fulls:
-        try:
-            listed.append(_names(full))
-        except MISSING:
-            listed.append(None)
-    return listed
 
 
 #: Directories whose sorted listing ``list_page`` keeps, and the fewest names worth keeping.
@@ -254,7 +245,7 @@ class FilesystemDriver(StorageDriver):
             raise PathNotFound(path) from exc
 
     async def get_many(self, paths: Sequence[str]) -> list[bytes | None]:
-        return await self._run(_get_each, [self.full_path(path) for path in paths])
+        return await self._run(_each, _get, [self.full_path(path) for path in paths])
 
     async def put_content(self, path: str, content: bytes) -> None:
         await self._run(tree.put, self.full_path(path), content, self.root)
@@ -301,7 +292,7 @@ class FilesystemDriver(StorageDriver):
 
     async def list_many(self, directories: Sequence[str]) -> Listings:
         fulls = [self.full_path(directory) for directory in directories]
-        listed = await self._run(_names_of_each, fulls)
+        listed = await self._run(_each, _names, fulls)
         for index, (directory, names) in enumerate(zip(directories, listed, strict=True)):
             if names is not None:
                 prefix = "/" if directory == "/" else directory + "/"
