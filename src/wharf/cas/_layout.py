@@ -67,14 +67,15 @@ class Layout:
         except PathNotFound:
             return
         for algorithm_dir in algorithms:
-            async for info in driver.walk(algorithm_dir):
-                if info.is_dir:
-                    continue
-                try:
-                    digest = Digest(algorithm_dir.rpartition("/")[2], info.path.rpartition("/")[2])
-                except RegistryError:
-                    continue
-                yield StoredObject(digest, info.size, info.modified)
+            async for files in driver.walk_files(algorithm_dir):
+                for info in files:
+                    try:
+                        digest = Digest(
+                            algorithm_dir.rpartition("/")[2], info.path.rpartition("/")[2]
+                        )
+                    except RegistryError:
+                        continue
+                    yield StoredObject(digest, info.size, info.modified)
 
 
 class RegistryLayout(Layout):

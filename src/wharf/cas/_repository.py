@@ -306,15 +306,16 @@ class Repository:
     async def _remove_abandoned(self, before: datetime, marker: str, dry_run: bool) -> list[str]:
         removed: list[str] = []
         for directory in (self.layout.uploads(), self.layout.collections()):
-            async for info in self.driver.walk(directory):
-                if info.is_dir or info.path == marker:
-                    continue
-                if info.modified is None or info.modified >= before:
-                    continue
-                if not dry_run:
-                    with contextlib.suppress(PathNotFound):
-                        await self.driver.delete(info.path)
-                removed.append(info.path)
+            async for files in self.driver.walk_files(directory):
+                for info in files:
+                    if info.path == marker:
+                        continue
+                    if info.modified is None or info.modified >= before:
+                        continue
+                    if not dry_run:
+                        with contextlib.suppress(PathNotFound):
+                            await self.driver.delete(info.path)
+                    removed.append(info.path)
         if self.layout.name == "objects":
             removed += await self.driver.purge_uncommitted(before, dry_run=dry_run)
         return removed

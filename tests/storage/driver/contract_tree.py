@@ -15,7 +15,7 @@ from tests.storage.driver.contract_support import (
     random_name,
     random_path,
 )
-from wharf.storage.driver import DriverError, PathNotFound, StorageDriver
+from wharf.storage.driver import FILES_A_BATCH, DriverError, PathNotFound, StorageDriver
 
 __all__ = ["TreeContract"]
 
@@ -128,10 +128,7 @@ class TreeContract(ContractSettings):
             await driver.list_page("/missing", None, 5)
 
     async def test_walk(self, driver: StorageDriver) -> None:
-        files = {"/r/a": 1, "/r/b/c": 2, "/r/b/d/e": 3, "/r/b/d/f": 4, "/r/bc": 5, "/r/z/y": 6}
-        for path, size in files.items():
-            await driver.put_content(path, random_bytes(size))
-        await driver.put_content("/s", b"outside")
+        files = await _tree_beside_a_file(driver, "/r", "/s")
         walked = [info async for info in driver.walk("/r")]
         expected = ["/r/a", "/r/b", "/r/b/c", "/r/b/d", "/r/b/d/e", "/r/b/d/f", "/r/bc", "/r/z"]
         assert [info.path for info in walked] == [*expected, "/r/z/y"]
@@ -140,6 +137,20 @@ class TreeContract(ContractSettings):
             assert info.size == files.get(info.path, 0)
         assert [info.path async for info in driver.walk("/nonexistent")] == []
         assert [info.path async for info in driver.walk("/")][:2] == ["/r", "/r/a"]
+
+    async def test_walk_files(self, driver: StorageDriver) -> None:
+        """The files of ``walk``, in its order and with what it says of them, in batches."""
+        files = await _tree_beside_a_file(driver, "/f", "/g")
+        batches = [batch async for batch in driver.walk_files("/f")]
+        assert batches
+        assert all(0 < len(batch) <= FILES_A_BATCH for batch in batches)
+        found = [(i.path, i.size, i.modified, i.is_dir) for batch in batches for i in batch]
+        walked = [(i.path, i.size, i.modified, i.is_dir) async for i in driver.walk("/f")]
+        assert found == [entry for entry in walked if not entry[3]]
+        assert [entry[:2] for entry in found] == list(files.items())
+        assert [batch async for batch in driver.walk_files("/nonexistent")] == []
+        from_root = [i.path async for batch in driver.walk_files("/") for i in batch]
+        assert {*files, "/g"} <= set(from_root)
 
     async def test_walk_etags(self, driver: StorageDriver) -> None:
         """Where a driver gives ETags, a file written in one request has its content's MD5:
@@ -314,3 +325,14 @@ class TreeContract(ContractSettings):
         await driver.put_content(path, random_bytes(32))
         url = await driver.redirect_url(path)
         assert url is None or url.startswith(("http://", "https://"))
+
+
+async def _tree_beside_a_file(driver: StorageDriver, root: str, outside: str) -> dict[str, int]:
+    """Files of sizes 1-6 below ``root`` (names that sort ``b/...`` before ``bc``) and one
+    file ``outside`` it; their paths and sizes, in walk order."""
+    relative = ["a", "b/c", "b/d/e", "b/d/f", "bc", "z/y"]
+    files = {f"{root}/{name}": size for size, name in enumerate(relative, start=1)}
+    for path, size in files.items():
+        await driver.put_content(path, random_bytes(size))
+    await driver.put_content(outside, b"outside")
+    return files

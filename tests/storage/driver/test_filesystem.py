@@ -156,6 +156,29 @@ async def test_walk_reads_many_small_siblings_together(
         assert len(calls) <= 600 // 40 + 2
 
 
+async def test_walk_files_reads_batches_without_a_call_per_directory(
+    driver: StorageDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wharf.storage.driver.filesystem import driver as module
+
+    monkeypatch.setattr(module, "FILES_A_BATCH", 3)
+    calls: list[int] = []
+    take = module._take
+
+    def counted(files: Any, count: int) -> list[Any]:
+        calls.append(count)
+        return take(files, count)
+
+    monkeypatch.setattr(module, "_take", counted)
+    files = [f"/s/r{n:02}/_layers/sha256/{m}/link" for n in range(10) for m in ("a", "b")]
+    for path in files:
+        await driver.put_content(path, b"x")
+    (root / "s/r03/~not a driver name").write_bytes(b"")
+    batches = [[info.path for info in batch] async for batch in driver.walk_files("/s")]
+    assert batches == [files[start : start + 3] for start in range(0, len(files), 3)]
+    assert len(calls) == len(batches) + 1  # the last call finds the walk done
+
+
 async def test_root_missing_lists_empty(tmp_path: Path) -> None:
     driver = create_driver(StorageConfig("filesystem", {"rootdirectory": str(tmp_path / "no")}))
     assert await driver.list("/") == []

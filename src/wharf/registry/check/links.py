@@ -56,17 +56,18 @@ class LinkKinds:
 
 async def link_files(driver: StorageDriver, base: str) -> AsyncIterator[LinkFile]:
     """Every ``<base>/<alg>/<hex>/link``, as the driver's walk finds them."""
-    async for info in driver.walk(base):
-        if info.is_dir:
-            continue
-        parts = info.path[len(base) + 1 :].split("/")
-        if len(parts) != 3 or parts[2] != "link":
-            continue  # Distribution writes nothing else here (empty directories aside)
-        try:
-            digest: Digest | None = Digest(parts[0], parts[1])
-        except RegistryError:
-            digest = None
-        yield LinkFile(info.path, info.path.rpartition("/")[0], digest, f"{parts[0]}/{parts[1]}")
+    async for files in driver.walk_files(base):
+        for info in files:
+            parts = info.path[len(base) + 1 :].split("/")
+            if len(parts) != 3 or parts[2] != "link":
+                continue  # Distribution writes nothing else here (empty directories aside)
+            try:
+                digest: Digest | None = Digest(parts[0], parts[1])
+            except RegistryError:
+                digest = None
+            yield LinkFile(
+                info.path, info.path.rpartition("/")[0], digest, f"{parts[0]}/{parts[1]}"
+            )
 
 
 async def read_link(driver: StorageDriver, path: str) -> tuple[bytes, Digest | None]:

@@ -39,20 +39,19 @@ class _Entry:
 
 async def _entries(driver: StorageDriver, base: str) -> AsyncIterator[_Entry]:
     """Every ``<base>/<alg>/<hex>/<alg>/<hex>/descriptor``."""
-    async for info in driver.walk(base):
-        if info.is_dir:
-            continue
-        parts = info.path[len(base) + 1 :].split("/")
-        if len(parts) != 5 or parts[4] != "descriptor":
-            continue
-        try:
-            digests: tuple[Digest, Digest] | None = (
-                Digest(parts[0], parts[1]),
-                Digest(parts[2], parts[3]),
-            )
-        except RegistryError:
-            digests = None
-        yield _Entry(info.path, info.path.rpartition("/")[0], digests)
+    async for files in driver.walk_files(base):
+        for info in files:
+            parts = info.path[len(base) + 1 :].split("/")
+            if len(parts) != 5 or parts[4] != "descriptor":
+                continue
+            try:
+                digests: tuple[Digest, Digest] | None = (
+                    Digest(parts[0], parts[1]),
+                    Digest(parts[2], parts[3]),
+                )
+            except RegistryError:
+                digests = None
+            yield _Entry(info.path, info.path.rpartition("/")[0], digests)
 
 
 async def check_referrers(checker: Checker, reader: ManifestReader, state: RepositoryState) -> None:

@@ -103,16 +103,16 @@ class _Tree:
         return found, marker, below.split("/") if below else []
 
     async def read(self, driver: StorageDriver, *, sessions: bool, links: bool) -> None:
-        async for info in driver.walk(self.root):
-            located = self.entry(info)
-            if located is None or info.is_dir:
-                continue
-            found, marker, rest = located
-            if marker == "_uploads":
-                if sessions:
-                    _add_session(found, rest, info)
-            elif links:
-                _add_link(found, marker, rest, info)
+        async for files in driver.walk_files(self.root):
+            for info in files:
+                if (located := self.entry(info)) is None:
+                    continue
+                found, marker, rest = located
+                if marker == "_uploads":
+                    if sessions:
+                        _add_session(found, rest, info)
+                elif links:
+                    _add_link(found, marker, rest, info)
 
 
 async def read_inventories(
@@ -244,11 +244,10 @@ async def _read_one(driver: StorageDriver, tag: _UnreadTag) -> bytes | DriverErr
 async def walk_blobs(driver: StorageDriver) -> AsyncIterator[BlobEntry]:
     """Every ``blobs/<alg>/<xx>/<hex>/data``; anything else under ``blobs/`` is left alone."""
     base = paths.blobs_dir()
-    async for info in driver.walk(base):
-        if info.is_dir:
-            continue
-        parts = info.path[len(base) + 1 :].split("/")
-        if len(parts) != 4 or parts[3] != "data" or parts[1] != parts[2][:2]:
-            continue
-        with contextlib.suppress(RegistryError):
-            yield BlobEntry(Digest(parts[0], parts[2]), info.size, info.modified)
+    async for files in driver.walk_files(base):
+        for info in files:
+            parts = info.path[len(base) + 1 :].split("/")
+            if len(parts) != 4 or parts[3] != "data" or parts[1] != parts[2][:2]:
+                continue
+            with contextlib.suppress(RegistryError):
+                yield BlobEntry(Digest(parts[0], parts[2]), info.size, info.modified)

@@ -5,6 +5,7 @@ repositories or manifests; ``wharf.storage.paths`` decides what goes where.
 """
 
 from wharf.storage.driver.base import (
+    FILES_A_BATCH,
     DriverError,
     FileInfo,
     FileReader,
@@ -22,6 +23,7 @@ from wharf.storage.driver.base import (
 )
 
 __all__ = [
+    "FILES_A_BATCH",
     "DriverError",
     "FileInfo",
     "FileReader",

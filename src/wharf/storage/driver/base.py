@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import TypeVar
 
 __all__ = [
+    "FILES_A_BATCH",
     "DriverError",
     "FileInfo",
     "FileReader",
@@ -54,6 +55,8 @@ _CONCATENATE_CHUNK = 1 << 20
 _LIST_MANY_AT_ONCE = 8
 #: Files the default ``get_many`` reads at once.
 _GET_MANY_AT_ONCE = 16
+#: Files a batch of ``walk_files`` holds at most.
+FILES_A_BATCH = 4096
 #: ``list_many``'s answer: each directory's children, or None where there are none.
 Listings = list[list[str] | None]
 
@@ -393,6 +396,20 @@ class StorageDriver(ABC):
             if info.is_dir:
                 async for below in self.walk(child):
                     yield below
+
+    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+        """The files of ``walk`` (no directories) in its order, in batches of at most
+        ``FILES_A_BATCH``: for a caller that reads a whole tree and needs only its files,
+        which a driver may find without a call per directory or a thread hand-off per file."""
+        batch: builtins.list[FileInfo] = []
+        async for info in self.walk(path):
+            if not info.is_dir:
+                batch.append(info)
+                if len(batch) == FILES_A_BATCH:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         """A URL a client may fetch the file from directly, or None to serve it ourselves."""

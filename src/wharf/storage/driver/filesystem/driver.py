@@ -11,12 +11,13 @@ import re
 import stat as stat_module
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from wharf.storage.driver.base import (
+    FILES_A_BATCH,
     DriverError,
     FileInfo,
     FileReader,
@@ -148,6 +149,29 @@ def _unread_from(entries: list[_WalkEntry], index: int, prefix: str) -> list[str
             if len(unread) == _WALK_BATCH:
                 break
     return unread
+
+
+def _files_below(full: str, prefix: str) -> Iterator[FileInfo]:
+    """The files below ``full`` depth first, by name, as paths under ``prefix``: a
+    directory's type comes from its entry, so only files cost a ``stat``."""
+    try:
+        with os.scandir(full) as iterator:
+            entries = sorted((e.name, e) for e in iterator if _NAME_RE.fullmatch(e.name))
+    except MISSING:
+        return
+    for name, entry in entries:
+        try:
+            if entry.is_dir():
+                yield from _files_below(full + "/" + name, prefix + name + "/")
+                continue
+            st = entry.stat()
+        except FileNotFoundError:  # deleted meanwhile, or a dangling symlink
+            continue
+        yield FileInfo(prefix + name, st.st_size, _mtime(st), False)
+
+
+def _take(files: Iterator[FileInfo], count: int) -> list[FileInfo]:
+    return list(itertools.islice(files, count))
 
 
 def _names(full: str) -> list[str]:
@@ -360,6 +384,14 @@ class FilesystemDriver(StorageDriver):
                 fulls = [self.full_path(d) for d in unread]
                 ahead.update(zip(unread, await self._run(_scan_trees, fulls), strict=False))
             stack.append((child + "/", ahead.pop(child), 0))
+
+    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+        # One generator over the tree, advanced a batch a thread call: it holds no open
+        # directory between calls, so a walk given up part way leaves nothing to close.
+        prefix = "/" if path == "/" else path + "/"
+        files = _files_below(self.full_path(path), prefix)
+        while batch := await self._run(_take, files, FILES_A_BATCH):
+            yield batch
 
     async def close(self) -> None:
         if self._closed:

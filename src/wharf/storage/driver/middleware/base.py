@@ -99,6 +99,10 @@ class Middleware(StorageDriver):
         async for info in self.inner.walk(path):
             yield info
 
+    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+        async for batch in self.inner.walk_files(path):
+            yield batch
+
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
         return await self.inner.redirect_url(path, method)
 
