@@ -177,6 +177,8 @@ async def test_walk_files_reads_batches_without_a_call_per_directory(
     batches = [[info.path for info in batch] async for batch in driver.walk_files("/s")]
     assert batches == [files[start : start + 3] for start in range(0, len(files), 3)]
     assert len(calls) == len(batches) + 1  # the last call finds the walk done
+    skipped = [i.path async for b in driver.walk_files("/s", "/s/r01/_layers".__eq__) for i in b]
+    assert skipped == [path for path in files if not path.startswith("/s/r01/")]
 
 
 async def test_root_missing_lists_empty(tmp_path: Path) -> None:

@@ -103,7 +103,7 @@ class _Tree:
         return found, marker, below.split("/") if below else []
 
     async def read(self, driver: StorageDriver, *, sessions: bool, links: bool) -> None:
-        async for files in driver.walk_files(self.root):
+        async for files in driver.walk_files(self.root, _tag_history):
             for info in files:
                 if (located := self.entry(info)) is None:
                     continue
@@ -113,6 +113,15 @@ class _Tree:
                         _add_session(found, rest, info)
                 elif links:
                     _add_link(found, marker, rest, info)
+
+
+def _tag_history(path: str) -> bool:
+    """A tag's ``index`` directory (the digests it has named): the collector never reads it,
+    since it removes a revision's entries by their paths, from the tag names that the tags'
+    current links give. A tag directory with an index and no current link, the leftover of
+    a delete cut short, is then not seen, and keeps the index entries of revisions removed."""
+    head, _, last = path.rpartition("/")
+    return last == "index" and head.rpartition("/")[0].endswith("/_manifests/tags")
 
 
 async def read_inventories(

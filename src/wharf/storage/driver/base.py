@@ -397,10 +397,14 @@ class StorageDriver(ABC):
                 async for below in self.walk(child):
                     yield below
 
-    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         """The files of ``walk`` (no directories) in its order, in batches of at most
         ``FILES_A_BATCH``: for a caller that reads a whole tree and needs only its files,
-        which a driver may find without a call per directory or a thread hand-off per file."""
+        which a driver may find without a call per directory or a thread hand-off per file.
+        A driver that reads directory by directory leaves out those whose path ``skip``
+        accepts; one that lists whole trees (object stores) may still give their files."""
         batch: builtins.list[FileInfo] = []
         async for info in self.walk(path):
             if not info.is_dir:

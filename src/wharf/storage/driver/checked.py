@@ -186,10 +186,12 @@ class CheckedDriver(StorageDriver):
             async for info in self.inner.walk(path):
                 yield info
 
-    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         self._check(path, allow_root=True)
         with _Translate(self.name, "walk_files", path):
-            async for batch in self.inner.walk_files(path):
+            async for batch in self.inner.walk_files(path, skip):
                 yield batch
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:

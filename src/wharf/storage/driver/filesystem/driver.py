@@ -151,9 +151,10 @@ def _unread_from(entries: list[_WalkEntry], index: int, prefix: str) -> list[str
     return unread
 
 
-def _files_below(full: str, prefix: str) -> Iterator[FileInfo]:
-    """The files below ``full`` depth first, by name, as paths under ``prefix``: a
-    directory's type comes from its entry, so only files cost a ``stat``."""
+def _files_below(full: str, prefix: str, skip: Callable[[str], bool] | None) -> Iterator[FileInfo]:
+    """The files below ``full`` depth first, by name, as paths under ``prefix``, but for
+    directories ``skip`` accepts: a directory's type comes from its entry, so only files
+    cost a ``stat``."""
     try:
         with os.scandir(full) as iterator:
             entries = sorted((e.name, e) for e in iterator if _NAME_RE.fullmatch(e.name))
@@ -162,7 +163,8 @@ def _files_below(full: str, prefix: str) -> Iterator[FileInfo]:
     for name, entry in entries:
         try:
             if entry.is_dir():
-                yield from _files_below(full + "/" + name, prefix + name + "/")
+                if skip is None or not skip(prefix + name):
+                    yield from _files_below(full + "/" + name, prefix + name + "/", skip)
                 continue
             st = entry.stat()
         except FileNotFoundError:  # deleted meanwhile, or a dangling symlink
@@ -385,11 +387,13 @@ class FilesystemDriver(StorageDriver):
                 ahead.update(zip(unread, await self._run(_scan_trees, fulls), strict=False))
             stack.append((child + "/", ahead.pop(child), 0))
 
-    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         # One generator over the tree, advanced a batch a thread call: it holds no open
         # directory between calls, so a walk given up part way leaves nothing to close.
         prefix = "/" if path == "/" else path + "/"
-        files = _files_below(self.full_path(path), prefix)
+        files = _files_below(self.full_path(path), prefix, skip)
         while batch := await self._run(_take, files, FILES_A_BATCH):
             yield batch
 

@@ -6,7 +6,7 @@ checks that none is missed."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -99,8 +99,10 @@ class Middleware(StorageDriver):
         async for info in self.inner.walk(path):
             yield info
 
-    async def walk_files(self, path: str) -> AsyncIterator[builtins.list[FileInfo]]:
-        async for batch in self.inner.walk_files(path):
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
+        async for batch in self.inner.walk_files(path, skip):
             yield batch
 
     async def redirect_url(self, path: str, method: str = "GET") -> str | None:
