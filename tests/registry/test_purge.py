@@ -10,7 +10,7 @@ from wharf.config import StorageConfig
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.catalog import Catalog
 from wharf.registry.purge import purge_uploads
-from wharf.registry.uploads import format_started_at
+from wharf.registry.upload_session import format_started_at
 from wharf.storage import paths
 from wharf.storage.driver import PathNotFound, StorageDriver
 from wharf.storage.driver.factory import create_driver

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 from wharf.coherence.generations import Generations, Token
 
 if TYPE_CHECKING:
-    from wharf.registry.uploads import SessionMemo
+    from wharf.registry.upload_session import SessionMemo
 
 __all__ = ["ContentCache", "RegistryCache", "TokenCache"]
 

@@ -22,7 +22,7 @@ from wharf.config.model import UploadPurgingConfig
 from wharf.errors import RegistryError
 from wharf.reference import RepositoryName
 from wharf.registry.catalog import Catalog
-from wharf.registry.uploads import parse_started_at
+from wharf.registry.upload_session import parse_started_at
 from wharf.storage import paths
 from wharf.storage.driver import LeaseBusy, PathNotFound, StorageDriver
 

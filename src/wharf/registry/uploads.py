@@ -44,7 +44,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from concurrent.futures import Executor
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import overload
 
@@ -57,11 +56,17 @@ from wharf.errors import (
     RangeInvalid,
     Unavailable,
 )
-from wharf.hashing import Hasher, new_hasher
+from wharf.hashing import new_hasher
 from wharf.reference import Digest, RepositoryName
 from wharf.registry.blobs import BlobInfo, BlobStore, RepositoryBlobs
 from wharf.registry.upload_hashes import SessionHashes
 from wharf.registry.upload_pipeline import BATCH_SIZE, pump
+from wharf.registry.upload_session import (
+    Held,
+    SessionMemo,
+    UploadSession,
+    format_started_at,
+)
 from wharf.storage import paths
 from wharf.storage.driver import (
     DriverError,
@@ -70,83 +75,19 @@ from wharf.storage.driver import (
     LeaseBusy,
     LeaseLost,
     PathNotFound,
-    ResumeState,
     StorageDriver,
 )
 
 __all__ = [
     "BATCH_SIZE",
     "FillBusy",
-    "SessionMemo",
-    "UploadSession",
     "Uploads",
-    "format_started_at",
-    "parse_started_at",
 ]
 
 log = logging.getLogger("wharf.uploads")
 
 _UPLOAD_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _CANONICAL = "sha256"
-
-
-@dataclass(frozen=True, slots=True)
-class SessionMemo:
-    """What a session's last request in this process left behind."""
-
-    size: int
-    hash_state: bytes
-    writer_state: ResumeState | None
-    turn: int | None
-    #: Every byte of the session so far came through this process, in requests that each
-    #: continued from the last one's memory (see ``UploadSession.received_here``).
-    received_here: bool = False
-
-    @property
-    def memory_size(self) -> int:
-        """Roughly the bytes keeping it takes."""
-        writer = self.writer_state.memory_size if self.writer_state is not None else 0
-        return 256 + len(self.hash_state) + writer
-
-
-def format_started_at(moment: datetime) -> bytes:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
-
-
-def parse_started_at(content: bytes) -> datetime | None:
-    text = content.decode("ascii", "replace").strip()
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-class UploadSession:
-    """An open session: the writer appending to its data and the hash of what it holds.
-
-    ``received_here``: this process received every byte of it and hashed exactly the bytes
-    its writer stored, so the hash describes what storage holds even where leases exclude
-    only this machine's processes. The writer holds what it stored by identity (the S3
-    parts and pending objects by ETag), so bytes another machine wrote beside them fail the
-    commit instead of joining it."""
-
-    def __init__(
-        self,
-        upload_id: str,
-        writer: FileWriter,
-        hasher: Hasher | None,
-        *,
-        received_here: bool = False,
-    ) -> None:
-        self.id = upload_id
-        self.writer = writer
-        self.hasher = hasher
-        self.received_here = received_here
-
-    @property
-    def size(self) -> int:
-        return self.writer.size
 
 
 class Uploads:
@@ -238,7 +179,7 @@ class Uploads:
             return await self.driver.writer(data_path, append=False)
 
     @contextlib.asynccontextmanager
-    async def _leased(self, upload_id: str, *, fill: bool = False) -> AsyncIterator[_Held]:
+    async def _leased(self, upload_id: str, *, fill: bool = False) -> AsyncIterator[Held]:
         """The session's lease, for one request: busy is a 416, gone a 404 (for a ``fill``,
         both are FillBusy)."""
         self.check_id(upload_id)
@@ -256,7 +197,7 @@ class Uploads:
             raise RangeInvalid(
                 {"upload": upload_id}, message="the upload is being written by another request"
             ) from None
-        held = _Held(lease, memo)
+        held = Held(lease, memo)
         try:
             yield held
         except LeaseLost:
@@ -299,7 +240,7 @@ class Uploads:
         return SessionHashes(self.driver, self.name, upload_id, self.executor)
 
     async def _open(
-        self, upload_id: str, held: _Held, expected: int, algorithm: str = _CANONICAL
+        self, upload_id: str, held: Held, expected: int, algorithm: str = _CANONICAL
     ) -> UploadSession:
         """The session with its writer and hash, holding ``expected`` bytes (RangeInvalid
         otherwise)."""
@@ -431,7 +372,7 @@ class Uploads:
     async def _store_session(
         self,
         session: UploadSession,
-        held: _Held,
+        held: Held,
         digest: Digest | None,
         body: AsyncIterator[bytes] | None,
     ) -> tuple[int, Digest]:
@@ -510,7 +451,7 @@ class Uploads:
         return False
 
     async def _store_in_place(
-        self, upload_id: str, held: _Held, digest: Digest, body: AsyncIterator[bytes]
+        self, upload_id: str, held: Held, digest: Digest, body: AsyncIterator[bytes]
     ) -> int:
         """Stream the whole blob to its path in the store, committed once verified; its size.
         A concurrent push of the same blob writes on its own (see ``write_in_place``)."""
@@ -528,7 +469,7 @@ class Uploads:
             raise
         return size
 
-    async def _verify(self, upload_id: str, held: _Held, digest: Digest, actual: str) -> None:
+    async def _verify(self, upload_id: str, held: Held, digest: Digest, actual: str) -> None:
         """DigestInvalid, ending the session, unless ``actual`` is the digest's hex."""
         if actual != digest.hex:
             await self._remove(upload_id, held)
@@ -539,7 +480,7 @@ class Uploads:
     # -- what the pull-through cache fetches ------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def claimed(self, upload_id: str) -> AsyncIterator[_Held]:
+    async def claimed(self, upload_id: str) -> AsyncIterator[Held]:
         """The exclusive claim on session ``upload_id``, made if missing, for a fetch that
         must run once across every process (the session id names what is fetched); FillBusy
         while another holds it. The session is gone on exit."""
@@ -555,7 +496,7 @@ class Uploads:
                 await self._remove(upload_id, held)
 
     async def store_fetched(
-        self, held: _Held, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
+        self, held: Held, upload_id: str, digest: Digest, body: AsyncIterator[bytes]
     ) -> BlobInfo:
         """Store ``body`` as blob ``digest`` of this repository, verified, under a claim."""
         if self.driver.write_in_place:
@@ -574,14 +515,14 @@ class Uploads:
         async with self._leased(upload_id) as held:
             await self._remove(upload_id, held)
 
-    async def _close_session(self, upload_id: str, held: _Held) -> None:
+    async def _close_session(self, upload_id: str, held: Held) -> None:
         """Delete ``startedat``: nobody can lease the session from then on."""
         self._forget(upload_id)
         held.deleted = True
         with contextlib.suppress(PathNotFound):
             await self.driver.delete(paths.upload_started_at(self.name, upload_id))
 
-    async def _remove(self, upload_id: str, held: _Held) -> None:
+    async def _remove(self, upload_id: str, held: Held) -> None:
         """Delete the session, ``startedat`` first (if still there)."""
         if not held.deleted:
             await self._close_session(upload_id, held)
@@ -595,24 +536,6 @@ class Uploads:
 
 class FillBusy(Exception):
     """Another request holds the claim on a fetch (or just finished it)."""
-
-
-class _Held:
-    """A request's hold on a session: its lease, what this process remembered of the session
-    when it was taken, and whether the request deleted the session."""
-
-    __slots__ = ("deleted", "lease", "memo")
-
-    def __init__(self, lease: Lease, memo: SessionMemo | None) -> None:
-        self.lease = lease
-        self.memo = memo
-        self.deleted = False
-
-    def follows(self, memo: SessionMemo) -> bool:
-        """Whether nobody held the lease since ``memo`` was left, as far as turns tell (where
-        the driver counts none, the caller compares sizes)."""
-        turn = self.lease.turn
-        return turn is None or (memo.turn is not None and turn == memo.turn + 1)
 
 
 async def _together(*steps: Awaitable[object]) -> None:

@@ -451,7 +451,7 @@ async def test_purging_takes_old_sessions_parts_along(gcs_server: GCSServer, buc
     from wharf.reference import Digest, RepositoryName
     from wharf.registry.catalog import Catalog
     from wharf.registry.purge import purge_uploads
-    from wharf.registry.uploads import format_started_at
+    from wharf.registry.upload_session import format_started_at
     from wharf.storage import paths
 
     driver = make_driver(gcs_server, bucket, chunk_size=256 << 10)
