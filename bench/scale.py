@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -548,9 +549,9 @@ def render(settings: ScaleSettings, results: list[StoreResult], seconds: float) 
     for result in results:
         for key, _ in METRICS:
             values = result.samples.get(key, {})
-            ours = ", ".join(_milliseconds(v) for v in values.get(WHARF, []))
-            theirs = ", ".join(_milliseconds(v) for v in values.get(REFERENCE, []))
-            lines.append(f"- {result.kind} {key}: {ours} / {theirs}")
+            our_rounds = ", ".join(_milliseconds(v) for v in values.get(WHARF, []))
+            their_rounds = ", ".join(_milliseconds(v) for v in values.get(REFERENCE, []))
+            lines.append(f"- {result.kind} {key}: {our_rounds} / {their_rounds}")
     lines += ["", END]
     return "\n".join(lines)
 
@@ -577,6 +578,9 @@ def run(settings: ScaleSettings, workdir: Path) -> tuple[list[StoreResult], floa
                 _Filesystem(root), image, settings, settings.repositories, settings.tags
             )
             if settings.gc:
+                # At the full size this tree and the collection's two would not fit in the
+                # inodes of a 250 GB disk together.
+                shutil.rmtree(root)
                 trees: dict[str, _GcTree] = {
                     registry: _FilesystemGcTree(workdir / f"gc-{registry}")
                     for registry in (WHARF, REFERENCE)
