@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,6 +55,7 @@ from wharf.storage.driver.base import (
     ResumeState,
     StorageDriver,
 )
+from wharf.storage.driver.listed_walk import walk_listed
 
 __all__ = ["REDIRECT_EXPIRY", "AzureDriver"]
 
@@ -189,25 +190,21 @@ class AzureDriver(StorageDriver):
             raise PathNotFound(path)
         return sorted(children)
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        base = "" if path == "/" else path
-        opened: list[str] = []  # the directories above the last file, outermost first
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_listed(path, self.walk_files(path))
+
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         with translating(path):
             async for blobs, _ in self.blobs.list_pages(self.layout.directory(path)):
-                for blob in blobs:
-                    file = self.layout.path(blob.name)
-                    if file is None:
-                        continue
-                    parts = file[len(base) + 1 :].split("/")
-                    above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-                    common = 0
-                    while common < min(len(opened), len(above)) and opened[common] == above[common]:
-                        common += 1
-                    # Names below one directory are contiguous: each is entered once.
-                    for directory in above[common:]:
-                        yield FileInfo(directory, 0, None, True)
-                    opened = above
-                    yield FileInfo(file, blob.size, blob.modified, False, blob.md5 or None)
+                files = [
+                    FileInfo(file, blob.size, blob.modified, False, blob.md5 or None)
+                    for blob in blobs
+                    if (file := self.layout.path(blob.name)) is not None
+                ]
+                if files:
+                    yield files
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from wharf.storage.driver.gcs.objects import Objects
 from wharf.storage.driver.gcs.params import GCSParameters, parse_parameters
 from wharf.storage.driver.gcs.reader import open_reader
 from wharf.storage.driver.gcs.writer import GCSWriter, Stored, load_stored
+from wharf.storage.driver.listed_walk import walk_listed
 
 __all__ = ["REDIRECT_EXPIRY", "GCSDriver"]
 
@@ -149,25 +150,21 @@ class GCSDriver(StorageDriver):
             raise PathNotFound(path)
         return sorted(set(children))
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        base = "" if path == "/" else path
-        opened: list[str] = []  # the directories above the last file, outermost first
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_listed(path, self.walk_files(path))
+
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         with translating(path):
             async for objects, _ in self.objects.list_pages(self.layout.directory(path)):
-                for item in objects:
-                    file = self.layout.path(item.name)
-                    if file is None or not item.is_file:
-                        continue
-                    parts = file[len(base) + 1 :].split("/")
-                    above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-                    common = 0
-                    while common < min(len(opened), len(above)) and opened[common] == above[common]:
-                        common += 1
-                    # Names below one directory are contiguous: each is entered once.
-                    for directory in above[common:]:
-                        yield FileInfo(directory, 0, None, True)
-                    opened = above
-                    yield FileInfo(file, item.size, item.modified, False, item.md5 or None)
+                files = [
+                    FileInfo(file, item.size, item.modified, False, item.md5 or None)
+                    for item in objects
+                    if item.is_file and (file := self.layout.path(item.name)) is not None
+                ]
+                if files:
+                    yield files
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +30,7 @@ from wharf.storage.driver.base import (
     ResumeState,
     StorageDriver,
 )
+from wharf.storage.driver.listed_walk import walk_listed
 from wharf.storage.driver.local_leases import LocalLeases
 from wharf.storage.driver.s3.bucket import Bucket, Part, Upload
 from wharf.storage.driver.s3.client import (
@@ -269,25 +270,21 @@ class S3Driver(StorageDriver):
             raise PathNotFound(path)
         return children, more
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        base = "" if path == "/" else path
-        opened: list[str] = []  # the directories above the last file, outermost first
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_listed(path, self.walk_files(path))
+
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         with translating(path):
             async for objects, _ in self.bucket.list_pages(self.layout.directory(path)):
-                for obj in objects:
-                    file = self.layout.path(obj.key)
-                    if file is None:
-                        continue
-                    parts = file[len(base) + 1 :].split("/")
-                    above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-                    common = 0
-                    while common < min(len(opened), len(above)) and opened[common] == above[common]:
-                        common += 1
-                    # Keys below one directory are contiguous: each is entered once.
-                    for directory in above[common:]:
-                        yield FileInfo(directory, 0, None, True)
-                    opened = above
-                    yield FileInfo(file, obj.size, obj.modified, False, obj.etag.strip('"') or None)
+                files = [
+                    FileInfo(file, obj.size, obj.modified, False, obj.etag.strip('"') or None)
+                    for obj in objects
+                    if (file := self.layout.path(obj.key)) is not None
+                ]
+                if files:
+                    yield files
 
     async def delete(self, path: str) -> None:
         key = self.layout.key(path)

@@ -29,7 +29,7 @@ import builtins
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -43,6 +43,7 @@ from wharf.storage.driver.base import (
     ResumeState,
     StorageDriver,
 )
+from wharf.storage.driver.listed_walk import walk_listed
 from wharf.storage.driver.local_leases import LocalLeases
 from wharf.storage.driver.swift.client import RetryPolicy, SwiftClient
 from wharf.storage.driver.swift.layout import Layout
@@ -236,27 +237,29 @@ class SwiftDriver(StorageDriver):
             raise PathNotFound(path)
         return sorted(set(children))
 
-    async def walk(self, path: str) -> AsyncIterator[FileInfo]:
+    def walk(self, path: str) -> AsyncIterator[FileInfo]:
+        return walk_listed(path, self.walk_files(path))
+
+    async def walk_files(
+        self, path: str, skip: Callable[[str], bool] | None = None
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
         await self.ready()
-        base = "" if path == "/" else path
         prefix = self.layout.files_base + "/" if path == "/" else self.layout.directory(path)
-        opened: builtins.list[str] = []  # the directories above the last file, outermost first
         async for page in self.objects.list_pages(prefix):
             sizes = await self._sizes(page)
-            for item in page:
-                file = self.layout.path(item.name)
-                if file is None or item.name.endswith("/"):
-                    continue
-                parts = file[len(base) + 1 :].split("/")
-                above = [base + "/" + "/".join(parts[:i]) for i in range(1, len(parts))]
-                common = 0
-                while common < min(len(opened), len(above)) and opened[common] == above[common]:
-                    common += 1
-                for directory in above[common:]:
-                    yield FileInfo(directory, 0, None, True)
-                opened = above
-                size = sizes.get(item.name, item.size)
-                yield FileInfo(file, size, item.modified, False, item.etag.strip('"') or None)
+            files = [
+                FileInfo(
+                    file,
+                    sizes.get(item.name, item.size),
+                    item.modified,
+                    False,
+                    item.etag.strip('"') or None,
+                )
+                for item in page
+                if not item.name.endswith("/") and (file := self.layout.path(item.name)) is not None
+            ]
+            if files:
+                yield files
 
     async def _sizes(self, page: Sequence[Listed]) -> dict[str, int]:
         """The sizes of the DLOs among ``page``, whose listing shows 0."""
