@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -98,6 +99,35 @@ async def test_list_page_of_a_large_directory_sees_other_writers(
         "/repo/tags/t0000",
         "/repo/tags/t0002",
     ]
+
+
+async def test_a_large_directory_just_changed_is_paged_without_being_kept(
+    driver: StorageDriver, root: Path
+) -> None:
+    """Right after a change (a tag pushed) its pages are picked from the unsorted names, not
+    sorted and kept: the next change would make the sort moot. Once settled it is kept."""
+    tags = root / "repo/tags"
+    tags.mkdir(parents=True)
+    names = [f"t{number:04d}" for number in random.sample(range(3000), 1500)]
+    for name in names:
+        (tags / name).mkdir()
+    (tags / "t0000.tmp#1").mkdir()  # another writer's temporary name: not a tag
+    expected = sorted(names)
+    kept = driver.inner._listings  # type: ignore[attr-defined]
+    pages, after, more = [], None, True
+    while more:
+        page, more = await driver.list_page("/repo/tags", after, 400)
+        pages.append([path.rpartition("/")[2] for path in page])
+        after = pages[-1][-1]
+    assert pages == [expected[start : start + 400] for start in range(0, 1500, 400)]
+    assert await driver.list_page("/repo/tags", expected[-1], 400) == ([], False)
+    assert not kept
+    settled = time.time() - 60
+    os.utime(tags, (settled, settled))
+    assert (await driver.list_page("/repo/tags", expected[9], 2))[0] == [
+        f"/repo/tags/{name}" for name in expected[10:12]
+    ]
+    assert len(kept) == 1
 
 
 @pytest.mark.parametrize("budget", [1, 3, 4096])
