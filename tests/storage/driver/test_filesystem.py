@@ -130,6 +130,29 @@ async def test_a_large_directory_just_changed_is_paged_without_being_kept(
     assert len(kept) == 1
 
 
+async def test_a_directory_is_judged_settled_when_its_time_is_read(
+    driver: StorageDriver, root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory changed just before its time is read is not kept, however long reading
+    its names takes: a change made meanwhile in the same clock tick would not show."""
+    from wharf.storage.driver.filesystem import driver as module
+
+    tags = root / "repo/tags"
+    tags.mkdir(parents=True)
+    for number in range(1200):
+        (tags / f"t{number:04d}").mkdir()
+    unsorted_names = module._unsorted_names
+
+    def slowly(full: str) -> list[str]:
+        time.sleep(0.2)  # longer than the settling window
+        return unsorted_names(full)
+
+    monkeypatch.setattr(module, "_unsorted_names", slowly)
+    os.utime(tags)  # changed now
+    assert (await driver.list_page("/repo/tags", None, 1))[0] == ["/repo/tags/t0000"]
+    assert not driver.inner._listings  # type: ignore[attr-defined]
+
+
 @pytest.mark.parametrize("budget", [1, 3, 4096])
 async def test_walk_reads_subtrees_in_few_calls_in_order(
     driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, budget: int

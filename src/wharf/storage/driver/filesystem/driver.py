@@ -228,13 +228,16 @@ def _page_of(
     removing an entry changes the time)."""
     try:
         st = os.stat(full)
+        # Judged now, not after the listing: a change in the same clock tick as the time
+        # read here, made while the names are read, leaves that time as it was.
+        settled = _settled(st)
         key = (st.st_ino, st.st_mtime_ns)
         hit = kept.get(full)
         if hit is not None and hit[0] == key:
             names = hit[1]
         else:
             unsorted = _unsorted_names(full)
-            if len(unsorted) < _LISTING_WORTH_KEEPING or not _settled(st):
+            if len(unsorted) < _LISTING_WORTH_KEEPING or not settled:
                 return _selected_page(unsorted, after, limit)
             names = sorted(unsorted)
             kept[full] = (key, names)
