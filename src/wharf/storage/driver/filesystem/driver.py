@@ -10,6 +10,7 @@ import itertools
 import os
 import re
 import stat as stat_module
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -200,6 +201,8 @@ _LISTING_WORTH_KEEPING = 1000
 _SETTLED_NS = 50_000_000
 _SETTLED_WHOLE_SECONDS_NS = 2_000_000_000
 
+_KEEPING = threading.Lock()
+
 #: (inode, mtime) of a directory, and its names, sorted.
 _Listing = tuple[tuple[int, int], list[str]]
 
@@ -240,9 +243,10 @@ def _page_of(
             if len(unsorted) < _LISTING_WORTH_KEEPING or not settled:
                 return _selected_page(unsorted, after, limit)
             names = sorted(unsorted)
-            kept[full] = (key, names)
-            while len(kept) > _LISTINGS_KEPT:
-                kept.popitem(last=False)
+            with _KEEPING:  # pages of several directories are read in threads at once
+                kept[full] = (key, names)
+                while len(kept) > _LISTINGS_KEPT:
+                    kept.popitem(last=False)
     except MISSING:
         return None
     if not names:
