@@ -153,13 +153,28 @@ async def test_a_directory_is_judged_settled_when_its_time_is_read(
     assert not driver.inner._listings  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("budget", [1, 3, 4096])
-async def test_walk_reads_subtrees_in_few_calls_in_order(
-    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, budget: int
-) -> None:
+def _counted_takes(monkeypatch: pytest.MonkeyPatch, batch: int) -> list[int]:
+    """Set the batch size; the sizes of the batches the driver's thread calls then read."""
     from wharf.storage.driver.filesystem import driver as module
 
-    monkeypatch.setattr(module, "_WALK_BUDGET", budget)
+    monkeypatch.setattr(module, "FILES_A_BATCH", batch)
+    calls: list[int] = []
+    take = module._take
+
+    def counted(files: Any, count: int) -> list[Any]:
+        found = take(files, count)
+        calls.append(len(found))
+        return found
+
+    monkeypatch.setattr(module, "_take", counted)
+    return calls
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4096])
+async def test_walk_reads_depth_first_by_name_in_batches(
+    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, batch: int
+) -> None:
+    calls = _counted_takes(monkeypatch, batch)
     files = ["/w/a/x/1", "/w/a/x/2", "/w/a/y", "/w/b/c/d/e", "/w/b/c/f", "/w/c", "/w/d/z/z/z"]
     for path in files:
         await driver.put_content(path, b"x")
@@ -172,6 +187,9 @@ async def test_walk_reads_subtrees_in_few_calls_in_order(
         }
     )
     assert walked == expected  # depth first, by name: the sorted paths here
+    # Entries a thread call, however many directories they span; one more call finds the end.
+    sizes = [min(batch, len(expected) - start) for start in range(0, len(expected), batch)]
+    assert calls == [*sizes, 0]
     assert [info.path async for info in driver.walk("/w/b")] == [
         "/w/b/c",
         "/w/b/c/d",
@@ -180,56 +198,17 @@ async def test_walk_reads_subtrees_in_few_calls_in_order(
     ]
 
 
-@pytest.mark.parametrize("batch", [1, 2, 1024])
-async def test_walk_reads_many_small_siblings_together(
-    driver: StorageDriver, monkeypatch: pytest.MonkeyPatch, batch: int
-) -> None:
-    """Past the budget, the unread directories of a level are read several a thread call
-    (a directory of many small repositories), still depth first by name."""
-    from wharf.storage.driver.filesystem import driver as module
-
-    monkeypatch.setattr(module, "_WALK_BUDGET", 40)
-    monkeypatch.setattr(module, "_WALK_BATCH", batch)
-    calls: list[int] = []
-    scan_trees = module._scan_trees
-
-    def counted(fulls: list[str]) -> list[list[Any]]:
-        calls.append(len(fulls))
-        return scan_trees(fulls)
-
-    monkeypatch.setattr(module, "_scan_trees", counted)
-    files = [f"/s/r{n:03}/_layers/{m}/link" for n in range(100) for m in ("a", "b")]
-    for path in files:
-        await driver.put_content(path, b"x")
-    walked = [info.path async for info in driver.walk("/s")]
-    expected = sorted({"/".join(f.split("/")[:i]) for f in files for i in range(3, 7)})
-    assert walked == expected
-    assert max(calls) <= batch
-    if batch == 1024:  # 600 entries, 40 a call
-        assert len(calls) <= 600 // 40 + 2
-
-
 async def test_walk_files_reads_batches_without_a_call_per_directory(
     driver: StorageDriver, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wharf.storage.driver.filesystem import driver as module
-
-    monkeypatch.setattr(module, "FILES_A_BATCH", 3)
-    calls: list[int] = []
-    take = module._take
-
-    def counted(files: Any, count: int) -> list[Any]:
-        calls.append(count)
-        return take(files, count)
-
-    monkeypatch.setattr(module, "_take", counted)
+    calls = _counted_takes(monkeypatch, 3)
     files = [f"/s/r{n:02}/_layers/sha256/{m}/link" for n in range(10) for m in ("a", "b")]
     for path in files:
         await driver.put_content(path, b"x")
     (root / "s/r03/~not a driver name").write_bytes(b"")
     batches = [[info.path for info in batch] async for batch in driver.walk_files("/s")]
     assert batches == [files[start : start + 3] for start in range(0, len(files), 3)]
-    assert len(calls) == len(batches) + 1  # the last call finds the walk done
+    assert calls == [len(batch) for batch in batches] + [0]  # the last finds the walk done
     skipped = [i.path async for b in driver.walk_files("/s", "/s/r01/_layers".__eq__) for i in b]
     assert skipped == [path for path in files if not path.startswith("/s/r01/")]
 

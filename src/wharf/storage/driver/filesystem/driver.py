@@ -84,100 +84,49 @@ def _stat(full: str) -> os.stat_result:
     return os.stat(full)
 
 
-def _scan(full: str) -> list[tuple[str, bool, int, datetime]]:
-    """(name, is_dir, size, mtime) of a directory's entries, by name; [] when it is missing."""
-    entries = []
+def _sorted_entries(full: str) -> list[tuple[str, os.DirEntry[str]]]:
+    """A directory's entries by name, read whole and closed; [] when it is missing."""
     try:
         with os.scandir(full) as iterator:
-            for entry in iterator:
-                if not _is_name(entry.name):
-                    continue
-                try:
-                    st = entry.stat()
-                except FileNotFoundError:  # deleted meanwhile, or a dangling symlink
-                    continue
-                is_dir = stat_module.S_ISDIR(st.st_mode)
-                entries.append((entry.name, is_dir, 0 if is_dir else st.st_size, _mtime(st)))
+            entries = [(e.name, e) for e in iterator if _is_name(e.name)]
     except MISSING:
         return []
     entries.sort()
     return entries
 
 
-#: Entries a walk reads in one thread call at most (a whole small subtree, such as a
-#: repository's, at once); a directory left unread past it is read by a call of its own.
-_WALK_BUDGET = 4096
-
-#: Unread directories of one level offered to one thread call.
-_WALK_BATCH = 1024
-
-#: (path relative to the walked directory, is_dir, size, mtime, whether read below).
-_WalkEntry = tuple[str, bool, int, datetime, bool]
-
-
-def _scan_tree(full: str, budget: int | None = None) -> list[_WalkEntry]:
-    """The entries below ``full`` depth first, by name, until about ``budget`` (default
-    ``_WALK_BUDGET``) are read: directories past that are marked unread."""
-    found: list[_WalkEntry] = []
-    budget = _WALK_BUDGET if budget is None else budget
-
-    def visit(directory: str, relative: str) -> None:
-        for name, is_dir, size, modified in _scan(directory):
-            child = relative + name
-            descend = is_dir and len(found) < budget
-            found.append((child, is_dir, size, modified, descend or not is_dir))
-            if descend:
-                visit(directory + "/" + name, child + "/")
-
-    visit(full, "")
-    return found
-
-
-def _scan_trees(fulls: list[str]) -> list[list[_WalkEntry]]:
-    """``_scan_tree`` of the first of ``fulls`` and of as many after it as fit in one
-    ``_WALK_BUDGET`` together: siblings a walk reaches one after another, read in one
-    thread call (a directory of 20,000 repositories is otherwise a call per repository)."""
-    trees: list[list[_WalkEntry]] = []
-    budget = _WALK_BUDGET
-    for full in fulls:
-        if trees and budget <= 0:
-            break
-        tree = _scan_tree(full, budget)
-        trees.append(tree)
-        budget -= len(tree)
-    return trees
-
-
-def _unread_from(entries: list[_WalkEntry], index: int, prefix: str) -> list[str]:
-    """Up to ``_WALK_BATCH`` directories left unread in ``entries`` from ``index`` on."""
-    unread: list[str] = []
-    for relative, is_dir, _, _, read in itertools.islice(entries, index, None):
-        if is_dir and not read:
-            unread.append(prefix + relative)
-            if len(unread) == _WALK_BATCH:
-                break
-    return unread
-
-
-def _files_below(full: str, prefix: str, skip: Callable[[str], bool] | None) -> Iterator[FileInfo]:
-    """The files below ``full`` depth first, by name, as paths under ``prefix``, but for
-    directories ``skip`` accepts: a directory's type comes from its entry, so only files
-    cost a ``stat``."""
-    try:
-        with os.scandir(full) as iterator:
-            entries = sorted((e.name, e) for e in iterator if _is_name(e.name))
-    except MISSING:
-        return
-    for name, entry in entries:
-        try:
-            if entry.is_dir():
-                if skip is None or not skip(prefix + name):
-                    yield from _files_below(full + "/" + name, prefix + name + "/", skip)
+def _tree_below(
+    full: str,
+    prefix: str,
+    skip: Callable[[str], bool] | None = None,
+    *,
+    directories: bool = False,
+) -> Iterator[FileInfo]:
+    """What lies below ``full`` depth first, by name, as paths under ``prefix``: its files,
+    and its directories too when ``directories`` is set, but nothing below those ``skip``
+    accepts. A directory's type comes from its entry, so only what is yielded costs a
+    ``stat``. No directory stays open between two entries: a walk given up part way, or
+    advanced from one thread call to the next, holds none. (A stack, not recursion: each
+    entry is then one generator deep, however deep the tree.)"""
+    stack = [(prefix, iter(_sorted_entries(full)))]
+    while stack:
+        prefix, entries = stack[-1]
+        for name, entry in entries:
+            path = prefix + name
+            try:
+                if entry.is_dir():
+                    if directories:
+                        yield FileInfo(path, 0, _mtime(entry.stat()), True)
+                    if skip is None or not skip(path):
+                        stack.append((path + "/", iter(_sorted_entries(entry.path))))
+                        break
+                    continue
+                st = entry.stat()
+            except FileNotFoundError:  # deleted meanwhile, or a dangling symlink
                 continue
-            st = entry.stat()
-        except FileNotFoundError:  # deleted meanwhile, or a dangling symlink
-            continue
-        yield FileInfo(prefix + name, st.st_size, _mtime(st), False)
+            yield FileInfo(path, st.st_size, _mtime(st), False)
+        else:
+            stack.pop()
 
 
 def _take(files: Iterator[FileInfo], count: int) -> list[FileInfo]:
@@ -395,38 +344,24 @@ class FilesystemDriver(StorageDriver):
         return await self._run(tree.leftovers, self.root, before.timestamp(), dry_run)
 
     async def walk(self, path: str) -> AsyncIterator[FileInfo]:
-        # Whole subtrees of up to _WALK_BUDGET entries in one thread call (a thread hand-off
-        # per directory cost more than reading it: a repository is a dozen directories), the
-        # unread directories a level holds read several at once; an explicit stack keeps
-        # each yield one generator deep however deep the tree.
-        prefix = "/" if path == "/" else path + "/"
-        stack = [(prefix, await self._run(_scan_tree, self.full_path(path)), 0)]
-        ahead: dict[str, list[_WalkEntry]] = {}  # unread directories already read
-        while stack:
-            prefix, entries, index = stack[-1]
-            if index == len(entries):
-                stack.pop()
-                continue
-            stack[-1] = (prefix, entries, index + 1)
-            relative, is_dir, size, modified, read = entries[index]
-            child = prefix + relative
-            yield FileInfo(child, size, modified, is_dir)
-            if read:
-                continue
-            if child not in ahead:
-                unread = _unread_from(entries, index, prefix)
-                fulls = [self.full_path(d) for d in unread]
-                ahead.update(zip(unread, await self._run(_scan_trees, fulls), strict=False))
-            stack.append((child + "/", ahead.pop(child), 0))
+        async for batch in self._batches(path, None, directories=True):
+            for info in batch:
+                yield info
 
     async def walk_files(
         self, path: str, skip: Callable[[str], bool] | None = None
     ) -> AsyncIterator[builtins.list[FileInfo]]:
-        # One generator over the tree, advanced a batch a thread call: it holds no open
-        # directory between calls, so a walk given up part way leaves nothing to close.
+        async for batch in self._batches(path, skip, directories=False):
+            yield batch
+
+    async def _batches(
+        self, path: str, skip: Callable[[str], bool] | None, *, directories: bool
+    ) -> AsyncIterator[builtins.list[FileInfo]]:
+        # One generator over the tree advanced a batch a thread call: a thread hand-off per
+        # directory costs more than reading it (a repository is a dozen directories).
         prefix = "/" if path == "/" else path + "/"
-        files = _files_below(self.full_path(path), prefix, skip)
-        while batch := await self._run(_take, files, FILES_A_BATCH):
+        below = _tree_below(self.full_path(path), prefix, skip, directories=directories)
+        while batch := await self._run(_take, below, FILES_A_BATCH):
             yield batch
 
     async def close(self) -> None:
