@@ -11,19 +11,35 @@ from __future__ import annotations
 
 import ssl
 import urllib.parse
-from collections.abc import AsyncIterator, Mapping
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Protocol, TypeVar
 
 import httpx
 
 from wharf import __version__
 from wharf.client.auth import Authenticator
 from wharf.client.credentials import Credentials
+from wharf.client.download import Answer, Downloads, StreamedDownload, content_encoded
 from wharf.http_reads import use_large_reads
 
 __all__ = ["Session", "catalog_scope", "repository_scope"]
 
 _REDIRECTS = 5
 _REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+class _Answer(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> httpx.Headers: ...
+
+    async def aclose(self) -> None: ...
+
+
+_Answered = TypeVar("_Answered", bound=_Answer)
 
 
 def repository_scope(repository: str, *actions: str) -> str:
@@ -59,9 +75,22 @@ class Session:
             follow_redirects=False,
         )
         self.auth = Authenticator(self.http, self.host, credentials)
+        # Only httpx goes through an HTTP proxy the environment names.
+        self._downloads = (
+            None
+            if urllib.request.getproxies_environment()
+            else Downloads(
+                verify,
+                timeout=timeout,
+                threads=max_connections,
+                user_agent=user_agent or f"wharf/{__version__}",
+            )
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self._downloads is not None:
+            self._downloads.close()
 
     async def send(
         self,
@@ -79,17 +108,48 @@ class Session:
         challenge first (a HEAD of ``/v2/``) when none is known yet."""
         if content is not None and not isinstance(content, bytes):
             await self._learn(scope)
+        return await self._authenticated(
+            scope,
+            lambda credentials: self._follow(
+                method, path, {**(headers or {}), **credentials}, params, content, stream
+            ),
+        )
+
+    async def _authenticated(
+        self, scope: str, send: Callable[[dict[str, str]], Awaitable[_Answered]]
+    ) -> _Answered:
+        """``send`` with what the known challenge asks for; once more when it answers 401
+        with a challenge that brings new credentials."""
         for attempt in range(2):
             credentials = await self.auth.headers(scope)
-            request_headers = {**(headers or {}), **credentials}
-            response = await self._follow(method, path, request_headers, params, content, stream)
-            if response.status_code != 401 or attempt:
-                return response
-            challenge = response.headers.get("www-authenticate")
+            answer = await send(credentials)
+            if answer.status_code != 401 or attempt:
+                return answer
+            challenge = answer.headers.get("www-authenticate")
             if not await self.auth.challenged(challenge, scope, sent=bool(credentials)):
-                return response
-            await response.aclose()
-        return response  # pragma: no cover - the loop returns
+                return answer
+            await answer.aclose()
+        return answer  # pragma: no cover - the loop returns
+
+    async def download(
+        self, path: str, scope: str, *, headers: Mapping[str, str] | None = None
+    ) -> Answer:
+        """A GET of a large body (a blob), authenticated for ``scope`` as ``send`` does, its
+        body read in threads (``wharf.client.download``); the caller closes the answer.
+        Raises DownloadFailed when the registry cannot be reached."""
+        # Asked for as it is stored: decoding costs, and a CDN that encodes it anyway is
+        # read through httpx, which decodes.
+        headers = {**(headers or {}), "Accept-Encoding": "identity"}
+        downloads = self._downloads
+        if downloads is not None:
+            url = self.base_url + path
+            answer: Answer = await self._authenticated(
+                scope, lambda credentials: downloads.get(url, {**headers, **credentials})
+            )
+            if not content_encoded(answer.headers):
+                return answer
+            await answer.aclose()
+        return StreamedDownload(await self.send("GET", path, scope, headers=headers, stream=True))
 
     async def _learn(self, scope: str) -> None:
         if await self.auth.headers(scope):

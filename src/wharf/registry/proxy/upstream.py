@@ -25,6 +25,7 @@ import httpx
 
 from wharf import __version__
 from wharf.client.credentials import CredentialHelper, Credentials, static
+from wharf.client.download import Answer, DownloadFailed
 from wharf.client.session import Session, repository_scope
 from wharf.config.mirrors import MirrorConfig
 from wharf.errors import (
@@ -125,7 +126,7 @@ class Upstream:
             log.warning("upstream %s unreachable: %s", self.mirror.url, error)
             raise Unavailable(message="the upstream registry cannot be reached") from error
 
-    def _fail(self, response: httpx.Response, unknown: RegistryError) -> NoReturn:
+    def _fail(self, response: httpx.Response | Answer, unknown: RegistryError) -> NoReturn:
         status = response.status_code
         if status in (401, 403, 404):
             raise unknown
@@ -197,20 +198,19 @@ class Upstream:
         """The blob's bytes as the upstream sends them (unverified: the caller hashes them);
         a ``Range`` is passed on as it is."""
         headers = {"Range": byte_range} if byte_range else None
-        response = await self._send(
-            "GET",
-            f"/v2/{repository.value}/blobs/{digest}",
-            repository,
-            headers=headers,
-            stream=True,
-        )
+        path, scope = f"/v2/{repository.value}/blobs/{digest}", repository_scope(repository.value)
         try:
-            if response.status_code not in (200, 206):
-                self._fail(response, BlobUnknown({"digest": str(digest)}))
-            length = response.headers.get("content-length", "")
-            yield UpstreamBlob(int(length) if length.isdigit() else None, _pieces(response))
+            answer = await self._session.download(path, scope, headers=headers)
+        except (DownloadFailed, httpx.HTTPError, OSError, RuntimeError, ValueError) as error:
+            log.warning("upstream %s unreachable: %s", self.mirror.url, error)
+            raise Unavailable(message="the upstream registry cannot be reached") from error
+        try:
+            if answer.status_code not in (200, 206):
+                self._fail(answer, BlobUnknown({"digest": str(digest)}))
+            length = answer.headers.get("content-length", "")
+            yield UpstreamBlob(int(length) if length.isdigit() else None, _pieces(answer))
         finally:
-            await response.aclose()
+            await answer.aclose()
 
     # -- tags ----------------------------------------------------------------------------------
 
@@ -230,13 +230,11 @@ class Upstream:
         return found
 
 
-async def _pieces(response: httpx.Response) -> AsyncIterator[bytes]:
-    # Blobs are sent as they are; httpx's decoding layer costs a third of the receiving.
-    encoded = response.headers.get("content-encoding", "identity").lower() != "identity"
+async def _pieces(answer: Answer) -> AsyncIterator[bytes]:
     try:
-        async for piece in response.aiter_bytes() if encoded else response.aiter_raw():
+        async for piece in answer.pieces():
             yield piece
-    except httpx.HTTPError as error:
+    except DownloadFailed as error:
         raise Unavailable(message="the upstream registry stopped sending the blob") from error
 
 
