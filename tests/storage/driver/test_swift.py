@@ -185,7 +185,7 @@ async def test_a_segment_is_sent_while_it_fills(proxy: FaultProxy, proxied: Stor
     proxy.fail("PUT segment", "status", status=503)
     writer = await proxied.writer("/u/data")
     await writer.write(data[: MiB // 4])
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)  # far more than the segment's start takes, even on a busy machine
     filled_at = time.monotonic()
     await writer.write(data[MiB // 4 :])
     await writer.commit()
