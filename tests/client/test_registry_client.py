@@ -147,6 +147,36 @@ async def test_blobs_manifests_tags_and_deletes(target: Target, tmp_path: Path) 
             await client.get_manifest("client/app", _digest(manifest))
         assert missing.value.status == 404
         assert missing.value.code == "MANIFEST_UNKNOWN"
+        never = _digest(b"never pushed")
+        with pytest.raises(ResponseError) as unknown:
+            await client.get_blob("client/app", never)
+        assert (unknown.value.status, unknown.value.code) == (404, "BLOB_UNKNOWN")
+        assert unknown.value.url == f"{target.url}/v2/client/app/blobs/{never}"
+
+
+async def test_a_large_blob_downloads_as_ranges_at_once(
+    target: Target, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wharf.client import registry as module
+
+    monkeypatch.setattr(module, "_PARALLEL_MIN", 1 << 20)
+    big = os.urandom(5_000_001)
+    async with AsyncRegistryClient(
+        target.url, credentials=static(USER, PASSWORD), parallel=3
+    ) as client:
+        digest = await client.push_blob("client/ranges", big)
+        moved: list[int] = []
+        out = tmp_path / "out"
+        size = await client.download_blob(
+            "client/ranges", digest, out, progress=lambda done, total: moved.append(done)
+        )
+        assert size == len(big)
+        assert out.read_bytes() == big
+        assert moved[-1] == len(big)
+        out.write_bytes(b"")
+        with pytest.raises(ResponseError) as unknown:
+            await client.download_blob("client/ranges", _digest(b"never pushed"), out)
+        assert unknown.value.status == 404
 
 
 async def test_referrers(token_wharf: WharfServer) -> None:

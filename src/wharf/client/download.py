@@ -50,8 +50,9 @@ _IDLE_PER_ORIGIN = 16
 _Origin = tuple[str, str, int]
 
 
-class DownloadFailed(Exception):
-    """The server could not be reached, or stopped sending part way."""
+class DownloadFailed(httpx.TransportError):
+    """The server could not be reached, or stopped sending part way (an httpx transport
+    error, as the session's other requests raise)."""
 
 
 class Answer(Protocol):
@@ -59,6 +60,8 @@ class Answer(Protocol):
 
     status_code: int
     headers: httpx.Headers
+    #: Where the answer came from, after redirects.
+    url: str
 
     def pieces(self) -> AsyncIterator[bytes]: ...
 
@@ -73,6 +76,7 @@ class StreamedDownload:
         self._response = response
         self.status_code = response.status_code
         self.headers = response.headers
+        self.url = str(response.url)
 
     async def pieces(self) -> AsyncIterator[bytes]:
         encoded = content_encoded(self.headers)
@@ -150,8 +154,10 @@ class Download:
         origin: _Origin,
         connection: http.client.HTTPConnection,
         response: http.client.HTTPResponse,
+        url: str,
     ) -> None:
         self._downloads = downloads
+        self.url = url
         self._origin = origin
         self._connection: http.client.HTTPConnection | None = connection
         self._response = response
@@ -261,7 +267,7 @@ class Downloads:
             connection, response = self._request(origin, _target(split), headers)
             location = response.getheader("location")
             if response.status not in _REDIRECT_STATUSES or not location:
-                return Download(self, origin, connection, response)
+                return Download(self, origin, connection, response, url)
             self._done_with(origin, connection, response)
             target = urllib.parse.urlsplit(urllib.parse.urljoin(url, location))
             if (target.scheme, target.netloc) != (split.scheme, split.netloc):

@@ -30,15 +30,24 @@ class ResponseError(RegistryClientError):
 
     @classmethod
     def of(cls, response: httpx.Response, body: bytes | None = None) -> ResponseError:
+        try:
+            content = body if body is not None else response.content
+        except httpx.ResponseNotRead:
+            content = b""
+        return cls.read(response.status_code, content, response.request.method, str(response.url))
+
+    @classmethod
+    def read(cls, status: int, body: bytes, method: str, url: str) -> ResponseError:
+        """The error an answer's body names, when it names one as the spec says."""
         code = message = ""
         try:
-            errors = json.loads(body if body is not None else response.content).get("errors")
+            errors = json.loads(body).get("errors")
             if isinstance(errors, list) and errors and isinstance(errors[0], dict):
                 code = str(errors[0].get("code", ""))
                 message = str(errors[0].get("message", ""))
-        except (ValueError, AttributeError, httpx.ResponseNotRead):
+        except (ValueError, AttributeError):
             pass
-        return cls(response.status_code, code, message, response.request.method, str(response.url))
+        return cls(status, code, message, method, url)
 
 
 class DigestMismatch(RegistryClientError):

@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 import httpx
 
 from wharf.client.credentials import Credentials
+from wharf.client.download import Answer
 from wharf.client.errors import DigestMismatch, ResponseError
 from wharf.client.session import Session, catalog_scope, repository_scope
 
@@ -41,6 +42,8 @@ Progress = Callable[[int, int | None], None]
 
 _CHUNK = 8 << 20
 _READ = 1 << 20
+#: The most of an error answer's body read for its error code and message.
+_ERROR_BODY = 64 << 10
 _PARALLEL_MIN = 64 << 20
 _RETRIES = 3
 _LINK_RE = re.compile(r"<([^>]+)>\s*;\s*rel=\"?next\"?")
@@ -65,6 +68,16 @@ def _hasher(digest: str) -> Any:
 def _check(digest: str, hasher: Any) -> None:
     if f"{digest.partition(':')[0]}:{hasher.hexdigest()}" != digest:
         raise DigestMismatch(f"received bytes do not match {digest}")
+
+
+async def _refusal(answer: Answer) -> ResponseError:
+    """The error a download's answer names; its body read up to ``_ERROR_BODY``."""
+    body = b""
+    async for piece in answer.pieces():
+        body += piece
+        if len(body) >= _ERROR_BODY:
+            break
+    return ResponseError.read(answer.status_code, body[:_ERROR_BODY], "GET", answer.url)
 
 
 class AsyncRegistryClient:
@@ -232,19 +245,19 @@ class AsyncRegistryClient:
 
     async def iter_blob(self, repository: str, digest: str) -> AsyncIterator[bytes]:
         """The blob's bytes as they arrive, verified at the end (DigestMismatch)."""
-        response = await self.session.send(
-            "GET", f"/v2/{repository}/blobs/{digest}", repository_scope(repository), stream=True
+        answer = await self.session.download(
+            f"/v2/{repository}/blobs/{digest}", repository_scope(repository)
         )
         try:
-            if response.status_code != 200:
-                raise ResponseError.of(response, await response.aread())
+            if answer.status_code != 200:
+                raise await _refusal(answer)
             hasher = _hasher(digest)
-            async for piece in response.aiter_bytes(_READ):
+            async for piece in answer.pieces():
                 hasher.update(piece)
                 yield piece
             _check(digest, hasher)
         finally:
-            await response.aclose()
+            await answer.aclose()
 
     async def get_blob(self, repository: str, digest: str) -> bytes:
         return b"".join([piece async for piece in self.iter_blob(repository, digest)])
@@ -294,27 +307,25 @@ class AsyncRegistryClient:
         end: int,
         moved: Callable[[int], None],
     ) -> None:
-        response = await self.session.send(
-            "GET",
+        answer = await self.session.download(
             f"/v2/{repository}/blobs/{digest}",
             repository_scope(repository),
             headers={"Range": f"bytes={start}-{end - 1}"},
-            stream=True,
         )
         try:
-            if response.status_code != 206:
-                raise ResponseError.of(response, await response.aread())
+            if answer.status_code != 206:
+                raise await _refusal(answer)
             fd = await asyncio.to_thread(os.open, path, os.O_WRONLY)
             try:
                 position = start
-                async for piece in response.aiter_bytes(_READ):
+                async for piece in answer.pieces():
                     await asyncio.to_thread(os.pwrite, fd, piece, position)
                     position += len(piece)
                     moved(len(piece))
             finally:
                 os.close(fd)
         finally:
-            await response.aclose()
+            await answer.aclose()
 
     # -- blobs: writing ----------------------------------------------------------------------
 
