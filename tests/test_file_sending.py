@@ -211,6 +211,26 @@ def test_each_method_is_tried_then_the_faster_one_is_used_and_the_other_retried(
     assert chooser.costs() == before
 
 
+def test_sends_that_start_together_are_spread_over_the_methods_tried() -> None:
+    """A client's layers start at once, before any send is measured: the trials go to both
+    methods, not all to the first (nor all to a method that may be the slower here)."""
+    chooser = MethodChooser("skopeo")
+    together = [chooser.pick() for _ in range(5)]
+    assert together.count(Method.SENDFILE) in (2, 3)
+    assert together.count(Method.PREAD) in (2, 3)
+    for number, method in enumerate(together):  # three sends measured, two cut short
+        if number < 3:
+            chooser.record(method, 64 << 20, 1e-9 * (64 << 20))
+        chooser.done(method)
+    picked = []
+    for _ in range(2 * MethodChooser.TRIALS):  # one at a time: the trials are finished
+        method = chooser.pick()
+        picked.append(method)
+        chooser.record(method, 64 << 20, 1e-9 * (64 << 20))
+        chooser.done(method)
+    assert chooser.preferred is not None
+
+
 def test_kinds_of_clients_are_measured_apart() -> None:
     assert client_kind(b"skopeo/1.9.3 (linux)") == "skopeo"
     assert client_kind(b"containerd/1.7.0+unknown") == "containerd"

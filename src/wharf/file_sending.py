@@ -98,7 +98,9 @@ class _Step:
 class MethodChooser:
     """The send method for one kind of client: each measured ``TRIALS`` times, then the one
     whose recent sends took less time per byte (the median of the last ``KEEP``), the other
-    again every ``RETRY_EVERY`` sends so that a change in the host or the traffic is seen."""
+    again every ``RETRY_EVERY`` sends so that a change in the host or the traffic is seen.
+    Sends that start together (a client's layers) are spread over the methods being tried,
+    not all given the same one: ``pick`` counts the sends in flight until ``done``."""
 
     TRIALS = 3
     RETRY_EVERY = 50
@@ -110,19 +112,30 @@ class MethodChooser:
         self._recent: dict[Method, deque[float]] = {m: deque(maxlen=self.KEEP) for m in Method}
         self._cost: dict[Method, float] = {}
         self._samples = dict.fromkeys(Method, 0)
+        self._in_flight = dict.fromkeys(Method, 0)
         self._picks = 0
         self._preferred: Method | None = None
 
     def pick(self) -> Method:
         with self._lock:
-            self._picks += 1
-            unmeasured = [m for m in Method if self._samples[m] < self.TRIALS]
-            if unmeasured:
-                return min(unmeasured, key=lambda m: self._samples[m])
-            best = min(Method, key=lambda m: self._cost[m])
-            if self._picks % self.RETRY_EVERY == 0:
-                return next(m for m in Method if m is not best)
-            return best
+            method = self._choose()
+            self._in_flight[method] += 1
+            return method
+
+    def _choose(self) -> Method:
+        self._picks += 1
+        unmeasured = [m for m in Method if self._samples[m] < self.TRIALS]
+        if unmeasured:
+            return min(unmeasured, key=lambda m: self._samples[m] + self._in_flight[m])
+        best = min(Method, key=lambda m: self._cost[m])
+        if self._picks % self.RETRY_EVERY == 0:
+            return next(m for m in Method if m is not best)
+        return best
+
+    def done(self, method: Method) -> None:
+        """A send ``pick`` chose ended, measured or not."""
+        with self._lock:
+            self._in_flight[method] = max(0, self._in_flight[method] - 1)
 
     def record(self, method: Method, sent: int, seconds: float) -> None:
         if sent < MIN_THREADED_SEND:
@@ -338,6 +351,7 @@ async def send_file(sock_fd: int, file_fd: int, offset: int, count: int, client:
         sharing = (area_after - area_before) / elapsed if elapsed > 0 else 1.0
         choosing.record(method, sent, elapsed / max(sharing, 1.0))
     finally:
+        choosing.done(method)
         _overlap.now()
         _overlap.active -= 1
         os.close(sock)
