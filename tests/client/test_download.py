@@ -304,6 +304,7 @@ async def test_a_session_downloads_in_threads_without_a_proxy(
 ) -> None:
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "example.com")  # exceptions, with no proxy to except from
     session = Session(server.url(""))
     try:
         answer = await session.download("/body", "repository:any:pull")

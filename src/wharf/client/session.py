@@ -75,10 +75,12 @@ class Session:
             follow_redirects=False,
         )
         self.auth = Authenticator(self.http, self.host, credentials)
-        # Only httpx goes through an HTTP proxy the environment names.
+        # Only httpx goes through an HTTP proxy the environment names ("no" is NO_PROXY's
+        # list of exceptions, not a proxy).
+        proxies = set(urllib.request.getproxies_environment()) - {"no"}
         self._downloads = (
             None
-            if urllib.request.getproxies_environment()
+            if proxies
             else Downloads(
                 verify,
                 timeout=timeout,
