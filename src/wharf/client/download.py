@@ -31,6 +31,8 @@ import httpx
 
 __all__ = [
     "PIECE",
+    "REDIRECTS",
+    "REDIRECT_STATUSES",
     "Answer",
     "Download",
     "DownloadFailed",
@@ -41,8 +43,9 @@ __all__ = [
 
 #: Bytes a thread reads for one hand-off.
 PIECE = 1 << 20
-_REDIRECTS = 5
-_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+#: Redirects a request follows at most, and the statuses that are redirects to follow.
+REDIRECTS = 5
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 #: A redirect's body is read (so its connection is kept) only when it is this small.
 _SMALL_BODY = 64 << 10
 _IDLE_PER_ORIGIN = 16
@@ -261,12 +264,12 @@ class Downloads:
 
     def _get(self, url: str, headers: dict[str, str]) -> Download:
         headers = {"User-Agent": self._user_agent, **headers}
-        for _ in range(_REDIRECTS + 1):
+        for _ in range(REDIRECTS + 1):
             split = urllib.parse.urlsplit(url)
             origin = _origin(split)
             connection, response = self._request(origin, _target(split), headers)
             location = response.getheader("location")
-            if response.status not in _REDIRECT_STATUSES or not location:
+            if response.status not in REDIRECT_STATUSES or not location:
                 return Download(self, origin, connection, response, url)
             self._done_with(origin, connection, response)
             target = urllib.parse.urlsplit(urllib.parse.urljoin(url, location))

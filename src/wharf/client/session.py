@@ -20,13 +20,17 @@ import httpx
 from wharf import __version__
 from wharf.client.auth import Authenticator
 from wharf.client.credentials import Credentials
-from wharf.client.download import Answer, Downloads, StreamedDownload, content_encoded
+from wharf.client.download import (
+    REDIRECT_STATUSES,
+    REDIRECTS,
+    Answer,
+    Downloads,
+    StreamedDownload,
+    content_encoded,
+)
 from wharf.http_reads import use_large_reads
 
 __all__ = ["Session", "catalog_scope", "repository_scope"]
-
-_REDIRECTS = 5
-_REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 
 class _Answer(Protocol):
@@ -171,11 +175,11 @@ class Session:
         stream: bool,
     ) -> httpx.Response:
         url = httpx.URL(path, params=params) if params else httpx.URL(path)
-        for _ in range(_REDIRECTS + 1):
+        for _ in range(REDIRECTS + 1):
             request = self.http.build_request(method, url, headers=headers, content=content)
             response = await self.http.send(request, stream=stream)
             location = response.headers.get("location")
-            if response.status_code not in _REDIRECT_STATUSES or not location:
+            if response.status_code not in REDIRECT_STATUSES or not location:
                 return response
             if method not in ("GET", "HEAD"):
                 return response  # an upload's Location is the caller's to follow

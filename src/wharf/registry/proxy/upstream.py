@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -118,10 +118,18 @@ class Upstream:
     ) -> httpx.Response:
         """The upstream's answer for ``repository``'s pull scope; raises UNAVAILABLE when
         the upstream cannot be reached."""
-        try:
-            return await self._session.send(
+        with self._reaching():
+            response = await self._session.send(
                 method, path, repository_scope(repository.value), headers=headers, stream=stream
             )
+        return response
+
+    @contextlib.contextmanager
+    def _reaching(self) -> Iterator[None]:
+        """Raises UNAVAILABLE for whatever keeps a request from the upstream (DownloadFailed
+        is one of httpx's transport errors)."""
+        try:
+            yield
         except (httpx.HTTPError, OSError, RuntimeError, ValueError) as error:
             log.warning("upstream %s unreachable: %s", self.mirror.url, error)
             raise Unavailable(message="the upstream registry cannot be reached") from error
@@ -199,11 +207,8 @@ class Upstream:
         a ``Range`` is passed on as it is."""
         headers = {"Range": byte_range} if byte_range else None
         path, scope = f"/v2/{repository.value}/blobs/{digest}", repository_scope(repository.value)
-        try:
+        with self._reaching():
             answer = await self._session.download(path, scope, headers=headers)
-        except (DownloadFailed, httpx.HTTPError, OSError, RuntimeError, ValueError) as error:
-            log.warning("upstream %s unreachable: %s", self.mirror.url, error)
-            raise Unavailable(message="the upstream registry cannot be reached") from error
         try:
             if answer.status_code not in (200, 206):
                 self._fail(answer, BlobUnknown({"digest": str(digest)}))
